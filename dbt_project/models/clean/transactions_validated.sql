@@ -1,0 +1,92 @@
+{{ config(materialized='ephemeral') }}
+
+{#-
+    Types every raw row received up to the end of the window and gives each one either
+    no reason (it is clean) or the first rule it breaks. Duplicates are ranked over the
+    whole history so that a transaction id is clean once, in the earliest delivery.
+-#}
+
+with source as (
+
+    select * from {{ source('raw', 'transactions') }}
+    where event_date <= {{ window_end() }}
+
+),
+
+typed as (
+
+    select
+        nullif(trim(transaction_id), '') as transaction_id,
+        nullif(trim(customer_id), '') as customer_id,
+        nullif(trim(merchant_id), '') as merchant_id,
+        try_cast(trim(amount) as decimal(18, 2)) as amount,
+        nullif(upper(trim(currency)), '') as currency,
+        {{ utc_timestamp('trim(event_timestamp)') }} as event_timestamp,
+        nullif(lower(trim(channel)), '') as channel,
+        nullif(upper(trim(country)), '') as country,
+        event_date,
+        source_file,
+        file_hash,
+        line_number,
+        load_id,
+        transaction_id as raw_transaction_id,
+        customer_id as raw_customer_id,
+        merchant_id as raw_merchant_id,
+        amount as raw_amount,
+        currency as raw_currency,
+        event_timestamp as raw_event_timestamp,
+        channel as raw_channel,
+        country as raw_country
+    from source
+
+),
+
+checked as (
+
+    select
+        *,
+        case
+            when transaction_id is null or customer_id is null or merchant_id is null then 'missing_id'
+            when event_timestamp is null then 'bad_timestamp'
+            when cast(event_timestamp as date) > current_date then 'future_timestamp'
+            when cast(event_timestamp as date) <> event_date then 'out_of_partition'
+            when amount is null
+                or amount < {{ var('min_amount') }}
+                or amount > {{ var('max_amount') }} then 'bad_amount'
+            when currency is null
+                or currency not in ({{ "'" ~ var('currencies') | join("', '") ~ "'" }}) then 'bad_currency'
+            when channel is not null and channel not in ('web', 'store', 'mobile') then 'bad_channel'
+            when country is not null and not regexp_full_match(country, '[A-Z]{2}') then 'bad_country'
+        end as row_reason
+    from typed
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by transaction_id, row_reason is null
+            order by event_date, source_file, line_number
+        ) as id_rank,
+        first_value(
+            {{ payload_hash(['customer_id', 'merchant_id', 'amount', 'currency', 'event_timestamp', 'channel', 'country']) }}
+        ) over (
+            partition by transaction_id, row_reason is null
+            order by event_date, source_file, line_number
+        ) as first_payload,
+        {{ payload_hash(['customer_id', 'merchant_id', 'amount', 'currency', 'event_timestamp', 'channel', 'country']) }} as payload
+    from checked
+
+)
+
+select
+    *,
+    case
+        when row_reason is not null then row_reason
+        when id_rank > 1 and payload = first_payload then 'duplicate_id'
+        when id_rank > 1 then 'conflicting_duplicate'
+    end as reject_reason
+from ranked
+where event_date between {{ window_start() }} and {{ window_end() }}

@@ -1,0 +1,144 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_window('feature_date') }}",
+    )
+}}
+
+{#-
+    Features of a day D use transactions on days <= D only, so a row for D is what was
+    knowable at the end of D. Customers are included on every day within 90 days of
+    a transaction, whether or not they bought that day: windows and recency change daily.
+-#}
+
+with days as (
+
+    select cast(range as date) as feature_date
+    from range(
+        cast({{ window_start() }} as timestamp),
+        cast({{ window_end() }} as timestamp) + interval 1 day,
+        interval 1 day
+    )
+
+),
+
+transactions as (
+
+    select customer_id, merchant_id, amount, channel, country, event_date
+    from {{ ref('transactions') }}
+    where event_date > {{ window_start() }} - interval 90 day
+      and event_date <= {{ window_end() }}
+
+),
+
+customer_days as (
+
+    select
+        customer_id,
+        event_date,
+        count(*) as txn_count,
+        sum(amount) as spend,
+        count(*) filter (where channel = 'web') as web_count
+    from transactions
+    group by customer_id, event_date
+
+),
+
+windows as (
+
+    select
+        d.feature_date,
+        c.customer_id,
+        sum(c.txn_count) filter (where c.event_date > d.feature_date - 7) as txn_count_7d,
+        sum(c.txn_count) filter (where c.event_date > d.feature_date - 30) as txn_count_30d,
+        sum(c.txn_count) as txn_count_90d,
+        sum(c.spend) filter (where c.event_date > d.feature_date - 7) as spend_7d,
+        sum(c.spend) filter (where c.event_date > d.feature_date - 30) as spend_30d,
+        sum(c.spend) as spend_90d,
+        sum(c.web_count) filter (where c.event_date > d.feature_date - 30) as web_count_30d,
+        max(c.event_date) as last_event_date
+    from days as d
+    inner join customer_days as c
+        on c.event_date > d.feature_date - 90
+        and c.event_date <= d.feature_date
+    group by d.feature_date, c.customer_id
+
+),
+
+merchants as (
+
+    select
+        d.feature_date,
+        t.customer_id,
+        count(distinct t.merchant_id) as distinct_merchants_30d
+    from days as d
+    inner join transactions as t
+        on t.event_date > d.feature_date - 30
+        and t.event_date <= d.feature_date
+    group by d.feature_date, t.customer_id
+
+),
+
+country_counts as (
+
+    select
+        d.feature_date,
+        t.customer_id,
+        t.country,
+        count(*) as n
+    from days as d
+    inner join transactions as t
+        on t.event_date > d.feature_date - 90
+        and t.event_date <= d.feature_date
+    where t.country is not null
+    group by d.feature_date, t.customer_id, t.country
+
+),
+
+home_country as (
+
+    -- The most frequent country over 90 days; ties go to the first alphabetically.
+    select feature_date, customer_id, country as home_country
+    from country_counts
+    qualify row_number() over (
+        partition by feature_date, customer_id order by n desc, country
+    ) = 1
+
+),
+
+first_seen as (
+
+    select customer_id, min(event_date) as first_event_date
+    from {{ ref('transactions') }}
+    where event_date <= {{ window_end() }}
+    group by customer_id
+
+)
+
+select
+    w.customer_id,
+    w.feature_date,
+    cast(w.feature_date + interval 1 day as timestamp) as feature_timestamp,
+    cast(coalesce(w.txn_count_7d, 0) as integer) as txn_count_7d,
+    cast(coalesce(w.txn_count_30d, 0) as integer) as txn_count_30d,
+    cast(w.txn_count_90d as integer) as txn_count_90d,
+    cast(coalesce(w.spend_7d, 0) as double) as spend_7d,
+    cast(coalesce(w.spend_30d, 0) as double) as spend_30d,
+    cast(w.spend_90d as double) as spend_90d,
+    case
+        when coalesce(w.txn_count_30d, 0) = 0 then 0.0
+        else cast(w.spend_30d as double) / w.txn_count_30d
+    end as avg_amount_30d,
+    cast(w.feature_date - w.last_event_date as integer) as days_since_last_txn,
+    cast(w.feature_date - f.first_event_date as integer) as tenure_days,
+    cast(coalesce(m.distinct_merchants_30d, 0) as integer) as distinct_merchants_30d,
+    case
+        when coalesce(w.txn_count_30d, 0) = 0 then 0.0
+        else cast(w.web_count_30d as double) / w.txn_count_30d
+    end as web_share_30d,
+    h.home_country
+from windows as w
+inner join first_seen as f on w.customer_id = f.customer_id
+left join merchants as m on w.feature_date = m.feature_date and w.customer_id = m.customer_id
+left join home_country as h on w.feature_date = h.feature_date and w.customer_id = h.customer_id

@@ -1,0 +1,249 @@
+"""Synthetic transaction files that follow the landing input contract.
+
+Customers differ in purchase rate, channel mix and spending level; some sign up during
+the window and some stop buying (their rate decays for a few weeks first), so churn is
+learnable from recency and frequency. Random draws happen in NumPy, one vector per day;
+formatting and file writing happen in DuckDB, so no Python code touches single rows.
+The output depends only on the arguments: a seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+COUNTRIES = np.array(["US", "GB", "DE", "FR", "ES", "NL", "IE", "CA"])
+COUNTRY_WEIGHTS = np.array([0.34, 0.16, 0.12, 0.10, 0.08, 0.07, 0.05, 0.08])
+COUNTRY_CURRENCY = np.array(["USD", "GBP", "EUR", "EUR", "EUR", "EUR", "EUR", "USD"])
+COUNTRY_SPEND = np.array([0.10, 0.0, 0.05, -0.05, -0.15, 0.0, 0.05, -0.05])
+CHANNELS = np.array(["web", "store", "mobile"])
+CHANNEL_SPEND = np.array([0.10, -0.10, -0.05])
+# Offsets (minutes east of UTC) used to write local timestamps; None writes a naive UTC value.
+OFFSETS = [0, 60, -300, 120, -480, 330]
+MERCHANTS_PER_1000_CUSTOMERS = 60
+FAULT_KINDS = ("missing_id", "bad_amount", "bad_currency", "bad_timestamp", "duplicate_id")
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    out: Path
+    customers: int
+    days: int
+    start: dt.date
+    seed: int = 0
+    fmt: str = "csv"
+    rows_per_day: int | None = None
+    drift_from: dt.date | None = None
+    faults: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.customers < 1:
+            raise ValueError(f"customers must be at least 1, got {self.customers}")
+        if self.days < 1:
+            raise ValueError(f"days must be at least 1, got {self.days}")
+        if self.fmt not in ("csv", "parquet"):
+            raise ValueError(f"format must be csv or parquet, got {self.fmt!r}")
+        if self.rows_per_day is not None and self.rows_per_day < 1:
+            raise ValueError(f"rows-per-day must be at least 1, got {self.rows_per_day}")
+        if not 0.0 <= self.faults < 1.0:
+            raise ValueError(f"faults must be a fraction in [0, 1), got {self.faults}")
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    files: list[Path]
+    rows: int
+    faults: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Population:
+    rate: np.ndarray
+    signup_day: np.ndarray
+    churn_day: np.ndarray
+    country: np.ndarray
+    channel_p: np.ndarray
+    spend_level: np.ndarray
+    merchant_base: np.ndarray
+    merchant_count: int
+
+
+def _population(spec: GenerateSpec) -> _Population:
+    rng = np.random.default_rng([spec.seed, 0])
+    n = spec.customers
+    rate = rng.lognormal(mean=np.log(0.35), sigma=0.8, size=n)
+    # 60 % of customers predate the window; the others sign up during it.
+    signup_day = np.where(rng.random(n) < 0.6, 0, rng.integers(0, spec.days, size=n))
+    # 40 % churn at a random point after signup; the rest stay beyond the window.
+    churns = rng.random(n) < 0.4
+    churn_day = np.where(
+        churns,
+        signup_day + rng.integers(14, spec.days + 60, size=n),
+        spec.days + 10_000,
+    )
+    country = rng.choice(len(COUNTRIES), size=n, p=COUNTRY_WEIGHTS)
+    channel_p = rng.dirichlet([2.0, 1.5, 1.5], size=n)
+    spend_level = rng.normal(np.log(40.0), 0.6, size=n) + COUNTRY_SPEND[country]
+    merchant_count = max(5, n * MERCHANTS_PER_1000_CUSTOMERS // 1000)
+    merchant_base = rng.integers(0, merchant_count, size=n)
+    pop = _Population(rate, signup_day, churn_day, country, channel_p, spend_level, merchant_base, merchant_count)
+    if spec.rows_per_day:
+        expected = np.mean([(rate * _activity(pop, day)).sum() for day in range(spec.days)])
+        pop = replace(pop, rate=rate * (spec.rows_per_day / max(expected, 1e-9)))
+    return pop
+
+
+def _activity(pop: _Population, day: int) -> np.ndarray:
+    """Each customer's purchase-rate multiplier on a day: 0 before signup and after churn.
+
+    Customers slow down over the six weeks before they stop, so recency and frequency
+    features carry the churn signal.
+    """
+    to_churn = (pop.churn_day - day).astype(np.float64)
+    return np.clip(to_churn / 42.0, 0.15, 1.0) * (day >= pop.signup_day) * (day < pop.churn_day)
+
+
+def _day_table(spec: GenerateSpec, pop: _Population, day: int) -> pa.Table:
+    rng = np.random.default_rng([spec.seed, 1, day])
+    date = spec.start + dt.timedelta(days=day)
+    drifted = spec.drift_from is not None and date >= spec.drift_from
+    counts = rng.poisson(pop.rate * _activity(pop, day))
+    customer = np.repeat(np.arange(spec.customers), counts)
+    n = customer.size
+    channel_p = pop.channel_p[customer]
+    if drifted:
+        channel_p = channel_p * np.array([0.6, 0.6, 2.2])
+        channel_p = channel_p / channel_p.sum(axis=1, keepdims=True)
+    channel = (rng.random(n)[:, None] > np.cumsum(channel_p, axis=1)[:, :-1]).sum(axis=1)
+    merchant = (pop.merchant_base[customer] + rng.geometric(0.3, size=n) - 1) % pop.merchant_count
+    merchant_spend = ((merchant * 7919) % 101) / 100.0 - 0.5
+    log_amount = pop.spend_level[customer] + CHANNEL_SPEND[channel] + 0.4 * merchant_spend
+    amount = np.round(np.exp(log_amount + rng.normal(0.0, 0.5, size=n)), 2)
+    if drifted:
+        amount = np.round(amount * 1.6, 2)
+    amount = np.clip(amount, 0.01, 100_000.0)
+    # A few customers shop abroad; the home country dominates.
+    abroad = rng.random(n) < 0.03
+    country = np.where(abroad, rng.integers(0, len(COUNTRIES), size=n), pop.country[customer])
+    offset_idx = rng.integers(-1, len(OFFSETS), size=n)
+    return pa.table(
+        {
+            "seq": np.arange(n, dtype=np.int64),
+            "customer": customer.astype(np.int64),
+            "merchant": merchant.astype(np.int64),
+            "amount": amount,
+            "currency": COUNTRY_CURRENCY[pop.country[customer]],
+            "second": np.sort(rng.integers(0, 86_400, size=n)),
+            "offset_idx": offset_idx,
+            "channel": CHANNELS[channel],
+            "country": COUNTRIES[country],
+            "fault": _fault_draw(rng, n, spec.faults),
+        }
+    )
+
+
+def _fault_draw(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    """Index into FAULT_KINDS for the rows made invalid, -1 for valid rows."""
+    if rate <= 0:
+        return np.full(n, -1, dtype=np.int64)
+    hit = rng.random(n) < rate
+    return np.where(hit, rng.integers(0, len(FAULT_KINDS), size=n), -1).astype(np.int64)
+
+
+_OFFSETS_SQL = ", ".join(str(o) for o in OFFSETS)
+
+# The local wall-clock time for an offset is the UTC instant shifted by it; offset index
+# -1 writes the UTC instant without an offset (naive values are taken as UTC).
+_FORMAT_SQL = f"""
+with base as (
+    select
+        *,
+        timestamp '{{date}}' + to_seconds(second) as ts_utc,
+        case when offset_idx < 0 then null else [{_OFFSETS_SQL}][offset_idx + 1] end as offset_min
+    from day_rows
+),
+formatted as (
+    select
+        seq,
+        fault,
+        printf('T{{compact}}-%08d', seq) as transaction_id,
+        printf('C%07d', customer) as customer_id,
+        printf('M%05d', merchant) as merchant_id,
+        printf('%.2f', amount) as amount,
+        currency,
+        case
+            when offset_min is null then strftime(ts_utc, '%Y-%m-%d %H:%M:%S')
+            else strftime(ts_utc + to_minutes(offset_min), '%Y-%m-%dT%H:%M:%S')
+                || case when offset_min >= 0 then '+' else '-' end
+                || printf('%02d:%02d', abs(offset_min) // 60, abs(offset_min) % 60)
+        end as event_timestamp,
+        channel,
+        country
+    from base
+)
+select
+    0 as copy,
+    seq,
+    case when fault = 0 then null else transaction_id end as transaction_id,
+    customer_id,
+    merchant_id,
+    case when fault = 1 then (case when seq % 2 = 0 then '-' || amount else '250000.00' end) else amount end as amount,
+    case when fault = 2 then 'XYZ' else currency end as currency,
+    case when fault = 3 then 'not-a-time' else event_timestamp end as event_timestamp,
+    channel,
+    country
+from formatted
+union all
+-- A duplicate fault re-sends a transaction later in the same file with the same id and payload.
+select 1, seq, transaction_id, customer_id, merchant_id, amount, currency, event_timestamp, channel, country
+from formatted
+where fault = 4
+order by copy, seq
+"""
+
+
+def iter_days(spec: GenerateSpec) -> Iterator[dt.date]:
+    for day in range(spec.days):
+        yield spec.start + dt.timedelta(days=day)
+
+
+def generate(spec: GenerateSpec, progress: Callable[[int], None] | None = None) -> GenerateResult:
+    """Write one file per event date into `spec.out` and a manifest of what was written."""
+    spec.out.mkdir(parents=True, exist_ok=True)
+    pop = _population(spec)
+    con = duckdb.connect()
+    files: list[Path] = []
+    total = 0
+    faults = dict.fromkeys(FAULT_KINDS, 0)
+    for day, date in enumerate(iter_days(spec)):
+        day_rows = _day_table(spec, pop, day)
+        injected = np.bincount(day_rows.column("fault").to_numpy() + 1, minlength=len(FAULT_KINDS) + 1)[1:]
+        for kind, count in zip(FAULT_KINDS, injected, strict=True):
+            faults[kind] += int(count)
+        con.register("day_rows", day_rows)
+        sql = _FORMAT_SQL.format(date=date.isoformat(), compact=date.strftime("%Y%m%d"))
+        path = spec.out / f"transactions_{date.isoformat()}.{spec.fmt}"
+        options = "(format csv, header true)" if spec.fmt == "csv" else "(format parquet)"
+        con.execute(f"copy (select * exclude (copy, seq) from ({sql})) to '{path}' {options}")
+        con.unregister("day_rows")
+        files.append(path)
+        # Each duplicate fault adds one row: the re-sent copy.
+        total += day_rows.num_rows + int(injected[FAULT_KINDS.index("duplicate_id")])
+        if progress:
+            progress(day_rows.num_rows)
+    con.close()
+    manifest = {
+        "spec": {k: (str(v) if isinstance(v, Path | dt.date) else v) for k, v in asdict(spec).items()},
+        "rows": total,
+        "files": [f.name for f in files],
+        "faults": faults,
+    }
+    (spec.out / "_manifest.json").write_text(json.dumps(manifest, indent=2))
+    return GenerateResult(files=files, rows=total, faults=faults)

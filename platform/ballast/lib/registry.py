@@ -1,0 +1,94 @@
+"""Model registry on disk: one directory per version with the model, its hash and metadata.
+
+Models are stored with skops, which does not execute code on load; loading verifies
+the file's SHA-256 and accepts only scikit-learn and NumPy types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import skops.io as sio
+
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+class RegistryError(Exception):
+    """A model version is missing, tampered with, or holds types that are not trusted."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    path: Path
+    metadata: dict[str, Any]
+
+
+def _versions_dir(root: Path, name: str) -> Path:
+    return root / name
+
+
+def versions(root: Path, name: str) -> list[ModelVersion]:
+    base = _versions_dir(root, name)
+    if not base.is_dir():
+        return []
+    found = []
+    for path in sorted(base.iterdir(), key=lambda p: p.name):
+        if _VERSION.match(path.name) and (path / METADATA_FILE).is_file():
+            found.append(ModelVersion(name, path.name, path, json.loads((path / METADATA_FILE).read_text())))
+    return found
+
+
+def latest(root: Path, name: str) -> ModelVersion | None:
+    found = versions(root, name)
+    return found[-1] if found else None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save(root: Path, name: str, model: Any, metadata: dict[str, Any]) -> ModelVersion:
+    """Write a new version; the directory appears complete or not at all."""
+    base = _versions_dir(root, name)
+    base.mkdir(parents=True, exist_ok=True)
+    numbers = [int(_VERSION.match(v.version).group(1)) for v in versions(root, name)]
+    version = f"v{(max(numbers) + 1 if numbers else 1):04d}"
+    staging = base / f".{version}.tmp"
+    staging.mkdir()
+    sio.dump(model, staging / MODEL_FILE)
+    full = {
+        **metadata,
+        "name": name,
+        "version": version,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "sha256": _sha256(staging / MODEL_FILE),
+    }
+    (staging / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True))
+    staging.rename(base / version)
+    return ModelVersion(name, version, base / version, full)
+
+
+def load(model_version: ModelVersion) -> Any:
+    path = model_version.path / MODEL_FILE
+    if not path.is_file():
+        raise RegistryError(f"model {model_version.name} {model_version.version}: {MODEL_FILE} is missing")
+    if _sha256(path) != model_version.metadata.get("sha256"):
+        raise RegistryError(f"model {model_version.name} {model_version.version}: SHA-256 does not match its metadata")
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise RegistryError(
+            f"model {model_version.name} {model_version.version} holds untrusted types: {', '.join(refused)}"
+        )
+    return sio.load(path, trusted=untrusted)

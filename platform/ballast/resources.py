@@ -1,0 +1,99 @@
+"""Resources built from settings: the DuckDB warehouse and the dbt project and CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import yaml
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
+
+from ballast.settings import DBT_PROJECT_DIR, Settings
+
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file; a connection is opened per use and closed right after."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(self.path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def write_dbt_profile(settings: Settings) -> Path:
+    """Write the dbt profile that points dbt-duckdb at this Ballast home's warehouse."""
+    profile = {
+        "ballast": {
+            "target": "local",
+            "outputs": {
+                "local": {
+                    "type": "duckdb",
+                    "path": str(settings.warehouse_path),
+                    "schema": "main",
+                    "threads": 1,
+                }
+            },
+        }
+    }
+    settings.dbt_profiles_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.dbt_profiles_dir / "profiles.yml"
+    text = yaml.safe_dump(profile, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def dbt_project(settings: Settings) -> DbtProject:
+    write_dbt_profile(settings)
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=settings.dbt_profiles_dir)
+
+
+def dbt_cli(project: DbtProject, settings: Settings) -> DbtCliResource:
+    # The dbt next to this interpreter, so that an un-activated virtualenv works too.
+    return DbtCliResource(
+        project_dir=project, profiles_dir=str(settings.dbt_profiles_dir), dbt_executable=DBT_EXECUTABLE
+    )
+
+
+def ensure_dbt_manifest(project: DbtProject, settings: Settings) -> None:
+    """Run `dbt parse` when the manifest is missing or older than any dbt source file."""
+    manifest = project.manifest_path
+    if manifest.exists():
+        built = manifest.stat().st_mtime
+        sources = (p for p in project.project_dir.rglob("*") if p.suffix in (".sql", ".yml") and "target" not in p.parts)
+        if all(p.stat().st_mtime <= built for p in sources):
+            return
+    dbt_cli(project, settings).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+
+
+class LayerTranslator(DagsterDbtTranslator):
+    """Asset key = [layer, model]: the dbt folder's schema is the layer and the group."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "model":
+            return dg.AssetKey([dbt_resource_props["config"]["schema"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+
+def dbt_translator() -> LayerTranslator:
+    return LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
+    return {
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "dbt": dbt_cli(project, settings),
+    }

@@ -1,0 +1,59 @@
+"""Running the platform outside the UI: the Dagster instance under BALLAST_HOME and refresh runs."""
+
+import datetime as dt
+
+import dagster as dg
+import yaml
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from ballast.definitions import REFRESH_JOB, build_defs
+from ballast.settings import WAREHOUSE_POOL, Settings
+
+# Everything that writes the warehouse shares one pool: DuckDB allows one writer.
+DAGSTER_YAML = {
+    "telemetry": {"enabled": False},
+    "concurrency": {"pools": {"default_limit": 1}},
+}
+
+
+def write_dagster_yaml(settings: Settings) -> None:
+    settings.ensure_dirs()
+    path = settings.dagster_home / "dagster.yaml"
+    text = f"# Written by Ballast. Pool '{WAREHOUSE_POOL}' (and any other) runs one step at a time.\n"
+    text += yaml.safe_dump(DAGSTER_YAML, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent Dagster instance the UI (`make dev`) shows, under BALLAST_HOME."""
+    write_dagster_yaml(settings)
+    return dg.DagsterInstance.from_config(str(settings.dagster_home))
+
+
+def refresh(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    dagster_instance: dg.DagsterInstance | None = None,
+    selection: dg.AssetSelection | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialize the selected assets (default: all) for the days [start, end] in one run."""
+    defs = build_defs(settings)
+    job = defs.resolve_job_def(REFRESH_JOB)
+    asset_keys = None
+    if selection is not None:
+        asset_keys = list(selection.resolve(defs.resolve_asset_graph()))
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
+    }
+    owned = dagster_instance is None
+    dagster_instance = dagster_instance or instance(settings)
+    try:
+        return job.execute_in_process(
+            instance=dagster_instance, tags=tags, asset_selection=asset_keys, raise_on_error=False
+        )
+    finally:
+        if owned:
+            dagster_instance.dispose()

@@ -1,0 +1,114 @@
+"""Every path and environment value Ballast uses, read once.
+
+Nothing else in the package reads the environment: modules receive a `Settings`
+object, so tests build one on a `tmp_path` and production reads it from the
+environment through `Settings.from_env()`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+CONTRACTS_DIR = REPO_ROOT / "contracts"
+FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
+
+WAREHOUSE_POOL = "warehouse"
+FEATURE_ENGINES = ("duckdb", "spark")
+
+
+class SettingsError(ValueError):
+    """A setting has a value Ballast cannot use; the message names the variable."""
+
+
+def _parse_date(name: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _parse_float(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    landing_dir: Path
+    start_date: dt.date = dt.date(2025, 1, 1)
+    currencies: tuple[str, ...] = ("USD", "EUR", "GBP")
+    feature_engine: str = "duckdb"
+    label_window_days: int = 30
+    snapshot_every_days: int = 7
+    holdout_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.feature_engine not in FEATURE_ENGINES:
+            raise SettingsError(
+                f"BALLAST_FEATURE_ENGINE={self.feature_engine!r} is not one of {', '.join(FEATURE_ENGINES)}"
+            )
+        if not 0 < self.holdout_fraction < 1:
+            raise SettingsError(f"BALLAST_HOLDOUT_FRACTION={self.holdout_fraction} must be between 0 and 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("BALLAST_HOME", ".ballast")).expanduser().resolve()
+        landing = env.get("BALLAST_LANDING_DIR")
+        kwargs: dict = {
+            "home": home,
+            "landing_dir": Path(landing).expanduser().resolve() if landing else home / "landing",
+        }
+        if "BALLAST_START_DATE" in env:
+            kwargs["start_date"] = _parse_date("BALLAST_START_DATE", env["BALLAST_START_DATE"])
+        if "BALLAST_CURRENCIES" in env:
+            kwargs["currencies"] = tuple(
+                c.strip().upper() for c in env["BALLAST_CURRENCIES"].split(",") if c.strip()
+            )
+        if "BALLAST_FEATURE_ENGINE" in env:
+            kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
+        if "BALLAST_HOLDOUT_FRACTION" in env:
+            kwargs["holdout_fraction"] = _parse_float("BALLAST_HOLDOUT_FRACTION", env["BALLAST_HOLDOUT_FRACTION"])
+        return cls(**kwargs)
+
+    @cached_property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @cached_property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @cached_property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
+
+    @cached_property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+    @cached_property
+    def dbt_profiles_dir(self) -> Path:
+        return self.home / "dbt_profiles"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.landing_dir, self.lake_dir, self.registry_dir, self.dagster_home):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def dbt_vars(self, start: dt.date, end: dt.date) -> dict:
+        """dbt variables for building the days [start, end] (both inclusive)."""
+        return {
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "currencies": list(self.currencies),
+        }

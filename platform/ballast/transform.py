@@ -1,0 +1,77 @@
+"""dbt models of one layer as partitioned Dagster assets, built in one dbt run per backfill."""
+
+
+import datetime as dt
+import json
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+
+from ballast.resources import WarehouseResource, dbt_translator
+from ballast.settings import WAREHOUSE_POOL, Settings
+
+
+def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """First and last day (both inclusive) of the partitions this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+def dbt_layer_assets(
+    settings: Settings, project: DbtProject, layer: str, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """The dbt models under `models/<layer>/`, with their dbt tests as asset checks.
+
+    A backfill of many days runs as one dbt invocation over the whole window (single-run
+    backfill policy), so dbt's start-up is paid once, not once per day.
+    """
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        select=f"path:models/{layer}",
+        name=f"{layer}_dbt_models",
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=dbt_translator(),
+        pool=WAREHOUSE_POOL,
+    )
+    def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        start, end = partition_dates(context)
+        dbt_vars = json.dumps(settings.dbt_vars(start, end))
+        # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
+        invocation = dbt.cli(["build", "--vars", dbt_vars], context=context, raise_on_error=False)
+        events = list(invocation.stream())
+        with warehouse.connect(read_only=True) as con:
+            for event in events:
+                if isinstance(event, dg.Output):
+                    key = context.asset_key_for_output(event.output_name)
+                    event = event.with_metadata({**event.metadata, **window_metadata(con, key, start, end)})
+                yield event
+        if not invocation.is_successful():
+            raise dg.Failure(
+                f"dbt build of the {layer} layer failed for {start} to {end}; failing tests and models are "
+                "shown as failed asset checks and missing materializations of this run"
+            )
+
+    return _layer
+
+
+def window_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, start: dt.date, end: dt.date) -> dict:
+    """Rows of the materialized window (and rows per reason for a quarantine table)."""
+    table = ".".join(key.path)
+    columns = {row[0] for row in con.execute(f"describe {table}").fetchall()}
+    date_column = next(c for c in ("event_date", "feature_date") if c in columns)
+    window = f"from {table} where {date_column} between ? and ?"
+    metadata: dict = {
+        "dagster/row_count": con.execute(f"select count(*) from {table}").fetchone()[0],
+        "window_rows": con.execute(f"select count(*) {window}", [start, end]).fetchone()[0],
+        "window": f"{start} to {end}",
+    }
+    if "reject_reason" in columns:
+        by_reason = con.execute(
+            f"select reject_reason, count(*) as rows {window} group by 1 order by 2 desc, 1", [start, end]
+        ).df()
+        metadata["rows_by_reason"] = dg.MetadataValue.md(by_reason.to_markdown(index=False))
+    return metadata
