@@ -37,6 +37,7 @@ def refresh(
     end: dt.date,
     dagster_instance: dg.DagsterInstance | None = None,
     selection: dg.AssetSelection | None = None,
+    log_level: str = "DEBUG",
 ) -> dg.ExecuteInProcessResult:
     """Materialize the selected assets (default: all) for the days [start, end] in one run."""
     defs = build_defs(settings)
@@ -52,7 +53,11 @@ def refresh(
     dagster_instance = dagster_instance or instance(settings)
     try:
         return job.execute_in_process(
-            instance=dagster_instance, tags=tags, asset_selection=asset_keys, raise_on_error=False
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            instance=dagster_instance,
+            tags=tags,
+            asset_selection=asset_keys,
+            raise_on_error=False,
         )
     finally:
         if owned:

@@ -27,6 +27,7 @@ NUMERIC_FEATURES = (
 )
 CATEGORICAL_FEATURES = ("home_country",)
 FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+MODEL_NAME = "churn_model"
 LABEL = "churned"
 SNAPSHOT = "snapshot_date"
 

@@ -14,7 +14,6 @@ LABELS_KEY = dg.AssetKey(["model", "churn_labels"])
 TRAINING_SET_KEY = dg.AssetKey(["model", "training_set"])
 MODEL_KEY = dg.AssetKey(["model", "churn_model"])
 SCORES_KEY = dg.AssetKey(["model", "churn_scores"])
-MODEL_NAME = "churn_model"
 
 # A customer active on D churns when their next transaction after D is later than
 # D + window (or never comes). Only days whose whole label window lies inside the
@@ -120,10 +119,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
         try:
             trained = churn.train(frame, settings.holdout_fraction)
         except churn.TrainingError as exc:
-            raise dg.Failure(f"cannot train {MODEL_NAME}: {exc}") from None
+            raise dg.Failure(f"cannot train {churn.MODEL_NAME}: {exc}") from None
         saved = registry.save(
             settings.registry_dir,
-            MODEL_NAME,
+            churn.MODEL_NAME,
             trained.pipeline,
             {
                 "metrics": trained.metrics,
@@ -133,7 +132,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 "dagster_run_id": context.run.run_id,
             },
         )
-        context.log.info(f"{MODEL_NAME} {saved.version}: holdout ROC AUC {trained.metrics['roc_auc']:.3f}")
+        context.log.info(f"{churn.MODEL_NAME} {saved.version}: holdout ROC AUC {trained.metrics['roc_auc']:.3f}")
         return dg.MaterializeResult(
             metadata={
                 "model_version": saved.version,
@@ -156,9 +155,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
     @dg.asset(key=SCORES_KEY, deps=[MODEL_KEY, FEATURES_KEY], group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
     def churn_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Churn propensity of every customer active on the latest feature day, scored by the latest model version."""
-        model_version = registry.latest(settings.registry_dir, MODEL_NAME)
+        model_version = registry.latest(settings.registry_dir, churn.MODEL_NAME)
         if model_version is None:
-            raise dg.Failure(f"no {MODEL_NAME} in the registry at {settings.registry_dir}; materialize model/churn_model first")
+            raise dg.Failure(f"no {churn.MODEL_NAME} in the registry at {settings.registry_dir}; materialize model/churn_model first")
         pipeline = registry.load(model_version)
         with warehouse.connect() as con:
             frame = con.execute(

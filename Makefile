@@ -1,0 +1,39 @@
+# Ballast: `make demo` and `make test` are the two commands a newcomer needs.
+# Every target installs first (idempotently, from the committed uv.lock).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+VENV := .venv
+UV := $(shell command -v uv 2>/dev/null || echo $(VENV)-tools/bin/uv)
+export BALLAST_HOME ?= $(CURDIR)/.ballast
+export SODA_CORE_TELEMETRY_ENABLED := false
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DAGSTER_DISABLE_TELEMETRY := true
+
+.PHONY: setup demo test dev bench clean
+
+$(VENV)-tools/bin/uv:
+	$(PYTHON) -m venv $(VENV)-tools
+	$(VENV)-tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/ballast demo
+
+test: setup
+	$(VENV)/bin/pytest
+
+dev: setup
+	$(VENV)/bin/ballast dev
+
+bench: setup
+	$(VENV)/bin/python bench/generator.py
+
+clean:
+	rm -rf $(VENV) $(VENV)-tools .ballast dbt_project/target

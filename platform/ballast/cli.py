@@ -1,0 +1,221 @@
+"""The `ballast` command: generate data, run the platform, report on it, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from ballast.settings import REPO_ROOT, Settings, SettingsError
+
+DEMO_CUSTOMERS = 2000
+DEMO_DAYS = 180
+DEMO_SEED = 7
+DEMO_FAULT_RATE = 0.005
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a fraction in [0, 1)")
+    return value
+
+
+def _existing_dir(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {text!r} does not exist")
+    return path.resolve()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ballast", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gen = commands.add_parser("generate", help="write synthetic transaction files, one per event date")
+    gen.add_argument("--out", type=Path, required=True, help="folder to write the files into")
+    gen.add_argument("--customers", type=_positive_int, required=True)
+    gen.add_argument("--days", type=_positive_int, required=True)
+    gen.add_argument("--start", type=_date, required=True, help="first event date, YYYY-MM-DD")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.add_argument("--rows-per-day", type=_positive_int, help="scale purchase rates to about this many rows a day")
+    gen.add_argument("--drift-from", type=_date, help="shift amounts and the channel mix from this date on")
+    gen.add_argument("--faults", type=_fraction, default=0.0, help="fraction of rows made invalid")
+
+    demo = commands.add_parser("demo", help="generate a small dataset into BALLAST_HOME and run every asset on it")
+    demo.add_argument("--customers", type=_positive_int, default=DEMO_CUSTOMERS)
+    demo.add_argument("--days", type=_positive_int, default=DEMO_DAYS)
+    demo.add_argument("--seed", type=int, default=DEMO_SEED)
+
+    run = commands.add_parser("run", help="materialize every asset for every partition that has landing files")
+    run.add_argument("--landing", type=_existing_dir, help="landing folder (default: BALLAST_LANDING_DIR or BALLAST_HOME/landing)")
+
+    report = commands.add_parser("report", help="rows per layer, quarantine by reason and the latest model")
+    report.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from ballast.lib.generator import GenerateSpec, generate
+
+    try:
+        spec = GenerateSpec(
+            out=args.out.expanduser().resolve(),
+            customers=args.customers,
+            days=args.days,
+            start=args.start,
+            seed=args.seed,
+            fmt=args.format,
+            rows_per_day=args.rows_per_day,
+            drift_from=args.drift_from,
+            faults=args.faults,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    with tqdm(total=spec.days, unit="day", file=sys.stderr, desc="generating") as bar:
+        rows = 0
+
+        def advance(day_rows: int) -> None:
+            nonlocal rows
+            rows += day_rows
+            bar.set_postfix(rows=f"{rows:,}", refresh=False)
+            bar.update(1)
+
+        result = generate(spec, progress=advance)
+    print(f"wrote {result.rows:,} rows in {len(result.files)} files to {spec.out}")
+
+
+def _run(settings: Settings, announce: str) -> None:
+    from ballast.lib.landing import LandingError, discover
+    from ballast.lib.report import build_report, format_report
+    from ballast.runs import refresh
+
+    try:
+        files = discover(settings.landing_dir)
+    except LandingError as exc:
+        raise UserError(str(exc)) from None
+    if not files:
+        raise UserError(f"no landing files with a date in their name under {settings.landing_dir}")
+    start = max(min(f.event_date for f in files), settings.start_date)
+    end = max(f.event_date for f in files)
+    if end < settings.start_date:
+        raise UserError(
+            f"every landing file is dated before BALLAST_START_DATE={settings.start_date}; set it to the first event date"
+        )
+    print(f"{announce}: materializing every asset for {start} to {end} ({(end - start).days + 1} daily partitions)")
+    result = refresh(settings, start, end, log_level="WARNING")
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        detail = "; ".join(
+            f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[0] if e.step_failure_data.error else 'failed'}"
+            for e in failures
+        )
+        raise UserError(f"the run failed ({detail or 'see the Dagster UI'})")
+    print(format_report(build_report(settings)))
+    print(f"Open the UI: make dev   (or BALLAST_HOME={settings.home} ballast dev), then http://127.0.0.1:3000")
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> None:
+    from ballast.lib.generator import GenerateSpec, generate
+
+    settings.ensure_dirs()
+    spec = GenerateSpec(
+        out=settings.landing_dir,
+        customers=args.customers,
+        days=args.days,
+        start=settings.start_date,
+        seed=args.seed,
+        faults=DEMO_FAULT_RATE,
+    )
+    result = generate(spec)
+    print(f"generated {result.rows:,} transactions for {args.customers:,} customers into {settings.landing_dir}")
+    _run(settings, "demo")
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> None:
+    from ballast.lib.report import build_report, format_report
+
+    report = build_report(settings)
+    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+
+
+def _dev(settings: Settings) -> NoReturn:
+    from ballast.runs import write_dagster_yaml
+
+    write_dagster_yaml(settings)
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "BALLAST_HOME": str(settings.home),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    workspace = REPO_ROOT / "workspace.yaml"
+    os.execve(str(bin_dir / "dagster"), ["dagster", "dev", "-w", str(workspace)], env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            _generate(args)
+            return 0
+        settings = Settings.from_env()
+        if args.command == "run" and args.landing is not None:
+            settings = dataclasses.replace(settings, landing_dir=args.landing)
+        if args.command == "demo":
+            _demo(args, settings)
+        elif args.command == "run":
+            _run(settings, "run")
+        elif args.command == "report":
+            _report(args, settings)
+        elif args.command == "dev":
+            _dev(settings)
+    except (UserError, SettingsError) as exc:
+        print(f"ballast: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Shared fixtures: one generated dataset and one full materialization per test session.
+
+Everything runs for real (DuckDB, dbt, Dagster); state lives under pytest's tmp paths.
+"""
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from ballast.lib.generator import GenerateSpec, generate
+from ballast.runs import instance, refresh
+from ballast.settings import Settings
+
+START = dt.date(2025, 1, 1)
+DAYS = 150
+
+
+@dataclass(frozen=True)
+class Platform:
+    settings: Settings
+    manifest: dict
+    result: dg.ExecuteInProcessResult
+    start: dt.date
+    end: dt.date
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def df(self, sql: str, params: list | None = None):
+        con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)
+        try:
+            return con.execute(sql, params or []).df()
+        finally:
+            con.close()
+
+
+def make_settings(home: Path, **overrides) -> Settings:
+    return Settings(home=home, landing_dir=home / "landing", start_date=START, **overrides)
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
+    """Generated data with 2 % faults, materialized through every layer in one run."""
+    settings = make_settings(tmp_path_factory.mktemp("ballast_home"))
+    settings.ensure_dirs()
+    spec = GenerateSpec(out=settings.landing_dir, customers=800, days=DAYS, start=START, seed=11, faults=0.02)
+    generate(spec)
+    end = START + dt.timedelta(days=DAYS - 1)
+    dagster_instance = instance(settings)
+    result = refresh(settings, START, end, dagster_instance=dagster_instance, log_level="WARNING")
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    manifest = json.loads((settings.landing_dir / "_manifest.json").read_text())
+    yield Platform(settings, manifest, result, START, end)
+    dagster_instance.dispose()

@@ -1,0 +1,81 @@
+"""The code location: asset keys, groups, dependencies, pools, and `dagster definitions validate`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ballast.definitions import REFRESH_JOB, build_defs
+from ballast.settings import REPO_ROOT, WAREHOUSE_POOL
+from tests.conftest import make_settings
+
+EXPECTED = {
+    "raw/transactions": ("raw", set()),
+    "clean/transactions": ("clean", {"raw/transactions"}),
+    "clean/transactions_quarantine": ("clean", {"raw/transactions"}),
+    "features/customer_daily_features": ("features", {"clean/transactions"}),
+    "model/churn_labels": ("model", {"features/customer_daily_features", "clean/transactions"}),
+    "model/training_set": ("model", {"features/customer_daily_features", "model/churn_labels"}),
+    "model/churn_model": ("model", {"model/training_set"}),
+    "model/churn_scores": ("model", {"model/churn_model", "features/customer_daily_features"}),
+}
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
+    return build_defs(make_settings(tmp_path_factory.mktemp("defs_home")))
+
+
+def test_asset_keys_groups_and_dependencies(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    found = {
+        key.to_user_string(): (graph.get(key).group_name, {p.to_user_string() for p in graph.get(key).parent_keys})
+        for key in graph.get_all_asset_keys()
+    }
+    assert found == EXPECTED
+
+
+def test_every_asset_has_a_description_and_layer_prefix(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, f"{key.to_user_string()} has no description"
+        assert key.path[0] == node.group_name
+
+
+def test_warehouse_writers_share_one_pool(defs: dg.Definitions) -> None:
+    pools = {
+        key.to_user_string(): defs.resolve_assets_def(key).node_def.pools
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+    }
+    assert all(p == {WAREHOUSE_POOL} for p in pools.values()), pools
+
+
+def test_partitioned_layers_backfill_in_a_single_run(defs: dg.Definitions) -> None:
+    for key in ("raw/transactions", "clean/transactions", "features/customer_daily_features"):
+        assets_def = defs.resolve_assets_def(dg.AssetKey.from_user_string(key))
+        assert isinstance(assets_def.partitions_def, dg.DailyPartitionsDefinition)
+        assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
+    assert defs.resolve_job_def(REFRESH_JOB) is not None
+
+
+def test_dbt_tests_are_asset_checks(defs: dg.Definitions) -> None:
+    checks = {c.to_user_string() for c in defs.resolve_asset_graph().asset_check_keys}
+    assert "clean/transactions:unique_transactions_transaction_id" in checks
+    assert "clean/transactions_quarantine:assert_rows_accounted_for" in checks
+    assert "features/customer_daily_features:unique_customer_daily_features_customer_id_feature_date" in checks
+
+
+def test_dagster_definitions_validate(tmp_path: Path) -> None:
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "BALLAST_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    dagster = Path(sys.executable).parent / "dagster"
+    proc = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Validation successful for code location ballast" in proc.stdout + proc.stderr
