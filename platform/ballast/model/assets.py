@@ -173,7 +173,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 }
             )
             con.execute("create schema if not exists model")
-            con.execute("create or replace table model.churn_scores as select * from scores")
+            con.execute(
+                "create or replace table model.churn_scores as"
+                " select customer_id, cast(feature_date as date) as feature_date, churn_score, model_version from scores"
+            )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(scores),

@@ -1,0 +1,86 @@
+"""The clean layer on generated data with faults, after a full materialization."""
+
+import dagster as dg
+
+from tests.conftest import Platform
+
+REASON_FOR_FAULT = {
+    "missing_id": "missing_id",
+    "bad_amount": "bad_amount",
+    "bad_currency": "bad_currency",
+    "bad_timestamp": "bad_timestamp",
+    "duplicate_id": "duplicate_id",
+}
+
+
+def test_every_raw_row_is_clean_or_quarantined_per_partition(platform: Platform) -> None:
+    rows = platform.query(
+        """
+        with r as (select event_date, count(*) as n from raw.transactions group by 1),
+             c as (select event_date, count(*) as n from clean.transactions group by 1),
+             q as (select event_date, count(*) as n from clean.transactions_quarantine group by 1)
+        select r.event_date, r.n, coalesce(c.n, 0), coalesce(q.n, 0)
+        from r left join c using (event_date) left join q using (event_date)
+        order by 1
+        """
+    )
+    assert len(rows) == (platform.end - platform.start).days + 1
+    assert all(raw == clean + quarantined for _, raw, clean, quarantined in rows)
+    assert sum(r[1] for r in rows) == platform.manifest["rows"]
+
+
+def test_quarantine_reasons_match_the_injected_faults(platform: Platform) -> None:
+    found = dict(platform.query("select reject_reason, count(*) from clean.transactions_quarantine group by 1"))
+    expected = {REASON_FOR_FAULT[k]: n for k, n in platform.manifest["faults"].items() if n}
+    assert found == expected
+
+
+def test_clean_rows_are_typed_valid_and_unique(platform: Platform) -> None:
+    [(rows, ids, bad)] = platform.query(
+        """
+        select count(*), count(distinct transaction_id),
+               count(*) filter (where amount < 0.01 or amount > 100000
+                                or currency not in ('USD', 'EUR', 'GBP')
+                                or cast(event_timestamp as date) <> event_date)
+        from clean.transactions
+        """
+    )
+    assert rows == ids and bad == 0
+    types = dict(platform.query(
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = 'clean' and table_name = 'transactions'"
+    ))
+    assert types["amount"] == "DECIMAL(18,2)" and types["event_timestamp"] == "TIMESTAMP"
+
+
+def test_quarantined_rows_keep_their_raw_values_and_origin(platform: Platform) -> None:
+    [(joined, total)] = platform.query(
+        """
+        select count(r.source_file), count(*)
+        from clean.transactions_quarantine as q
+        left join raw.transactions as r
+          on r.source_file = q.source_file and r.line_number = q.line_number
+         and r.amount is not distinct from q.amount and r.currency is not distinct from q.currency
+        """
+    )
+    assert joined == total > 0
+
+
+def test_dbt_builds_each_layer_once_for_the_whole_window(platform: Platform) -> None:
+    steps = [e.step_key for e in platform.result.all_events if e.event_type == dg.DagsterEventType.STEP_START]
+    assert steps.count("clean_dbt_models") == 1 and steps.count("features_dbt_models") == 1
+    materialized = {
+        (m.asset_key.to_user_string(), m.partition)
+        for m in platform.result.get_asset_materialization_events()
+        for m in [m.materialization]
+    }
+    days = (platform.end - platform.start).days + 1
+    assert sum(1 for key, _ in materialized if key == "clean/transactions") == days
+
+
+def test_accounting_and_contract_checks_passed(platform: Platform) -> None:
+    evaluations = platform.result.get_asset_check_evaluations()
+    by_name = {e.check_name: e.passed for e in evaluations}
+    assert by_name["assert_rows_accounted_for"] is True
+    assert by_name["unique_transactions_transaction_id"] is True
+    assert all(by_name.values()), [k for k, v in by_name.items() if not v]

@@ -1,0 +1,59 @@
+"""The model layer: labels, the point-in-time training set, the trained model and its scores."""
+
+import datetime as dt
+
+from sklearn.metrics import roc_auc_score
+
+from ballast.lib import churn, registry
+from tests.conftest import Platform
+
+
+def test_training_set_is_point_in_time(platform: Platform) -> None:
+    [(rows, late_features, label_overlap)] = platform.query(
+        """
+        select count(*),
+               count(*) filter (where feature_timestamp > snapshot_time),
+               count(*) filter (where snapshot_time > cast(snapshot_date + interval 1 day as timestamp))
+        from model.training_set
+        """
+    )
+    assert rows > 1000 and late_features == 0 and label_overlap == 0
+
+
+def test_labels_follow_the_definition(platform: Platform) -> None:
+    # Recompute the label from clean transactions for a sample of rows, independently of the asset's SQL.
+    sample = platform.df("select customer_id, snapshot_date, churned from model.churn_labels using sample 300 rows (reservoir, 5)")
+    txns = platform.df("select customer_id, event_date from clean.transactions")
+    by_customer = txns.groupby("customer_id")["event_date"].apply(lambda s: sorted(s.dt.date))
+    for row in sample.itertuples():
+        d = row.snapshot_date.date()
+        bought = any(d < e <= d + dt.timedelta(days=30) for e in by_customer[row.customer_id])
+        assert row.churned == (not bought), row
+    [(last_label, last_day)] = platform.query(
+        "select max(snapshot_date), (select max(feature_date) from features.customer_daily_features) from model.churn_labels"
+    )
+    assert last_label == last_day - dt.timedelta(days=30)
+
+
+def test_model_beats_auc_065_on_a_time_based_holdout(platform: Platform) -> None:
+    version = registry.latest(platform.settings.registry_dir, churn.MODEL_NAME)
+    assert version is not None
+    pipeline = registry.load(version)
+    frame = platform.df("select * from model.training_set")
+    train, holdout = churn.time_split(frame, platform.settings.holdout_fraction)
+    assert train["snapshot_date"].max() < holdout["snapshot_date"].min()
+    auc = roc_auc_score(holdout["churned"].astype(int), churn.score(pipeline, holdout))
+    assert auc > 0.65
+    assert abs(auc - version.metadata["metrics"]["roc_auc"]) < 1e-9
+
+
+def test_scores_cover_the_latest_day_with_the_model_version(platform: Platform) -> None:
+    [(rows, customers, day, versions, lo, hi)] = platform.query(
+        "select count(*), count(distinct customer_id), max(feature_date), count(distinct model_version),"
+        " min(churn_score), max(churn_score) from model.churn_scores"
+    )
+    [(active,)] = platform.query(
+        "select count(*) from features.customer_daily_features where feature_date = ?", [platform.end]
+    )
+    assert rows == customers == active > 0
+    assert day.isoformat() == platform.end.isoformat() and versions == 1 and 0 <= lo <= hi <= 1
