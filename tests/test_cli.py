@@ -1,0 +1,81 @@
+"""The `ballast` command as a user runs it: errors, generate, run and report."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Platform
+
+BALLAST = str(Path(sys.executable).parent / "ballast")
+
+
+def _ballast(*args: str, home: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env}
+    if home is not None:
+        full_env["BALLAST_HOME"] = str(home)
+    return subprocess.run([BALLAST, *args], capture_output=True, text=True, env=full_env, timeout=600)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--out", "x", "--customers", "5", "--days", "2", "--start", "2025-13-01"], "'2025-13-01' is not a date"),
+        (["generate", "--out", "x", "--customers", "five", "--days", "2", "--start", "2025-01-01"], "'five' is not a whole number"),
+        (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+        (["generate", "--out", "x"], "the following arguments are required: --customers, --days, --start"),
+        (["launch"], "invalid choice: 'launch'"),
+        (["run", "--landing", "/no/such/folder"], "folder '/no/such/folder' does not exist"),
+        (["report", "--format", "xml"], "unrecognized arguments: --format xml"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:
+    proc = _ballast(*args, home=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    proc = _ballast("report", home=tmp_path, BALLAST_START_DATE="soon")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "ballast: error: BALLAST_START_DATE='soon' is not a date (expected YYYY-MM-DD)"
+
+
+def test_run_without_landing_files_says_so(tmp_path: Path) -> None:
+    (tmp_path / "landing").mkdir()
+    proc = _ballast("run", home=tmp_path)
+    assert proc.returncode == 1 and "no landing files" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_json_has_layers_quarantine_and_model(platform: Platform) -> None:
+    proc = _ballast("report", "--json", home=platform.settings.home)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["layers"]["raw/transactions"] == platform.manifest["rows"]
+    assert report["layers"]["raw/transactions"] == (
+        report["layers"]["clean/transactions"] + report["layers"]["clean/transactions_quarantine"]
+    )
+    assert sum(report["quarantine"].values()) == report["layers"]["clean/transactions_quarantine"]
+    assert report["model"]["version"] == "v0001" and report["model"]["metrics"]["roc_auc"] > 0.65
+
+
+def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:
+    landing = tmp_path / "my_files"
+    gen = _ballast(
+        "generate", "--out", str(landing), "--customers", "250", "--days", "50",
+        "--start", "2025-03-01", "--seed", "2", "--format", "parquet",
+    )
+    assert gen.returncode == 0, gen.stderr
+    assert len(list(landing.glob("transactions_*.parquet"))) == 50
+    assert "generating" in gen.stderr  # the progress bar
+    home = tmp_path / "home"
+    run = _ballast("run", "--landing", str(landing), home=home, BALLAST_START_DATE="2025-03-01")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "2025-03-01 to 2025-04-19 (50 daily partitions)" in run.stdout
+    assert "Rows per layer:" in run.stdout and "holdout ROC AUC" in run.stdout and "make dev" in run.stdout
+    report = json.loads(_ballast("report", "--json", home=home, BALLAST_START_DATE="2025-03-01").stdout)
+    assert report["layers"]["clean/transactions"] == report["layers"]["raw/transactions"] > 0
