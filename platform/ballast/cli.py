@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rows per layer, quarantine by reason and the latest model")
     report.add_argument("--json", action="store_true", help="print JSON for scripts")
 
-    commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
+    dev = commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
+    dev.add_argument("--port", type=_positive_int, default=3000)
     return parser
 
 
@@ -179,7 +180,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
 
 
-def _dev(settings: Settings) -> NoReturn:
+def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
     from ballast.runs import write_dagster_yaml
 
     write_dagster_yaml(settings)
@@ -191,7 +192,8 @@ def _dev(settings: Settings) -> NoReturn:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     workspace = REPO_ROOT / "workspace.yaml"
-    os.execve(str(bin_dir / "dagster"), ["dagster", "dev", "-w", str(workspace)], env)
+    argv = ["dagster", "dev", "-w", str(workspace), "--port", str(args.port)]
+    os.execve(str(bin_dir / "dagster"), argv, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             _report(args, settings)
         elif args.command == "dev":
-            _dev(settings)
+            _dev(args, settings)
     except (UserError, SettingsError) as exc:
         print(f"ballast: error: {exc}", file=sys.stderr)
         return 1
