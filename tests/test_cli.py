@@ -79,3 +79,17 @@ def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:
     assert "Rows per layer:" in run.stdout and "holdout ROC AUC" in run.stdout and "make dev" in run.stdout
     report = json.loads(_ballast("report", "--json", home=home, BALLAST_START_DATE="2025-03-01").stdout)
     assert report["layers"]["clean/transactions"] == report["layers"]["raw/transactions"] > 0
+
+
+def test_files_before_the_start_date_are_reported(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "transactions_2024-12-31.csv").write_text("transaction_id\n")
+    proc = _ballast("run", home=tmp_path, BALLAST_START_DATE="2025-01-01")
+    assert proc.returncode == 1
+    assert "every landing file is dated before BALLAST_START_DATE=2025-01-01" in proc.stderr
+
+
+def test_unknown_feature_engine_is_refused(tmp_path: Path) -> None:
+    proc = _ballast("report", home=tmp_path, BALLAST_FEATURE_ENGINE="pandas")
+    assert proc.returncode == 1 and "BALLAST_FEATURE_ENGINE='pandas' is not one of duckdb" in proc.stderr

@@ -137,12 +137,16 @@ def _run(settings: Settings, announce: str) -> None:
         raise UserError(str(exc)) from None
     if not files:
         raise UserError(f"no landing files with a date in their name under {settings.landing_dir}")
-    start = max(min(f.event_date for f in files), settings.start_date)
-    end = max(f.event_date for f in files)
-    if end < settings.start_date:
+    early = [f for f in files if f.event_date < settings.start_date]
+    files = [f for f in files if f.event_date >= settings.start_date]
+    if not files:
         raise UserError(
             f"every landing file is dated before BALLAST_START_DATE={settings.start_date}; set it to the first event date"
         )
+    if early:
+        print(f"note: {len(early)} landing file(s) dated before BALLAST_START_DATE={settings.start_date} are not loaded")
+    start = min(f.event_date for f in files)
+    end = max(f.event_date for f in files)
     print(f"{announce}: materializing every asset for {start} to {end} ({(end - start).days + 1} daily partitions)")
     result = refresh(settings, start, end, log_level="WARNING")
     if not result.success:

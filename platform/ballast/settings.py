@@ -20,7 +20,8 @@ CONTRACTS_DIR = REPO_ROOT / "contracts"
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 
 WAREHOUSE_POOL = "warehouse"
-FEATURE_ENGINES = ("duckdb", "spark")
+# The Spark engine (dagster-pyspark) arrives with the scale-path issue.
+FEATURE_ENGINES = ("duckdb",)
 
 
 class SettingsError(ValueError):
