@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_window('event_date') }}",
-    )
-}}
-
 with validated as (
 
     select * from {{ ref('transactions_validated') }}

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_window('feature_date') }}",
-    )
-}}
-
 {#-
     Features of a day D use transactions on days <= D only, so a row for D is what was
     knowable at the end of D. Customers are included on every day within 90 days of
