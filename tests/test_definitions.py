@@ -79,3 +79,14 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful for code location ballast" in proc.stdout + proc.stderr
+
+
+def test_the_instance_limits_the_warehouse_pool_to_one_step(tmp_path: Path) -> None:
+    from ballast.runs import instance
+
+    dagster_instance = instance(make_settings(tmp_path))
+    try:
+        info = dagster_instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
+        assert info.limit == 1
+    finally:
+        dagster_instance.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -148,7 +149,12 @@ def _run(settings: Settings, announce: str) -> None:
     start = min(f.event_date for f in files)
     end = max(f.event_date for f in files)
     print(f"{announce}: materializing every asset for {start} to {end} ({(end - start).days + 1} daily partitions)")
-    result = refresh(settings, start, end, log_level="WARNING")
+    # dbt echoes every log line to stdout; keep them in a file and print only the summary.
+    log_path = settings.home / "logs" / "last_run.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log, contextlib.redirect_stdout(log):
+        result = refresh(settings, start, end, log_level="WARNING")
+    print(f"dbt output: {log_path}")
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
         detail = "; ".join(

@@ -57,3 +57,10 @@ def test_scores_cover_the_latest_day_with_the_model_version(platform: Platform) 
     )
     assert rows == customers == active > 0
     assert day.isoformat() == platform.end.isoformat() and versions == 1 and 0 <= lo <= hi <= 1
+
+
+def test_training_is_reproducible(platform: Platform) -> None:
+    version = registry.latest(platform.settings.registry_dir, churn.MODEL_NAME)
+    frame = platform.df("select * from model.training_set order by snapshot_date, customer_id")
+    again = churn.train(frame, platform.settings.holdout_fraction)
+    assert again.metrics == version.metadata["metrics"]

@@ -115,7 +115,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Churn classifier trained on the training set, evaluated on a time-based holdout, saved as a registry version."""
         with warehouse.connect(read_only=True) as con:
-            frame = con.execute("select * from model.training_set").df()
+            # A fixed row order makes training reproducible: the same data gives the same model.
+            frame = con.execute("select * from model.training_set order by snapshot_date, customer_id").df()
         try:
             trained = churn.train(frame, settings.holdout_fraction)
         except churn.TrainingError as exc:
