@@ -93,3 +93,17 @@ def test_files_before_the_start_date_are_reported(tmp_path: Path) -> None:
 def test_unknown_feature_engine_is_refused(tmp_path: Path) -> None:
     proc = _ballast("report", home=tmp_path, BALLAST_FEATURE_ENGINE="pandas")
     assert proc.returncode == 1 and "BALLAST_FEATURE_ENGINE='pandas' is not one of duckdb" in proc.stderr
+
+
+def test_too_little_data_to_train_is_one_clear_line(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    gen = _ballast("generate", "--out", str(landing), "--customers", "50", "--days", "5", "--start", "2025-01-01")
+    assert gen.returncode == 0, gen.stderr
+    proc = _ballast("run", home=tmp_path, BALLAST_START_DATE="2025-01-01")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        "ballast: error: the run failed (model__churn_model: cannot train churn_model: the training set has"
+        " 0 snapshot date(s); a time-based holdout needs 2 or more (a snapshot gets a label only once"
+        " 30 days of later data have arrived))"
+    ]
+    assert (tmp_path / "logs" / "last_run.log").stat().st_size > 0

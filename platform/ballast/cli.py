@@ -149,21 +149,25 @@ def _run(settings: Settings, announce: str) -> None:
     start = min(f.event_date for f in files)
     end = max(f.event_date for f in files)
     print(f"{announce}: materializing every asset for {start} to {end} ({(end - start).days + 1} daily partitions)")
-    # dbt echoes every log line to stdout; keep them in a file and print only the summary.
+    # dbt and Dagster echo every log line; keep them in a file and print only the summary.
     log_path = settings.home / "logs" / "last_run.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log, contextlib.redirect_stdout(log):
-        result = refresh(settings, start, end, log_level="WARNING")
-    print(f"dbt output: {log_path}")
+    with log_path.open("w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        result = refresh(settings, start, end, log_level="INFO")
+    print(f"run log: {log_path}")
     if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
         detail = "; ".join(
-            f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[0] if e.step_failure_data.error else 'failed'}"
-            for e in failures
+            f"{e.step_key}: {_failure_reason(e.step_failure_data)}" for e in result.all_events if e.is_step_failure
         )
         raise UserError(f"the run failed ({detail or 'see the Dagster UI'})")
     print(format_report(build_report(settings)))
     print(f"Open the UI: make dev   (or BALLAST_HOME={settings.home} ballast dev), then http://127.0.0.1:3000")
+
+
+def _failure_reason(failure) -> str:
+    if failure.user_failure_data is not None and failure.user_failure_data.description:
+        return failure.user_failure_data.description
+    return failure.error.message.strip().splitlines()[0] if failure.error else "failed"
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> None:

@@ -102,6 +102,10 @@ class Settings:
     def dbt_profiles_dir(self) -> Path:
         return self.home / "dbt_profiles"
 
+    @cached_property
+    def dbt_runs_dir(self) -> Path:
+        return self.home / "dbt_runs"
+
     def ensure_dirs(self) -> None:
         for path in (self.home, self.landing_dir, self.lake_dir, self.registry_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)

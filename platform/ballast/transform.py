@@ -41,7 +41,13 @@ def dbt_layer_assets(
         start, end = partition_dates(context)
         dbt_vars = json.dumps(settings.dbt_vars(start, end))
         # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
-        invocation = dbt.cli(["build", "--vars", dbt_vars], context=context, raise_on_error=False)
+        # One artifacts folder per layer under BALLAST_HOME, replaced by each run (not one per run).
+        invocation = dbt.cli(
+            ["build", "--vars", dbt_vars],
+            context=context,
+            raise_on_error=False,
+            target_path=settings.dbt_runs_dir / layer,
+        )
         events = list(invocation.stream())
         with warehouse.connect(read_only=True) as con:
             for event in events:

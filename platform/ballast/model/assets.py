@@ -120,7 +120,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
         try:
             trained = churn.train(frame, settings.holdout_fraction)
         except churn.TrainingError as exc:
-            raise dg.Failure(f"cannot train {churn.MODEL_NAME}: {exc}") from None
+            raise dg.Failure(
+                f"cannot train {churn.MODEL_NAME}: {exc} (a snapshot gets a label only once"
+                f" {settings.label_window_days} days of later data have arrived)"
+            ) from None
         saved = registry.save(
             settings.registry_dir,
             churn.MODEL_NAME,
