@@ -35,6 +35,16 @@ def _parse_date(name: str, value: str) -> dt.date:
         raise SettingsError(f"{name}={value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
+def _parse_int(name: str, value: str) -> int:
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number") from None
+    if parsed < 1:
+        raise SettingsError(f"{name}={value!r} must be at least 1")
+    return parsed
+
+
 def _parse_float(name: str, value: str) -> float:
     try:
         return float(value)
@@ -52,6 +62,8 @@ class Settings:
     label_window_days: int = 30
     snapshot_every_days: int = 7
     holdout_fraction: float = 0.25
+    max_file_bytes: int = 1 << 30
+    max_columns: int = 64
 
     def __post_init__(self) -> None:
         if self.feature_engine not in FEATURE_ENGINES:
@@ -80,6 +92,9 @@ class Settings:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
         if "BALLAST_HOLDOUT_FRACTION" in env:
             kwargs["holdout_fraction"] = _parse_float("BALLAST_HOLDOUT_FRACTION", env["BALLAST_HOLDOUT_FRACTION"])
+        for name, key in (("max_file_bytes", "BALLAST_MAX_FILE_BYTES"), ("max_columns", "BALLAST_MAX_COLUMNS")):
+            if key in env:
+                kwargs[name] = _parse_int(key, env[key])
         return cls(**kwargs)
 
     @cached_property

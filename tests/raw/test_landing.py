@@ -57,7 +57,7 @@ def test_rows_keep_file_line_hash_and_load_id(tmp_path: Path, con) -> None:
         HEADER + "T1,C1,M1,10.00,USD,2025-02-03T10:00:00Z,web,US\nT2,C2,M1,5.5,EUR,2025-02-03 11:00:00,,\n",
     )
     [f] = discover(tmp_path)
-    load = load_file(con, f, load_id="load-1")
+    load = load_file(con, f, load_id="load-1", landing_dir=tmp_path)
     assert (load.rows, load.skipped) == (2, False)
     assert _rows(con) == [
         ("T1", "10.00", "web", "US", DAY, path.name, 2, "load-1"),
@@ -74,15 +74,15 @@ def test_columns_are_matched_by_name_and_optional_ones_may_be_absent(tmp_path: P
         "7.00,2025-02-03T10:00:00Z,GBP,M9,C9,T9\n",
     )
     [f] = discover(tmp_path)
-    load_file(con, f, load_id="l")
+    load_file(con, f, load_id="l", landing_dir=tmp_path)
     assert _rows(con) == [("T9", "7.00", None, None, DAY, "transactions_2025-02-03.csv", 2, "l")]
 
 
 def test_identical_redelivery_is_a_no_op(tmp_path: Path, con) -> None:
     _write(tmp_path / "transactions_2025-02-03.csv", HEADER + "T1,C1,M1,10.00,USD,2025-02-03T10:00:00Z,web,US\n")
     [f] = discover(tmp_path)
-    load_file(con, f, load_id="first")
-    again = load_file(con, f, load_id="second")
+    load_file(con, f, load_id="first", landing_dir=tmp_path)
+    again = load_file(con, f, load_id="second", landing_dir=tmp_path)
     assert again.skipped
     assert [r[-1] for r in _rows(con)] == ["first"]
 
@@ -91,10 +91,10 @@ def test_corrected_file_replaces_its_earlier_rows(tmp_path: Path, con) -> None:
     path = _write(tmp_path / "transactions_2025-02-03.csv", HEADER + "T1,C1,M1,10.00,USD,2025-02-03T10:00:00Z,web,US\n")
     _write(tmp_path / "transactions_2025-02-03_b.csv", HEADER + "T5,C5,M5,1.00,USD,2025-02-03T10:00:00Z,web,US\n")
     for f in discover(tmp_path):
-        load_file(con, f, load_id="first")
+        load_file(con, f, load_id="first", landing_dir=tmp_path)
     path.write_text(HEADER + "T1,C1,M1,12.00,USD,2025-02-03T10:00:00Z,web,US\nT3,C3,M1,3.00,USD,2025-02-03T12:00:00Z,web,US\n")
     for f in discover(tmp_path):
-        load_file(con, f, load_id="second")
+        load_file(con, f, load_id="second", landing_dir=tmp_path)
     assert [(r[0], r[1], r[-1]) for r in _rows(con)] == [
         ("T1", "12.00", "second"),
         ("T3", "3.00", "second"),
@@ -106,7 +106,7 @@ def test_missing_required_column_names_the_file_and_column(tmp_path: Path, con) 
     _write(tmp_path / "transactions_2025-02-03.csv", "transaction_id,customer_id,amount\nT1,C1,1.00\n")
     [f] = discover(tmp_path)
     with pytest.raises(LandingError, match=r"transactions_2025-02-03.csv .*merchant_id, currency, event_timestamp"):
-        load_file(con, f, load_id="l")
+        load_file(con, f, load_id="l", landing_dir=tmp_path)
     assert _rows(con) == []
 
 
@@ -114,5 +114,5 @@ def test_unreadable_file_is_rejected_whole(tmp_path: Path, con) -> None:
     _write(tmp_path / "transactions_2025-02-03.parquet", "this is not parquet")
     [f] = discover(tmp_path)
     with pytest.raises(LandingError, match="transactions_2025-02-03.parquet cannot be read"):
-        load_file(con, f, load_id="l")
+        load_file(con, f, load_id="l", landing_dir=tmp_path)
     assert _rows(con) == []

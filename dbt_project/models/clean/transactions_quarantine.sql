@@ -18,6 +18,7 @@ select
     raw_currency as currency,
     raw_event_timestamp as event_timestamp,
     raw_channel as channel,
-    raw_country as country
+    raw_country as country,
+    raw_line
 from validated
 where reject_reason is not null

@@ -29,6 +29,7 @@ typed as (
         file_hash,
         line_number,
         load_id,
+        raw_line,
         transaction_id as raw_transaction_id,
         customer_id as raw_customer_id,
         merchant_id as raw_merchant_id,
@@ -46,9 +47,12 @@ checked as (
     select
         *,
         case
+            when raw_line is not null then 'malformed_line'
             when transaction_id is null or customer_id is null or merchant_id is null then 'missing_id'
             when event_timestamp is null then 'bad_timestamp'
             when cast(event_timestamp as date) > current_date then 'future_timestamp'
+            when year(event_timestamp) < {{ var('min_year') }} or year(event_timestamp) > {{ var('max_year') }}
+                then 'bad_timestamp'
             when cast(event_timestamp as date) <> event_date then 'out_of_partition'
             when amount is null
                 or amount < {{ var('min_amount') }}

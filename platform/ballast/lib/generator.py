@@ -28,7 +28,9 @@ CHANNEL_SPEND = np.array([0.10, -0.10, -0.05])
 # Offsets (minutes east of UTC) used to write local timestamps; None writes a naive UTC value.
 OFFSETS = [0, 60, -300, 120, -480, 330]
 MERCHANTS_PER_1000_CUSTOMERS = 60
-FAULT_KINDS = ("missing_id", "bad_amount", "bad_currency", "bad_timestamp", "duplicate_id")
+# Row-level faults --faults injects, each at an equal share of the rate. A malformed line
+# (one field too many) only exists in CSV; Parquet files get the other kinds.
+FAULT_KINDS = ("missing_id", "bad_amount", "bad_currency", "bad_timestamp", "duplicate_id", "malformed_line")
 
 
 @dataclass(frozen=True)
@@ -144,17 +146,17 @@ def _day_table(spec: GenerateSpec, pop: _Population, day: int) -> pa.Table:
             "offset_idx": offset_idx,
             "channel": CHANNELS[channel],
             "country": COUNTRIES[country],
-            "fault": _fault_draw(rng, n, spec.faults),
+            "fault": _fault_draw(rng, n, spec.faults, len(FAULT_KINDS) - (spec.fmt == "parquet")),
         }
     )
 
 
-def _fault_draw(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+def _fault_draw(rng: np.random.Generator, n: int, rate: float, kinds: int) -> np.ndarray:
     """Index into FAULT_KINDS for the rows made invalid, -1 for valid rows."""
     if rate <= 0:
         return np.full(n, -1, dtype=np.int64)
     hit = rng.random(n) < rate
-    return np.where(hit, rng.integers(0, len(FAULT_KINDS), size=n), -1).astype(np.int64)
+    return np.where(hit, rng.integers(0, kinds, size=n), -1).astype(np.int64)
 
 
 _OFFSETS_SQL = ", ".join(str(o) for o in OFFSETS)
@@ -191,6 +193,7 @@ formatted as (
 select
     0 as copy,
     seq,
+    fault,
     case when fault = 0 then null else transaction_id end as transaction_id,
     customer_id,
     merchant_id,
@@ -202,9 +205,27 @@ select
 from formatted
 union all
 -- A duplicate fault re-sends a transaction later in the same file with the same id and payload.
-select 1, seq, transaction_id, customer_id, merchant_id, amount, currency, event_timestamp, channel, country
+select 1, seq, -1, transaction_id, customer_id, merchant_id, amount, currency, event_timestamp, channel, country
 from formatted
 where fault = 4
+"""
+
+_COLUMNS = "transaction_id, customer_id, merchant_id, amount, currency, event_timestamp, channel, country"
+
+# CSV is written line by line so that a malformed-line fault can add a field; no
+# generated value contains a comma, a quote or a newline, so no quoting is needed.
+_CSV_SQL = f"""
+select line from (
+    select -1 as copy, 0 as seq, '{_COLUMNS.replace(", ", ",")}' as line
+    union all
+    select
+        copy,
+        seq,
+        concat_ws(',', coalesce(transaction_id, ''), customer_id, merchant_id, amount, currency,
+                  event_timestamp, channel, country)
+        || case when fault = 5 then ',UNEXPECTED' else '' end
+    from ({{rows}})
+)
 order by copy, seq
 """
 
@@ -230,8 +251,13 @@ def generate(spec: GenerateSpec, progress: Callable[[int], None] | None = None) 
         con.register("day_rows", day_rows)
         sql = _FORMAT_SQL.format(date=date.isoformat(), compact=date.strftime("%Y%m%d"))
         path = spec.out / f"transactions_{date.isoformat()}.{spec.fmt}"
-        options = "(format csv, header true)" if spec.fmt == "csv" else "(format parquet)"
-        con.execute(f"copy (select * exclude (copy, seq) from ({sql})) to '{path}' {options}")
+        if spec.fmt == "csv":
+            query = _CSV_SQL.format(rows=sql)
+            options = "(format csv, header false, quote '', escape '', delimiter E'\\x1f')"
+        else:
+            query = f"select {_COLUMNS} from ({sql}) order by copy, seq"
+            options = "(format parquet)"
+        con.execute(f"copy ({query}) to '{path}' {options}")
         con.unregister("day_rows")
         files.append(path)
         # Each duplicate fault adds one row: the re-sent copy.

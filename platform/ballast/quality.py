@@ -1,0 +1,74 @@
+"""Soda data contracts as Dagster asset checks, scoped to the partitions a run materializes."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+from ballast.lib import contracts
+from ballast.resources import WarehouseResource
+from ballast.settings import CONTRACTS_DIR, WAREHOUSE_POOL, Settings
+
+WHOLE_TABLE = ("0001-01-01", "9999-12-31")
+
+
+def run_window(tags: dict[str, str]) -> tuple[str, str]:
+    """The partition window of a run from its tags; the whole table for an unpartitioned run."""
+    if ASSET_PARTITION_RANGE_START_TAG in tags:
+        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
+    return WHOLE_TABLE
+
+
+def _metadata(outcome: contracts.CheckOutcome, window: tuple[str, str]) -> dict:
+    metadata: dict = {"outcome": outcome.outcome, "window": f"{window[0]} to {window[1]}"}
+    if outcome.value is not None:
+        metadata["value"] = outcome.value
+    metadata.update({k: v for k, v in outcome.metrics.items() if isinstance(v, int | float)})
+    return metadata
+
+
+def contract_checks(
+    settings: Settings, contract_file: str, asset_key: dg.AssetKey, blocking: bool
+) -> dg.AssetChecksDefinition:
+    """One asset check per check in the contract file, all verified in one Soda run.
+
+    Blocking contracts fail with ERROR severity and stop downstream assets in the run.
+    """
+    path: Path = CONTRACTS_DIR / contract_file
+    declared = contracts.contract_checks(path)
+    specs = [dg.AssetCheckSpec(c.name, asset=asset_key, description=c.description, blocking=blocking) for c in declared]
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name=f"{'_'.join(asset_key.path)}_contract",
+        description=f"Soda data contract {contract_file} on {asset_key.to_user_string()}.",
+        pool=WAREHOUSE_POOL,
+    )
+    def _contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        window = run_window(context.run.tags)
+        variables = {"start_date": window[0], "end_date": window[1]}
+        if "${var.currencies}" in path.read_text():
+            variables["currencies"] = ", ".join(f"'{c}'" for c in settings.currencies)
+        with warehouse.connect(read_only=True) as con:
+            try:
+                outcomes = contracts.verify(path, con, variables)
+            except contracts.ContractError as exc:
+                raise dg.Failure(f"contract {contract_file} could not be verified: {exc}") from None
+        for outcome in outcomes:
+            yield dg.AssetCheckResult(
+                asset_key=asset_key,
+                check_name=outcome.name,
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=outcome.description,
+                metadata=_metadata(outcome, window),
+            )
+
+    return _contract
