@@ -12,7 +12,7 @@ from dagster._core.storage.tags import (
 
 from ballast.lib import contracts
 from ballast.resources import WarehouseResource
-from ballast.settings import CONTRACTS_DIR, WAREHOUSE_POOL, Settings
+from ballast.settings import WAREHOUSE_POOL, Settings
 
 WHOLE_TABLE = ("0001-01-01", "9999-12-31")
 
@@ -41,7 +41,7 @@ def contract_checks(
 
     Blocking contracts fail with ERROR severity and stop downstream assets in the run.
     """
-    path: Path = CONTRACTS_DIR / contract_file
+    path: Path = settings.contracts_dir / contract_file
     declared = contracts.contract_checks(path)
     specs = [dg.AssetCheckSpec(c.name, asset=asset_key, description=c.description, blocking=blocking) for c in declared]
 

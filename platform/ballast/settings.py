@@ -64,6 +64,7 @@ class Settings:
     holdout_fraction: float = 0.25
     max_file_bytes: int = 1 << 30
     max_columns: int = 64
+    contracts_dir: Path = CONTRACTS_DIR
 
     def __post_init__(self) -> None:
         if self.feature_engine not in FEATURE_ENGINES:
@@ -82,6 +83,8 @@ class Settings:
             "home": home,
             "landing_dir": Path(landing).expanduser().resolve() if landing else home / "landing",
         }
+        if "BALLAST_CONTRACTS_DIR" in env:
+            kwargs["contracts_dir"] = Path(env["BALLAST_CONTRACTS_DIR"]).expanduser().resolve()
         if "BALLAST_START_DATE" in env:
             kwargs["start_date"] = _parse_date("BALLAST_START_DATE", env["BALLAST_START_DATE"])
         if "BALLAST_CURRENCIES" in env:

@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ballast.lib.landing import RAW_DDL, LandingError, discover, files_by_date, load_file
+from ballast.lib.landing import RAW_DDL, LandingError, Limits, discover, files_by_date, load_file
 
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country\n"
 DAY = dt.date(2025, 2, 3)
@@ -61,7 +61,7 @@ def test_rows_keep_file_line_hash_and_load_id(tmp_path: Path, con) -> None:
     assert (load.rows, load.skipped) == (2, False)
     assert _rows(con) == [
         ("T1", "10.00", "web", "US", DAY, path.name, 2, "load-1"),
-        ("T2", "5.5", None, None, DAY, path.name, 3, "load-1"),
+        ("T2", "5.5", "", "", DAY, path.name, 3, "load-1"),
     ]
     [(file_hash,)] = con.execute("select distinct file_hash from raw.transactions").fetchall()
     assert len(file_hash) == 64
@@ -102,17 +102,42 @@ def test_corrected_file_replaces_its_earlier_rows(tmp_path: Path, con) -> None:
     ]
 
 
-def test_missing_required_column_names_the_file_and_column(tmp_path: Path, con) -> None:
+def _rejected(con) -> list[tuple]:
+    return con.execute("select source_file, reason, detail from raw.rejected_files order by 1").fetchall()
+
+
+def test_missing_required_column_rejects_the_file_naming_the_columns(tmp_path: Path, con) -> None:
     _write(tmp_path / "transactions_2025-02-03.csv", "transaction_id,customer_id,amount\nT1,C1,1.00\n")
     [f] = discover(tmp_path)
-    with pytest.raises(LandingError, match=r"transactions_2025-02-03.csv .*merchant_id, currency, event_timestamp"):
-        load_file(con, f, load_id="l", landing_dir=tmp_path)
+    load = load_file(con, f, load_id="l", landing_dir=tmp_path)
+    assert load.rejected == "missing_columns"
+    assert _rejected(con) == [
+        ("transactions_2025-02-03.csv", "missing_columns", "required column(s) missing: merchant_id, currency, event_timestamp")
+    ]
     assert _rows(con) == []
 
 
-def test_unreadable_file_is_rejected_whole(tmp_path: Path, con) -> None:
+def test_unreadable_file_is_rejected_whole_and_recorded_once(tmp_path: Path, con) -> None:
     _write(tmp_path / "transactions_2025-02-03.parquet", "this is not parquet")
     [f] = discover(tmp_path)
-    with pytest.raises(LandingError, match="transactions_2025-02-03.parquet cannot be read"):
-        load_file(con, f, load_id="l", landing_dir=tmp_path)
+    assert load_file(con, f, load_id="l1", landing_dir=tmp_path).rejected == "unreadable"
+    again = load_file(con, f, load_id="l2", landing_dir=tmp_path)
+    assert again.skipped and again.rejected == "unreadable"
+    assert con.execute("select load_id from raw.rejected_files").fetchall() == [("l1",)]
     assert _rows(con) == []
+
+
+def test_a_fixed_rejected_file_loads_and_its_reject_is_cleared(tmp_path: Path, con) -> None:
+    path = _write(tmp_path / "transactions_2025-02-03.csv", "")
+    [f] = discover(tmp_path)
+    assert load_file(con, f, load_id="l1", landing_dir=tmp_path).rejected == "empty_file"
+    path.write_text(HEADER + "T1,C1,M1,10.00,USD,2025-02-03T10:00:00Z,web,US\n")
+    assert load_file(con, f, load_id="l2", landing_dir=tmp_path).rows == 1
+    assert _rejected(con) == []
+
+
+def test_too_large_file_is_rejected(tmp_path: Path, con) -> None:
+    _write(tmp_path / "transactions_2025-02-03.csv", HEADER + "T1,C1,M1,10.00,USD,2025-02-03T10:00:00Z,web,US\n")
+    [f] = discover(tmp_path)
+    load = load_file(con, f, load_id="l", landing_dir=tmp_path, limits=Limits(max_file_bytes=50))
+    assert load.rejected == "too_large" and "more than the limit of 50" in load.detail

@@ -50,9 +50,9 @@ checked as (
             when raw_line is not null then 'malformed_line'
             when transaction_id is null or customer_id is null or merchant_id is null then 'missing_id'
             when event_timestamp is null then 'bad_timestamp'
-            when cast(event_timestamp as date) > current_date then 'future_timestamp'
             when year(event_timestamp) < {{ var('min_year') }} or year(event_timestamp) > {{ var('max_year') }}
                 then 'bad_timestamp'
+            when cast(event_timestamp as date) > current_date then 'future_timestamp'
             when cast(event_timestamp as date) <> event_date then 'out_of_partition'
             when amount is null
                 or amount < {{ var('min_amount') }}

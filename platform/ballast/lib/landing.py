@@ -31,8 +31,10 @@ CONTRACT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\\]")
-# One CSV field: a quoted value (with "" for a quote) or an unquoted value without quotes.
-_FIELD_RE = r'(?:^|,)("(?:[^"]|"")*"|[^,"]*)'
+# One CSV field after its comma (the line gets a leading comma): a quoted value (with ""
+# for a quote) or an unquoted value without quotes. Each match consumes its comma, so
+# empty fields are found too.
+_FIELD_RE = r',("(?:[^"]|"")*"|[^,"]*)'
 
 REJECT_REASONS = (
     "unsafe_path",
@@ -232,7 +234,7 @@ def _csv_select(columns: list[str]) -> str:
                 unnest(string_split(t.content, chr(10))) with ordinality as u(line, n)
         ),
         parsed as (
-            select line_number, line, regexp_extract_all(line, $field_re, 1) as fields
+            select line_number, line, regexp_extract_all(',' || line, $field_re, 1) as fields
             from lines
             where line_number > 1 and line <> ''
         ),
@@ -281,12 +283,13 @@ def load_file(
     except FileRejected as rejected:
         return _reject(con, f, "", load_id, rejected)
     seen = con.execute(
-        "select 1 from raw.transactions where source_file = $1 and file_hash = $2"
-        " union all select 1 from raw.rejected_files where source_file = $1 and file_hash = $2 limit 1",
+        "select null, null from raw.transactions where source_file = $1 and file_hash = $2"
+        " union all select reason, detail from raw.rejected_files where source_file = $1 and file_hash = $2 limit 1",
         [f.name, file_hash],
     ).fetchall()
     if seen:
-        return FileLoad(f.name, 0, skipped=True)
+        reason, detail = seen[0]
+        return FileLoad(f.name, 0, skipped=True, rejected=reason, detail=detail or "")
     params = {"path": str(f.path), "event_date": f.event_date, "name": f.name, "hash": file_hash, "load_id": load_id}
     try:
         _check_size(f, limits)
