@@ -12,12 +12,13 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ballast.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
 from ballast.lib.generator import GenerateSpec, generate
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 
 START = dt.date(2025, 1, 1)
-DAYS = 150
+FAULT_RATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,14 @@ def make_settings(home: Path, **overrides) -> Settings:
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
-    """Generated data with 2 % faults, materialized through every layer in one run."""
+    """The demo's data with 5 % faults, materialized through every layer in one run."""
     settings = make_settings(tmp_path_factory.mktemp("ballast_home"))
     settings.ensure_dirs()
-    spec = GenerateSpec(out=settings.landing_dir, customers=800, days=DAYS, start=START, seed=11, faults=0.02)
+    spec = GenerateSpec(
+        out=settings.landing_dir, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, start=START, seed=DEMO_SEED, faults=FAULT_RATE
+    )
     generate(spec)
-    end = START + dt.timedelta(days=DAYS - 1)
+    end = START + dt.timedelta(days=DEMO_DAYS - 1)
     dagster_instance = instance(settings)
     result = refresh(settings, START, end, dagster_instance=dagster_instance, log_level="WARNING")
     assert result.success, [e.message for e in result.all_events if e.is_failure]

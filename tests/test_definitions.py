@@ -9,11 +9,13 @@ import dagster as dg
 import pytest
 
 from ballast.definitions import REFRESH_JOB, build_defs
-from ballast.settings import REPO_ROOT, WAREHOUSE_POOL
+from ballast.lib.contracts import contract_checks
+from ballast.settings import CONTRACTS_DIR, REPO_ROOT, WAREHOUSE_POOL
 from tests.conftest import make_settings
 
 EXPECTED = {
     "raw/transactions": ("raw", set()),
+    "raw/rejected_files": ("raw", set()),
     "clean/transactions": ("clean", {"raw/transactions"}),
     "clean/transactions_quarantine": ("clean", {"raw/transactions"}),
     "features/customer_daily_features": ("features", {"clean/transactions"}),
@@ -67,6 +69,21 @@ def test_dbt_tests_are_asset_checks(defs: dg.Definitions) -> None:
     assert "clean/transactions:unique_transactions_transaction_id" in checks
     assert "clean/transactions_quarantine:assert_rows_accounted_for" in checks
     assert "features/customer_daily_features:unique_customer_daily_features_customer_id_feature_date" in checks
+
+
+def test_every_contract_check_is_an_asset_check_and_blocking_where_it_guards_downstream(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+
+    for contract, asset, blocking in (
+        ("raw_transactions.yml", "raw/transactions", False),
+        ("clean_transactions.yml", "clean/transactions", True),
+        ("customer_daily_features.yml", "features/customer_daily_features", True),
+    ):
+        names = [c.name for c in contract_checks(CONTRACTS_DIR / contract)]
+        assert len(names) >= 4
+        for name in names:
+            spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name))
+            assert spec.blocking is blocking and spec.description
 
 
 def test_dagster_definitions_validate(tmp_path: Path) -> None:

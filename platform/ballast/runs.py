@@ -7,6 +7,7 @@ import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ballast.definitions import REFRESH_JOB, build_defs
+from ballast.lib.contracts import write_data_source
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 # Everything that writes the warehouse shares one pool: DuckDB allows one writer.
@@ -28,6 +29,7 @@ def write_dagster_yaml(settings: Settings) -> None:
 def instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent Dagster instance the UI (`make dev`) shows, under BALLAST_HOME."""
     write_dagster_yaml(settings)
+    write_data_source(settings.soda_data_source, settings.warehouse_path)
     return dg.DagsterInstance.from_config(str(settings.dagster_home))
 
 

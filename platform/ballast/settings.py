@@ -121,6 +121,10 @@ class Settings:
         return self.home / "dbt_profiles"
 
     @cached_property
+    def soda_data_source(self) -> Path:
+        return self.home / "soda" / "datasource.yml"
+
+    @cached_property
     def dbt_runs_dir(self) -> Path:
         return self.home / "dbt_runs"
 

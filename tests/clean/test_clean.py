@@ -10,6 +10,7 @@ REASON_FOR_FAULT = {
     "bad_currency": "bad_currency",
     "bad_timestamp": "bad_timestamp",
     "duplicate_id": "duplicate_id",
+    "malformed_line": "malformed_line",
 }
 
 
@@ -33,6 +34,16 @@ def test_quarantine_reasons_match_the_injected_faults(platform: Platform) -> Non
     found = dict(platform.query("select reject_reason, count(*) from clean.transactions_quarantine group by 1"))
     expected = {REASON_FOR_FAULT[k]: n for k, n in platform.manifest["faults"].items() if n}
     assert found == expected
+
+
+def test_clean_holds_every_row_but_the_faulty_ones(platform: Platform) -> None:
+    faults = platform.manifest["faults"]
+    [(clean,)] = platform.query("select count(*) from clean.transactions")
+    # Each fault makes one row invalid, except a duplicate, which adds its invalid copy.
+    assert clean == platform.manifest["rows"] - sum(faults.values())
+    assert platform.query(
+        "select count(*) from clean.transactions where currency = 'XYZ' or amount < 0.01 or amount > 100000"
+    ) == [(0,)]
 
 
 def test_clean_rows_are_typed_valid_and_unique(platform: Platform) -> None:

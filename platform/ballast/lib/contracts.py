@@ -89,6 +89,18 @@ def contract_dataset(path: Path) -> str:
     return yaml.safe_load(path.read_text())["dataset"]
 
 
+def write_data_source(path: Path, warehouse: Path) -> Path:
+    """A Soda data source file for the warehouse, for `soda contract verify -ds` by hand."""
+    config = {
+        "type": "duckdb",
+        "name": DATA_SOURCE_NAME,
+        "connection": {"database": str(warehouse), "read_only": True},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def verify(path: Path, con: Any, variables: dict[str, str]) -> list[CheckOutcome]:
     """Verify a contract on an open DuckDB connection; one outcome per declared check."""
     from soda_core.contracts import verify_contract_locally

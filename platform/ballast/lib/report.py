@@ -12,6 +12,7 @@ from ballast.settings import Settings
 
 LAYER_TABLES = (
     "raw.transactions",
+    "raw.rejected_files",
     "clean.transactions",
     "clean.transactions_quarantine",
     "features.customer_daily_features",
@@ -24,6 +25,7 @@ LAYER_TABLES = (
 def build_report(settings: Settings) -> dict[str, Any]:
     layers: dict[str, int | None] = dict.fromkeys((t.replace(".", "/") for t in LAYER_TABLES), None)
     quarantine: dict[str, int] = {}
+    rejected_files: list[dict[str, str]] = []
     if settings.warehouse_path.exists():
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
         try:
@@ -37,6 +39,13 @@ def build_report(settings: Settings) -> dict[str, Any]:
                 quarantine = dict(con.execute(
                     "select reject_reason, count(*) from clean.transactions_quarantine group by 1 order by 2 desc, 1"
                 ).fetchall())
+            if "raw.rejected_files" in existing:
+                rejected_files = [
+                    {"event_date": str(d), "source_file": f, "reason": r, "detail": t}
+                    for d, f, r, t in con.execute(
+                        "select event_date, source_file, reason, detail from raw.rejected_files order by 1, 2"
+                    ).fetchall()
+                ]
         finally:
             con.close()
     latest = registry.latest(settings.registry_dir, MODEL_NAME)
@@ -49,7 +58,13 @@ def build_report(settings: Settings) -> dict[str, Any]:
             "metrics": latest.metadata.get("metrics", {}),
             "versions": len(registry.versions(settings.registry_dir, MODEL_NAME)),
         }
-    return {"home": str(settings.home), "layers": layers, "quarantine": quarantine, "model": model}
+    return {
+        "home": str(settings.home),
+        "layers": layers,
+        "quarantine": quarantine,
+        "rejected_files": rejected_files,
+        "model": model,
+    }
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -62,6 +77,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [f"  {reason:<22} {rows:,}" for reason, rows in report["quarantine"].items()]
     else:
         lines.append("  none")
+    if report["rejected_files"]:
+        lines.append("Rejected files:")
+        lines += [f"  {r['source_file']}: {r['reason']} ({r['detail']})" for r in report["rejected_files"]]
     model = report["model"]
     if model:
         m = model["metrics"]

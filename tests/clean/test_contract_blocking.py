@@ -1,0 +1,53 @@
+"""A failing blocking contract on the clean layer stops the features layer in the same run."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ballast.lib.generator import GenerateSpec, generate
+from ballast.runs import refresh
+from ballast.settings import CONTRACTS_DIR
+from tests.conftest import START, make_settings
+
+FEATURES = dg.AssetKey(["features", "customer_daily_features"])
+CLEAN = dg.AssetKey(["clean", "transactions"])
+
+
+@pytest.fixture(scope="module")
+def strict_run(tmp_path_factory: pytest.TempPathFactory) -> dg.ExecuteInProcessResult:
+    # A team tightens its own contract: amounts above 50 now break it.
+    contracts = tmp_path_factory.mktemp("contracts")
+    for f in CONTRACTS_DIR.glob("*.yml"):
+        shutil.copy(f, contracts / f.name)
+    strict = contracts / "clean_transactions.yml"
+    strict.write_text(strict.read_text().replace("valid_max: 100000", "valid_max: 50"))
+    settings = make_settings(tmp_path_factory.mktemp("strict_home"), contracts_dir=contracts)
+    settings.ensure_dirs()
+    generate(GenerateSpec(out=settings.landing_dir, customers=100, days=10, start=START, seed=3))
+    end = START + dt.timedelta(days=9)
+    selection = dg.AssetSelection.groups("raw", "clean", "features")
+    return refresh(settings, START, end, selection=selection, log_level="WARNING")
+
+
+def test_failed_contract_check_reports_its_metrics(strict_run: dg.ExecuteInProcessResult) -> None:
+    [check] = [e for e in strict_run.get_asset_check_evaluations() if e.check_name == "contract_amount_invalid"]
+    assert check.asset_key == CLEAN and not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["invalid_count"].value > 0
+    assert check.metadata["window"].value == f"{START} to {START + dt.timedelta(days=9)}"
+
+
+def test_features_are_not_built_on_data_that_broke_the_contract(strict_run: dg.ExecuteInProcessResult) -> None:
+    materialized = {e.asset_key for e in strict_run.get_asset_materialization_events() for e in [e.materialization]}
+    assert CLEAN in materialized
+    assert FEATURES not in materialized
+    skipped_or_failed = {
+        e.step_key for e in strict_run.all_events
+        if e.event_type in (dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.STEP_FAILURE)
+    }
+    started = {e.step_key for e in strict_run.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    assert "features_dbt_models" not in started
+    assert skipped_or_failed, "the run shows why features were not built"
