@@ -11,6 +11,24 @@ from ballast.resources import build_resources, dbt_project, ensure_dbt_manifest
 from ballast.settings import Settings
 
 REFRESH_JOB = "refresh_platform_job"
+AUTOMATION_SENSOR = "contracts_passed_automation"
+
+# Cross-layer policy: like AutomationCondition.eager() (refresh what is missing or whose
+# inputs changed) over every partition, not only the latest, and never while an upstream
+# blocking contract fails, so bad data does not flow on by itself either.
+DOWNSTREAM_AUTOMATION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("inputs updated and their contracts passed")
+
+
+def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
+    if spec.group_name == "raw":
+        return spec
+    return spec.replace_attributes(automation_condition=DOWNSTREAM_AUTOMATION)
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -27,12 +45,22 @@ def build_defs(settings: Settings) -> dg.Definitions:
         description="Materialize every layer, raw to model, for a range of daily partitions.",
         partitions_def=partitions_def,
     )
-    return dg.Definitions.merge(
+    # Off until switched on in the UI: a laptop should not start runs on its own.
+    automation = dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Refreshes assets whose inputs changed, once their upstream blocking contracts pass.",
+    )
+    layers = dg.Definitions.merge(
         raw_assets.build_defs(settings, partitions_def),
         clean_assets.build_defs(settings, project, partitions_def),
         features_assets.build_defs(settings, project, partitions_def),
         model_assets.build_defs(settings),
-        dg.Definitions(jobs=[refresh], resources=build_resources(settings, project)),
+    ).map_asset_specs(func=_with_automation)
+    return dg.Definitions.merge(
+        layers,
+        dg.Definitions(jobs=[refresh], sensors=[automation], resources=build_resources(settings, project)),
     )
 
 

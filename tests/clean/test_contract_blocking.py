@@ -2,22 +2,45 @@
 
 import datetime as dt
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from ballast.lib.generator import GenerateSpec, generate
-from ballast.runs import refresh
-from ballast.settings import CONTRACTS_DIR
+from ballast.definitions import build_defs
+from ballast.runs import instance, refresh
+from ballast.settings import CONTRACTS_DIR, Settings
 from tests.conftest import START, make_settings
 
 FEATURES = dg.AssetKey(["features", "customer_daily_features"])
 CLEAN = dg.AssetKey(["clean", "transactions"])
 
 
+@dataclass(frozen=True)
+class StrictRun:
+    settings: Settings
+    result: dg.ExecuteInProcessResult
+    automation_cursor: object
+
+
+def _automation_tick(settings: Settings, cursor=None):
+    """One evaluation of the automation conditions on the features, as the sensor does."""
+    dagster_instance = instance(settings)
+    try:
+        return dg.evaluate_automation_conditions(
+            defs=build_defs(settings),
+            instance=dagster_instance,
+            asset_selection=dg.AssetSelection.keys(FEATURES),
+            cursor=cursor,
+        )
+    finally:
+        dagster_instance.dispose()
+
+
 @pytest.fixture(scope="module")
-def strict_run(tmp_path_factory: pytest.TempPathFactory) -> dg.ExecuteInProcessResult:
+def strict_run(tmp_path_factory: pytest.TempPathFactory) -> StrictRun:
     # A team tightens its own contract: amounts above 50 now break it.
     contracts = tmp_path_factory.mktemp("contracts")
     for f in CONTRACTS_DIR.glob("*.yml"):
@@ -28,26 +51,44 @@ def strict_run(tmp_path_factory: pytest.TempPathFactory) -> dg.ExecuteInProcessR
     settings.ensure_dirs()
     generate(GenerateSpec(out=settings.landing_dir, customers=100, days=10, start=START, seed=3))
     end = START + dt.timedelta(days=9)
+    # The first tick only records a starting point; later ticks react to what changed.
+    first_tick = _automation_tick(settings)
     selection = dg.AssetSelection.groups("raw", "clean", "features")
-    return refresh(settings, START, end, selection=selection, log_level="WARNING")
+    result = refresh(settings, START, end, selection=selection, log_level="WARNING")
+    return StrictRun(settings, result, first_tick.cursor)
 
 
-def test_failed_contract_check_reports_its_metrics(strict_run: dg.ExecuteInProcessResult) -> None:
-    [check] = [e for e in strict_run.get_asset_check_evaluations() if e.check_name == "contract_amount_invalid"]
+def test_failed_contract_check_reports_its_metrics(strict_run: StrictRun) -> None:
+    [check] = [e for e in strict_run.result.get_asset_check_evaluations() if e.check_name == "contract_amount_invalid"]
     assert check.asset_key == CLEAN and not check.passed
     assert check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["invalid_count"].value > 0
     assert check.metadata["window"].value == f"{START} to {START + dt.timedelta(days=9)}"
 
 
-def test_features_are_not_built_on_data_that_broke_the_contract(strict_run: dg.ExecuteInProcessResult) -> None:
-    materialized = {e.asset_key for e in strict_run.get_asset_materialization_events() for e in [e.materialization]}
+def test_features_are_not_built_on_data_that_broke_the_contract(strict_run: StrictRun) -> None:
+    materialized = {e.asset_key for e in strict_run.result.get_asset_materialization_events() for e in [e.materialization]}
     assert CLEAN in materialized
     assert FEATURES not in materialized
     skipped_or_failed = {
-        e.step_key for e in strict_run.all_events
+        e.step_key for e in strict_run.result.all_events
         if e.event_type in (dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.STEP_FAILURE)
     }
-    started = {e.step_key for e in strict_run.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    started = {e.step_key for e in strict_run.result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
     assert "features_dbt_models" not in started
     assert skipped_or_failed, "the run shows why features were not built"
+
+
+def test_automation_waits_for_the_contract(strict_run: StrictRun, tmp_path: Path) -> None:
+    # Control: the same data and the stock contract. The clean layer passes, so the next
+    # tick requests the features of every new day; with the tightened contract, none.
+    ok = make_settings(tmp_path / "ok")
+    ok.ensure_dirs()
+    generate(GenerateSpec(out=ok.landing_dir, customers=100, days=10, start=START, seed=3))
+    first_tick = _automation_tick(ok)
+    end = START + dt.timedelta(days=9)
+    assert refresh(ok, START, end, selection=dg.AssetSelection.groups("raw", "clean"), log_level="WARNING").success
+    requested = _automation_tick(ok, first_tick.cursor).get_requested_partitions(FEATURES)
+    assert len(requested) == 10
+    strict = _automation_tick(strict_run.settings, strict_run.automation_cursor)
+    assert strict.get_requested_partitions(FEATURES) == set()
