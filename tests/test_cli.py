@@ -60,6 +60,8 @@ def test_report_json_has_layers_quarantine_and_model(platform: Platform) -> None
         report["layers"]["clean/transactions"] + report["layers"]["clean/transactions_quarantine"]
     )
     assert sum(report["quarantine"].values()) == report["layers"]["clean/transactions_quarantine"]
+    assert report["quarantine"]["malformed_line"] == platform.manifest["faults"]["malformed_line"]
+    assert report["rejected_files"] == [] and report["layers"]["raw/rejected_files"] == 0
     assert report["model"]["version"] == "v0001" and report["model"]["metrics"]["roc_auc"] > 0.65
 
 

@@ -141,3 +141,18 @@ def test_too_large_file_is_rejected(tmp_path: Path, con) -> None:
     [f] = discover(tmp_path)
     load = load_file(con, f, load_id="l", landing_dir=tmp_path, limits=Limits(max_file_bytes=50))
     assert load.rejected == "too_large" and "more than the limit of 50" in load.detail
+
+
+def test_unsafe_names_and_outside_symlinks_are_rejected_unread(tmp_path: Path, con) -> None:
+    landing = tmp_path / "landing"
+    outside = _write(tmp_path / "secret.csv", HEADER + "T9,C9,M9,1.00,USD,2025-02-03T10:00:00Z,web,US\n")
+    landing.mkdir()
+    (landing / "transactions_2025-02-03.csv").symlink_to(outside)
+    _write(landing / "transactions_2025-02-03_a\\b.csv", HEADER + "T8,C8,M8,1.00,USD,2025-02-03T10:00:00Z,web,US\n")
+    loads = [load_file(con, f, load_id="l", landing_dir=landing) for f in discover(landing)]
+    assert sorted(load.rejected for load in loads) == ["unsafe_path", "unsafe_path"]
+    assert _rows(con) == []
+    assert {r[2] for r in _rejected(con)} == {
+        "symlink pointing outside the landing folder",
+        "the file name contains a control character or a backslash",
+    }

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-# Soda reads this once, when soda_core is first imported.
-os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+# Soda reads this once, when soda_core is first imported; Ballast never sends telemetry.
+os.environ["SODA_CORE_TELEMETRY_ENABLED"] = "false"
 
 DATA_SOURCE_NAME = "ballast"
 
