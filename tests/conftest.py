@@ -30,18 +30,20 @@ class Platform:
     end: dt.date
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)
-        try:
-            return con.execute(sql, params or []).fetchall()
-        finally:
-            con.close()
+        return query(self.settings, sql, params)
 
     def df(self, sql: str, params: list | None = None):
-        con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)
-        try:
-            return con.execute(sql, params or []).df()
-        finally:
-            con.close()
+        return query(self.settings, sql, params, as_frame=True)
+
+
+def query(settings: Settings, sql: str, params: list | None = None, as_frame: bool = False):
+    """Read the warehouse with a connection of its own, closed right after."""
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        result = con.execute(sql, params or [])
+        return result.df() if as_frame else result.fetchall()
+    finally:
+        con.close()
 
 
 def make_settings(home: Path, **overrides) -> Settings:

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from ballast.runs import refresh
-from tests.conftest import make_settings
+from tests.conftest import make_settings, query
 
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
 START = dt.date(2025, 1, 1)
@@ -157,11 +156,7 @@ class Scenarios:
     first_load_ids: dict[str, str]
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)
-        try:
-            return con.execute(sql, params or []).fetchall()
-        finally:
-            con.close()
+        return query(self.settings, sql, params)
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +167,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Scenarios:
     selection = dg.AssetSelection.groups("raw", "clean")
     first = refresh(settings, START, END, selection=selection, log_level="WARNING")
     assert first.success, [e.message for e in first.all_events if e.is_failure]
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    first_load_ids = dict(con.execute("select distinct source_file, load_id from raw.transactions").fetchall())
-    con.close()
+    first_load_ids = dict(query(settings, "select distinct source_file, load_id from raw.transactions"))
     _land_second_delivery(settings.landing_dir)
     second = refresh(settings, START, END, selection=selection, log_level="WARNING")
     assert second.success, [e.message for e in second.all_events if e.is_failure]

@@ -58,33 +58,34 @@ windows as (
 
 ),
 
+day_transactions as (
+
+    -- Each day's 90-day window of transactions, shared by the merchant and country counts.
+    select d.feature_date, t.customer_id, t.merchant_id, t.country, t.event_date
+    from days as d
+    inner join transactions as t
+        on t.event_date > d.feature_date - 90
+        and t.event_date <= d.feature_date
+
+),
+
 merchants as (
 
     select
-        d.feature_date,
-        t.customer_id,
-        count(distinct t.merchant_id) as distinct_merchants_30d
-    from days as d
-    inner join transactions as t
-        on t.event_date > d.feature_date - 30
-        and t.event_date <= d.feature_date
-    group by d.feature_date, t.customer_id
+        feature_date,
+        customer_id,
+        count(distinct merchant_id) filter (where event_date > feature_date - 30) as distinct_merchants_30d
+    from day_transactions
+    group by feature_date, customer_id
 
 ),
 
 country_counts as (
 
-    select
-        d.feature_date,
-        t.customer_id,
-        t.country,
-        count(*) as n
-    from days as d
-    inner join transactions as t
-        on t.event_date > d.feature_date - 90
-        and t.event_date <= d.feature_date
-    where t.country is not null
-    group by d.feature_date, t.customer_id, t.country
+    select feature_date, customer_id, country, count(*) as n
+    from day_transactions
+    where country is not null
+    group by feature_date, customer_id, country
 
 ),
 
