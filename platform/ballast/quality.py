@@ -1,6 +1,5 @@
 """Soda data contracts as Dagster asset checks, scoped to the partitions a run materializes."""
 
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -43,6 +42,7 @@ def contract_checks(
     """
     path: Path = settings.contracts_dir / contract_file
     declared = contracts.contract_checks(path)
+    declared_variables = contracts.contract_variables(path)
     specs = [dg.AssetCheckSpec(c.name, asset=asset_key, description=c.description, blocking=blocking) for c in declared]
 
     @dg.multi_asset_check(
@@ -53,9 +53,12 @@ def contract_checks(
     )
     def _contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         window = run_window(context.run.tags)
-        variables = {"start_date": window[0], "end_date": window[1]}
-        if "${var.currencies}" in path.read_text():
-            variables["currencies"] = ", ".join(f"'{c}'" for c in settings.currencies)
+        offered = {
+            "start_date": window[0],
+            "end_date": window[1],
+            "currencies": ", ".join(f"'{c}'" for c in settings.currencies),
+        }
+        variables = {k: v for k, v in offered.items() if k in declared_variables}
         with warehouse.connect(read_only=True) as con:
             try:
                 outcomes = contracts.verify(path, con, variables)

@@ -1,7 +1,6 @@
 """Customer daily features: a hand-computed row, daily coverage, no leakage, idempotent re-runs."""
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import duckdb

@@ -85,8 +85,9 @@ def contract_checks(path: Path) -> list[ContractCheck]:
     return checks
 
 
-def contract_dataset(path: Path) -> str:
-    return yaml.safe_load(path.read_text())["dataset"]
+def contract_variables(path: Path) -> set[str]:
+    """The variables a contract declares; only those are passed to it."""
+    return set(yaml.safe_load(path.read_text()).get("variables") or {})
 
 
 def write_data_source(path: Path, warehouse: Path) -> Path:
