@@ -17,7 +17,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 CONTRACTS_DIR = REPO_ROOT / "contracts"
-FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 
 WAREHOUSE_POOL = "warehouse"
 # The Spark engine (dagster-pyspark) arrives with the scale-path issue.

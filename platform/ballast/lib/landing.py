@@ -36,17 +36,6 @@ _UNSAFE_NAME = re.compile(r"[\x00-\x1f\\]")
 # empty fields are found too.
 _FIELD_RE = r',("(?:[^"]|"")*"|[^,"]*)'
 
-REJECT_REASONS = (
-    "unsafe_path",
-    "too_large",
-    "empty_file",
-    "header_only",
-    "not_utf8",
-    "unreadable",
-    "missing_columns",
-    "too_many_columns",
-)
-
 RAW_DDL = """
 create schema if not exists raw;
 create table if not exists raw.transactions (

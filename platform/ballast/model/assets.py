@@ -3,6 +3,7 @@
 
 import dagster as dg
 import pandas as pd
+from tabulate import tabulate
 
 from ballast.lib import churn, registry
 from ballast.resources import WarehouseResource
@@ -70,8 +71,7 @@ asof join features.customer_daily_features as f
 
 
 def _md_table(rows: dict[str, object]) -> str:
-    lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows.items()]
-    return "\n".join(lines)
+    return tabulate(rows.items(), headers=["metric", "value"], tablefmt="github")
 
 
 def build_defs(settings: Settings) -> dg.Definitions:

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import dagster as dg
+from tabulate import tabulate
 
 from ballast.quality import contract_checks
 from ballast.lib.landing import RAW_DDL, LandingError, Limits, files_by_date, load_file
@@ -17,9 +18,7 @@ NO_SCHEMA_DRIFT = "no_schema_drift"
 
 
 def _md(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return tabulate(rows, headers=header, tablefmt="github")
 
 
 def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
