@@ -141,12 +141,27 @@ def files_by_date(landing_dir: Path) -> dict[dt.date, list[LandingFile]]:
     return grouped
 
 
-def file_sha256(path: Path) -> str:
+def scan_file(path: Path, check_utf8: bool) -> tuple[str, str | None]:
+    """The file's SHA-256 and, when asked, why it is not UTF-8 (None if it is), in one read."""
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")() if check_utf8 else None
+    problem = None
+    offset = 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            if decoder is not None and problem is None:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    problem = f"bytes at offset {offset + exc.start} are not UTF-8"
+            offset += len(block)
+    if decoder is not None and problem is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            problem = "the file ends inside a UTF-8 character"
+    return digest.hexdigest(), problem
 
 
 def _check_path(f: LandingFile, landing_dir: Path) -> None:
@@ -166,22 +181,6 @@ def _check_size(f: LandingFile, limits: Limits) -> None:
         raise FileRejected("empty_file", "the file has 0 bytes")
     if size > limits.max_file_bytes:
         raise FileRejected("too_large", f"{size} bytes, more than the limit of {limits.max_file_bytes}")
-
-
-def _check_utf8(path: Path) -> None:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                raise FileRejected("not_utf8", f"bytes at offset {offset + exc.start} are not UTF-8") from None
-            offset += len(block)
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise FileRejected("not_utf8", "the file ends inside a UTF-8 character") from None
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -268,7 +267,7 @@ def load_file(
     """
     try:
         _check_path(f, landing_dir)
-        file_hash = file_sha256(f.path)
+        file_hash, not_utf8 = scan_file(f.path, check_utf8=f.fmt == "csv")
     except FileRejected as rejected:
         return _reject(con, f, "", load_id, rejected)
     seen = con.execute(
@@ -283,7 +282,8 @@ def load_file(
     try:
         _check_size(f, limits)
         if f.fmt == "csv":
-            _check_utf8(f.path)
+            if not_utf8:
+                raise FileRejected("not_utf8", not_utf8)
             columns = _csv_header(f.path)
             select = _csv_select(columns)
             params["field_re"] = _FIELD_RE
