@@ -10,7 +10,7 @@ import pytest
 
 from ballast.definitions import REFRESH_JOB, build_defs
 from ballast.lib.contracts import contract_checks
-from ballast.settings import CONTRACTS_DIR, REPO_ROOT, WAREHOUSE_POOL
+from ballast.settings import CONTRACTS_DIR, FEAST_POOL, REPO_ROOT, WAREHOUSE_POOL
 from tests.conftest import make_settings
 
 EXPECTED = {
@@ -19,8 +19,13 @@ EXPECTED = {
     "clean/transactions": ("clean", {"raw/transactions"}),
     "clean/transactions_quarantine": ("clean", {"raw/transactions"}),
     "features/customer_daily_features": ("features", {"clean/transactions"}),
+    "features/customer_daily_features_parquet": ("features", {"features/customer_daily_features"}),
+    "features/feature_registry": ("features", set()),
+    "features/online_store": ("features", {"features/customer_daily_features_parquet", "features/feature_registry"}),
     "model/churn_labels": ("model", {"features/customer_daily_features", "clean/transactions"}),
-    "model/training_set": ("model", {"features/customer_daily_features", "model/churn_labels"}),
+    "model/training_set": (
+        "model", {"model/churn_labels", "features/customer_daily_features_parquet", "features/feature_registry"}
+    ),
     "model/churn_model": ("model", {"model/training_set"}),
     "model/churn_scores": ("model", {"model/churn_model", "features/customer_daily_features"}),
 }
@@ -48,16 +53,24 @@ def test_every_asset_has_a_description_and_layer_prefix(defs: dg.Definitions) ->
         assert key.path[0] == node.group_name
 
 
-def test_warehouse_writers_share_one_pool(defs: dg.Definitions) -> None:
-    pools = {
-        key.to_user_string(): defs.resolve_assets_def(key).node_def.pools
-        for key in defs.resolve_asset_graph().get_all_asset_keys()
-    }
-    assert all(p == {WAREHOUSE_POOL} for p in pools.values()), pools
+def test_warehouse_writers_share_one_pool_and_feast_writers_another(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    pools = {key.to_user_string(): defs.resolve_assets_def(key).node_def.pools for key in graph.get_all_asset_keys()}
+    feast_writers = {"features/feature_registry", "features/online_store"}
+    assert {k for k, p in pools.items() if p == {FEAST_POOL}} == feast_writers, pools
+    assert all(p == {WAREHOUSE_POOL} for k, p in pools.items() if k not in feast_writers), pools
+    parity = dg.AssetCheckKey(dg.AssetKey.from_user_string("features/online_store"), "online_matches_offline")
+    assert graph.assets_def_for_key(parity).node_def.pools == {FEAST_POOL}
 
 
 def test_partitioned_layers_backfill_in_a_single_run(defs: dg.Definitions) -> None:
-    for key in ("raw/transactions", "clean/transactions", "features/customer_daily_features"):
+    for key in (
+        "raw/transactions",
+        "clean/transactions",
+        "features/customer_daily_features",
+        "features/customer_daily_features_parquet",
+        "features/online_store",
+    ):
         assets_def = defs.resolve_assets_def(dg.AssetKey.from_user_string(key))
         assert isinstance(assets_def.partitions_def, dg.DailyPartitionsDefinition)
         assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()

@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rows per layer, quarantine by reason and the latest model")
     report.add_argument("--json", action="store_true", help="print JSON for scripts")
 
+    features = commands.add_parser("features", help="the Feast feature store")
+    feature_commands = features.add_subparsers(dest="features_command", required=True, parser_class=_Parser)
+    get = feature_commands.add_parser("get", help="print the online churn_v1 features of customers as JSON")
+    get.add_argument("--customer", action="append", required=True, metavar="ID", help="a customer id (repeatable)")
+
     dev = commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
     dev.add_argument("--port", type=_positive_int, default=3000)
     return parser
@@ -194,6 +199,31 @@ def _report(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
 
 
+def _features_get(args: argparse.Namespace, settings: Settings) -> None:
+    from ballast.lib import feature_repo
+
+    if feature_repo.online_status(settings.home) is None:
+        raise UserError(
+            f"the online store under {settings.home} is empty; run `ballast demo` or `ballast run` (or materialize"
+            " features/online_store in the UI) first"
+        )
+    from ballast.lib import feature_store
+
+    store = feature_store.open_store(settings.home)
+    try:
+        feature_store.require_applied(store)
+    except feature_store.FeatureStoreError as exc:
+        raise UserError(str(exc)) from None
+    ids = list(dict.fromkeys(args.customer))
+    found, missing = feature_store.online_features(store, ids)
+    found["event_timestamp"] = found["event_timestamp"].map(lambda t: t.isoformat())
+    # Through pandas' JSON writer, so numpy and nullable values come out as plain JSON.
+    records = json.loads(found.to_json(orient="records", double_precision=15))
+    print(json.dumps({"feature_service": feature_repo.FEATURE_SERVICE, "customers": records}, indent=2))
+    if missing:
+        raise UserError(f"not in the online store: {', '.join(missing)} (unknown customer, or not active in the last 90 days)")
+
+
 def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
     from ballast.runs import write_dagster_yaml
 
@@ -225,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run(settings, "run")
         elif args.command == "report":
             _report(args, settings)
+        elif args.command == "features":
+            _features_get(args, settings)
         elif args.command == "dev":
             _dev(args, settings)
     except (UserError, SettingsError) as exc:

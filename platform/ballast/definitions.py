@@ -26,7 +26,8 @@ DOWNSTREAM_AUTOMATION = (
 
 
 def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
-    if spec.group_name == "raw":
+    # Raw assets wait for files; an asset with a policy of its own keeps it.
+    if spec.group_name == "raw" or spec.automation_condition is not None:
         return spec
     return spec.replace_attributes(automation_condition=DOWNSTREAM_AUTOMATION)
 

@@ -33,6 +33,23 @@ class WarehouseResource(dg.ConfigurableResource):
             con.close()
 
 
+class FeatureStoreResource(dg.ConfigurableResource):
+    """The Feast repo in feature_repo/, opened with this Ballast home's paths."""
+
+    home: str
+
+    def open(self):
+        """A Feast FeatureStore (imported here: Feast takes seconds to import)."""
+        from ballast.lib import feature_store
+
+        return feature_store.open_store(Path(self.home))
+
+    def definitions(self) -> list:
+        from ballast.lib import feature_store
+
+        return feature_store.definitions(Path(self.home))
+
+
 def write_dbt_profile(settings: Settings) -> Path:
     """Write the dbt profile that points dbt-duckdb at this Ballast home's warehouse."""
     profile = {
@@ -96,4 +113,5 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "dbt": dbt_cli(project, settings),
+        "feature_store": FeatureStoreResource(home=str(settings.home)),
     }

@@ -19,6 +19,8 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 
 WAREHOUSE_POOL = "warehouse"
+# Feast registry writes and materializations run one at a time, like warehouse writes.
+FEAST_POOL = "feast"
 # The Spark engine (dagster-pyspark) arrives with the scale-path issue.
 FEATURE_ENGINES = ("duckdb",)
 
@@ -63,6 +65,7 @@ class Settings:
     holdout_fraction: float = 0.25
     max_file_bytes: int = 1 << 30
     max_columns: int = 64
+    parity_sample_size: int = 1000
     contracts_dir: Path = CONTRACTS_DIR
 
     def __post_init__(self) -> None:
@@ -94,7 +97,11 @@ class Settings:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
         if "BALLAST_HOLDOUT_FRACTION" in env:
             kwargs["holdout_fraction"] = _parse_float("BALLAST_HOLDOUT_FRACTION", env["BALLAST_HOLDOUT_FRACTION"])
-        for name, key in (("max_file_bytes", "BALLAST_MAX_FILE_BYTES"), ("max_columns", "BALLAST_MAX_COLUMNS")):
+        for name, key in (
+            ("max_file_bytes", "BALLAST_MAX_FILE_BYTES"),
+            ("max_columns", "BALLAST_MAX_COLUMNS"),
+            ("parity_sample_size", "BALLAST_PARITY_SAMPLE_SIZE"),
+        ):
             if key in env:
                 kwargs[name] = _parse_int(key, env[key])
         return cls(**kwargs)

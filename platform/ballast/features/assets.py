@@ -1,19 +1,148 @@
-"""Features layer: per-customer daily feature snapshots (dbt)."""
+"""Features layer: per-customer daily feature snapshots (dbt), their Parquet export and the Feast feature store."""
 
+import datetime as dt
+import time
 
 import dagster as dg
 from dagster_dbt import DbtProject
+from tabulate import tabulate
 
+from ballast.lib import feature_repo
 from ballast.quality import contract_checks
-from ballast.settings import Settings
-from ballast.transform import dbt_layer_assets
-
+from ballast.resources import FeatureStoreResource, WarehouseResource
+from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
+from ballast.transform import dbt_layer_assets, partition_dates
 
 CUSTOMER_DAILY_FEATURES = dg.AssetKey(["features", "customer_daily_features"])
+FEATURES_PARQUET = dg.AssetKey(["features", "customer_daily_features_parquet"])
+FEATURE_REGISTRY = dg.AssetKey(["features", "feature_registry"])
+ONLINE_STORE = dg.AssetKey(["features", "online_store"])
+PARITY_CHECK = "online_matches_offline"
+
+# Re-apply when the repo's definitions change, not only when the registry is missing.
+REGISTRY_AUTOMATION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.code_version_changed()).since_last_handled()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("missing or its definitions changed")
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+    @dg.asset(
+        key=FEATURES_PARQUET,
+        deps=[CUSTOMER_DAILY_FEATURES],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="features",
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb", "parquet"},
+    )
+    def customer_daily_features_parquet(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """Parquet export of features/customer_daily_features in the lake, one folder per feature date: Feast's offline source."""
+        first, last = partition_dates(context)
+        created_at = dt.datetime.now(dt.UTC)
+        with warehouse.connect(read_only=True) as con:
+            rows = feature_repo.export_features(con, settings.lake_dir, first, last, created_at)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "window": f"{first} to {last}",
+                "created_timestamp": created_at.isoformat(),
+                "path": dg.MetadataValue.path(str(feature_repo.feature_dir(settings.lake_dir))),
+            }
+        )
+
+    @dg.asset(
+        key=FEATURE_REGISTRY,
+        group_name="features",
+        pool=FEAST_POOL,
+        code_version=feature_repo.code_version(),
+        automation_condition=REGISTRY_AUTOMATION,
+        kinds={"feast"},
+    )
+    def feature_registry(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+        """Feast registry with the definitions of feature_repo/ (entity customer, view customer_daily_features, service churn_v1)."""
+        from ballast.lib import feature_store as fs  # Feast takes seconds to import; only its steps pay
+
+        summary = fs.apply(feature_store.open(), feature_store.definitions())
+        registered = tabulate(
+            [(kind, ", ".join(names)) for kind, names in summary.items() if kind != "removed"],
+            headers=["kind", "names"],
+            tablefmt="github",
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "registered": dg.MetadataValue.md(registered),
+                "removed": ", ".join(summary["removed"]) or "none",
+                "feature_service": feature_repo.FEATURE_SERVICE,
+                "registry": dg.MetadataValue.path(str(feature_repo.registry_path(settings.home))),
+            }
+        )
+
+    @dg.asset(
+        key=ONLINE_STORE,
+        deps=[FEATURES_PARQUET, FEATURE_REGISTRY],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="features",
+        pool=FEAST_POOL,
+        kinds={"feast", "sqlite"},
+    )
+    def online_store(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+        """Feast online store (SQLite) holding each customer's latest features, materialized incrementally per partition."""
+        from ballast.lib import feature_store as fs
+
+        first, last = partition_dates(context)
+        store = feature_store.open()
+        try:
+            fs.require_applied(store)
+        except fs.FeatureStoreError as exc:
+            raise dg.Failure(str(exc)) from None
+        started = time.perf_counter()
+        fs.materialize(store, first, last)
+        seconds = time.perf_counter() - started
+        status = feature_repo.online_status(settings.home) or {}
+        return dg.MaterializeResult(
+            metadata={
+                "window": f"{first} to {last}",
+                "entities_online": status.get("entities_online", 0),
+                "last_materialized_partition": str(status.get("last_materialized_partition")),
+                "materialize_seconds": round(seconds, 3),
+            }
+        )
+
+    @dg.asset_check(asset=ONLINE_STORE, name=PARITY_CHECK, pool=FEAST_POOL)
+    def online_matches_offline(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
+        """A sample of customers' online features equal their latest offline features for the last materialized day."""
+        from ballast.lib import feature_store as fs
+
+        try:
+            result = fs.parity(feature_store.open(), settings.lake_dir, settings.parity_sample_size)
+        except fs.FeatureStoreError as exc:
+            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, description=str(exc))
+        shown = result.mismatches.head(20)
+        return dg.AssetCheckResult(
+            passed=result.mismatches.empty,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "feature_date": str(result.feature_date),
+                "customers_sampled": result.sampled,
+                "customers_mismatched": result.mismatched_customers,
+                "values_mismatched": len(result.mismatches),
+                "mismatches": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "none"),
+            },
+        )
+
     return dg.Definitions(
-        assets=[dbt_layer_assets(settings, project, "features", partitions_def)],
-        asset_checks=[contract_checks(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES, blocking=True)],
+        assets=[
+            dbt_layer_assets(settings, project, "features", partitions_def),
+            customer_daily_features_parquet,
+            feature_registry,
+            online_store,
+        ],
+        asset_checks=[
+            contract_checks(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES, blocking=True),
+            online_matches_offline,
+        ],
     )

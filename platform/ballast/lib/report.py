@@ -6,7 +6,7 @@ from typing import Any
 
 import duckdb
 
-from ballast.lib import registry
+from ballast.lib import feature_repo, registry
 from ballast.lib.churn import MODEL_NAME
 from ballast.settings import Settings
 
@@ -63,6 +63,7 @@ def build_report(settings: Settings) -> dict[str, Any]:
         "layers": layers,
         "quarantine": quarantine,
         "rejected_files": rejected_files,
+        "feature_store": feature_repo.online_status(settings.home),
         "model": model,
     }
 
@@ -80,6 +81,14 @@ def format_report(report: dict[str, Any]) -> str:
     if report["rejected_files"]:
         lines.append("Rejected files:")
         lines += [f"  {r['source_file']}: {r['reason']} ({r['detail']})" for r in report["rejected_files"]]
+    store = report["feature_store"]
+    if store:
+        lines.append(
+            f"Feature store: {store['entities_online']:,} customers online (feature service {store['feature_service']}),"
+            f" last materialized partition {store['last_materialized_partition']}"
+        )
+    else:
+        lines.append("Feature store: nothing materialized yet")
     model = report["model"]
     if model:
         m = model["metrics"]

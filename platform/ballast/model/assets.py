@@ -5,8 +5,10 @@ import dagster as dg
 import pandas as pd
 from tabulate import tabulate
 
+from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET
 from ballast.lib import churn, registry
-from ballast.resources import WarehouseResource
+from ballast.lib.feature_repo import FEATURE_SERVICE
+from ballast.resources import FeatureStoreResource, WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 FEATURES_KEY = dg.AssetKey(["features", "customer_daily_features"])
@@ -43,32 +45,20 @@ from next_purchase as n, horizon as h
 where n.feature_date + $window <= h.last_date
 """
 
-# Point-in-time join: each (customer, snapshot) entity row takes the latest feature row
-# knowable at the end of the snapshot day (feature_timestamp <= snapshot time). Label
-# windows start the day after the snapshot, so no label day can reach the features.
-TRAINING_SET_SQL = """
-create or replace table model.training_set as
-with entities as (
-    select
-        customer_id,
-        snapshot_date,
-        cast(snapshot_date + interval 1 day as timestamp) as snapshot_time,
-        churned
-    from model.churn_labels
-    where (snapshot_date - $anchor::date) % $every = 0
-)
+# The training entities: every labelled customer on every snapshot day (every
+# `snapshot_every_days` from the start date). A snapshot's event time is the end of its
+# day, so Feast's point-in-time join gives it that day's feature row and nothing later;
+# label windows start the day after, so no label day can reach the features.
+ENTITIES_SQL = """
 select
-    e.customer_id,
-    e.snapshot_date,
-    e.snapshot_time,
-    e.churned,
-    f.feature_timestamp,
-    f.* exclude (customer_id, feature_date, feature_timestamp)
-from entities as e
-asof join features.customer_daily_features as f
-    on e.customer_id = f.customer_id and e.snapshot_time >= f.feature_timestamp
+    customer_id,
+    cast(snapshot_date + interval 1 day as timestamp) as event_timestamp,
+    snapshot_date,
+    churned
+from model.churn_labels
+where (snapshot_date - $anchor::date) % $every = 0
+order by snapshot_date, customer_id
 """
-
 
 def _md_table(rows: dict[str, object]) -> str:
     return tabulate(rows.items(), headers=["metric", "value"], tablefmt="github")
@@ -93,11 +83,37 @@ def build_defs(settings: Settings) -> dg.Definitions:
             }
         )
 
-    @dg.asset(key=TRAINING_SET_KEY, deps=[LABELS_KEY, FEATURES_KEY], group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
-    def training_set(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        """Point-in-time training set: labelled (customer, snapshot) rows joined to the features knowable at the snapshot."""
+    @dg.asset(
+        key=TRAINING_SET_KEY,
+        deps=[LABELS_KEY, FEATURES_PARQUET, FEATURE_REGISTRY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        kinds={"feast", "duckdb"},
+    )
+    def training_set(warehouse: WarehouseResource, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+        """Point-in-time training set: labelled (customer, snapshot) rows joined by Feast to the churn_v1 features knowable at the snapshot."""
+        from ballast.lib import feature_store as fs  # Feast takes seconds to import; only its steps pay
+
+        with warehouse.connect(read_only=True) as con:
+            entities = con.execute(
+                ENTITIES_SQL, {"anchor": settings.start_date, "every": settings.snapshot_every_days}
+            ).df()
+        # Feast wants zone-aware times; DuckDB hands back naive UTC ones.
+        entities["event_timestamp"] = entities["event_timestamp"].dt.tz_localize("UTC")
+        store = feature_store.open()
+        try:
+            fs.require_applied(store)
+        except fs.FeatureStoreError as exc:
+            raise dg.Failure(str(exc)) from None
+        joined = fs.historical_features(store, entities)
+        missing = int(joined[list(churn.FEATURES)].isna().all(axis=1).sum()) if len(joined) else 0
+        joined["event_timestamp"] = joined["event_timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
         with warehouse.connect() as con:
-            con.execute(TRAINING_SET_SQL, {"anchor": settings.start_date, "every": settings.snapshot_every_days})
+            con.execute("create schema if not exists model")
+            con.execute(
+                "create or replace table model.training_set as"
+                " select * rename (event_timestamp as snapshot_time) from joined order by snapshot_date, customer_id"
+            )
             summary = con.execute(
                 "select snapshot_date, count(*) as rows, avg(churned::int) as churn_rate"
                 " from model.training_set group by 1 order by 1"
@@ -107,6 +123,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
             metadata={
                 "dagster/row_count": int(summary["rows"].sum()),
                 "snapshots": len(summary),
+                "feature_service": FEATURE_SERVICE,
+                "rows_without_features": missing,
                 "rows_per_snapshot": dg.MetadataValue.md(table),
             }
         )

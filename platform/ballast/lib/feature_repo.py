@@ -1,0 +1,142 @@
+"""Names and paths of the Feast repo in feature_repo/, and what can be read of the store without importing Feast.
+
+`import feast` costs several seconds; the report and the Dagster code location use
+this module so that only the steps that talk to Feast pay for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import yaml
+
+from ballast.settings import REPO_ROOT
+
+FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
+STORE_YAML = FEATURE_REPO_DIR / "feature_store.yaml"
+PRODUCTION_YAML = FEATURE_REPO_DIR / "production" / "feature_store.yaml"
+DEFINITIONS_FILE = FEATURE_REPO_DIR / "churn_features.py"
+PROJECT = "ballast"
+FEATURE_VIEW = "customer_daily_features"
+FEATURE_SERVICE = "churn_v1"
+ENTITY_KEY = "customer_id"
+FEATURE_TABLE = "features.customer_daily_features"
+# Feast's SQLite layout: one table per project and feature view.
+ONLINE_TABLE = f"{PROJECT}_{FEATURE_VIEW}"
+
+
+def feature_dir(lake_dir: Path) -> Path:
+    """The Parquet export of the feature table: one hive partition (feature_date=...) per day."""
+    return lake_dir / "features" / FEATURE_VIEW
+
+
+def feature_time(day: dt.date) -> dt.datetime:
+    """A feature row for day D describes the end of D: its event time is D + 1 at 00:00 UTC."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+def code_version() -> str:
+    """Changes exactly when the repo's definitions or store configuration change."""
+    digest = hashlib.sha256()
+    for path in (STORE_YAML, DEFINITIONS_FILE):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def export_features(
+    con: duckdb.DuckDBPyConnection, lake_dir: Path, first: dt.date, last: dt.date, created_at: dt.datetime
+) -> int:
+    """Write the feature days [first, last] to the lake as Parquet, replacing those days' folders; returns rows written.
+
+    The new files are written beside the export and moved in per day, so a reader sees
+    a day's old folder or its new one.
+    """
+    root = feature_dir(lake_dir)
+    staging = root.parent / f".staging-{FEATURE_VIEW}-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    try:
+        quoted = str(staging).replace("'", "''")
+        rows = con.execute(
+            f"""
+            copy (
+                select *, $created_at::timestamp as created_timestamp
+                from {FEATURE_TABLE}
+                where feature_date between $first and $last
+                order by feature_date, customer_id
+            ) to '{quoted}' (format parquet, partition_by (feature_date), filename_pattern 'part_{{i}}')
+            """,
+            {"first": first, "last": last, "created_at": created_at.astimezone(dt.UTC).replace(tzinfo=None)},
+        ).fetchone()[0]
+        root.mkdir(parents=True, exist_ok=True)
+        day = first
+        while day <= last:
+            name = f"feature_date={day.isoformat()}"
+            shutil.rmtree(root / name, ignore_errors=True)
+            if (staging / name).exists():
+                (staging / name).rename(root / name)
+            day += dt.timedelta(days=1)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return int(rows)
+
+
+def offline_latest(lake_dir: Path, day: dt.date, sample_size: int) -> pd.DataFrame:
+    """Up to `sample_size` customers of feature day `day` from the lake, latest created row each, in a fixed sample order."""
+    pattern = str(feature_dir(lake_dir) / f"feature_date={day.isoformat()}" / "*.parquet")
+    con = duckdb.connect()
+    try:
+        return con.execute(
+            """
+            select * exclude (created_timestamp)
+            from read_parquet($pattern)
+            qualify row_number() over (partition by customer_id order by created_timestamp desc) = 1
+            order by hash(customer_id), customer_id
+            limit $n
+            """,
+            {"pattern": pattern, "n": sample_size},
+        ).df()
+    finally:
+        con.close()
+
+
+def _store_yaml(home: Path) -> dict[str, Any]:
+    return yaml.safe_load(STORE_YAML.read_text().replace("${BALLAST_HOME}", str(home)))
+
+
+def online_store_path(home: Path) -> Path:
+    return Path(_store_yaml(home)["online_store"]["path"])
+
+
+def registry_path(home: Path) -> Path:
+    return Path(_store_yaml(home)["registry"]["path"])
+
+
+def online_status(home: Path) -> dict[str, Any] | None:
+    """Customers online and the latest feature day online, read from the SQLite file; None before any materialization."""
+    path = online_store_path(home)
+    if not path.exists():
+        return None
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        if not con.execute("select 1 from sqlite_master where type = 'table' and name = ?", [ONLINE_TABLE]).fetchone():
+            return None
+        entities, latest = con.execute(f'select count(distinct entity_key), max(event_ts) from "{ONLINE_TABLE}"').fetchone()
+    finally:
+        con.close()
+    # Rows are written latest-wins, so the newest event time (epoch seconds, as Feast
+    # stores it) is the end of the last day materialized.
+    last_day = None if latest is None else (dt.datetime.fromtimestamp(latest, dt.UTC) - dt.timedelta(days=1)).date()
+    return {
+        "feature_service": FEATURE_SERVICE,
+        "entities_online": entities,
+        "last_materialized_partition": None if last_day is None else last_day.isoformat(),
+        "online_store": str(path),
+    }
