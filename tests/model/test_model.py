@@ -8,18 +8,6 @@ from ballast.lib import churn, registry
 from tests.conftest import Platform
 
 
-def test_training_set_is_point_in_time(platform: Platform) -> None:
-    [(rows, late_features, label_overlap)] = platform.query(
-        """
-        select count(*),
-               count(*) filter (where feature_timestamp > snapshot_time),
-               count(*) filter (where snapshot_time > cast(snapshot_date + interval 1 day as timestamp))
-        from model.training_set
-        """
-    )
-    assert rows > 1000 and late_features == 0 and label_overlap == 0
-
-
 def test_labels_follow_the_definition(platform: Platform) -> None:
     # Recompute the label from clean transactions for a sample of rows, independently of the asset's SQL.
     sample = platform.df("select customer_id, snapshot_date, churned from model.churn_labels using sample 300 rows (reservoir, 5)")

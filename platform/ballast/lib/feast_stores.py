@@ -10,7 +10,13 @@ import uuid
 from typing import Literal
 
 from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig, _quote_id, _table_id
+from feast.infra.online_stores.sqlite import (
+    SqliteOnlineStore,
+    SqliteOnlineStoreConfig,
+    _quote_id,
+    _table_id,
+    adapt_datetime_epoch,
+)
 from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.utils import _utc_now, to_naive_utc
@@ -41,18 +47,14 @@ class LatestWinsSqliteOnlineStore(SqliteOnlineStore):
             return super().online_write_batch(config, table, data, progress)
         name = _quote_id(_table_id(config.project, table, config.registry.enable_online_feature_view_versioning))
         version = config.entity_key_serialization_version
-        # Feast hands over one proto per entity; encoding them is the only per-entity work.
-        rows = [
-            (
-                serialize_entity_key(entity_key, entity_key_serialization_version=version),
-                feature,
-                value.SerializeToString(),
-                to_naive_utc(event_ts),
-                None if created_ts is None else to_naive_utc(created_ts),
-            )
-            for entity_key, values, event_ts, created_ts in data
-            for feature, value in values.items()
-        ]
+        # Feast hands over one proto per entity: encode each key and time once, as Feast's
+        # own SQLite adapter would (epoch seconds), then write every feature in one statement.
+        rows = []
+        for entity_key, values, event_ts, created_ts in data:
+            key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
+            event = adapt_datetime_epoch(to_naive_utc(event_ts))
+            created = None if created_ts is None else adapt_datetime_epoch(to_naive_utc(created_ts))
+            rows.extend((key, feature, value.SerializeToString(), event, created) for feature, value in values.items())
         upsert = (
             f"insert into {name} (entity_key, feature_name, value, event_ts, created_ts) values (?, ?, ?, ?, ?)"
             " on conflict (entity_key, feature_name) do update set"
