@@ -111,12 +111,12 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
     assert "Validation successful for code location ballast" in proc.stdout + proc.stderr
 
 
-def test_the_instance_limits_the_warehouse_pool_to_one_step(tmp_path: Path) -> None:
+def test_the_instance_limits_each_pool_to_one_step(tmp_path: Path) -> None:
     from ballast.runs import instance
 
     dagster_instance = instance(make_settings(tmp_path))
     try:
-        info = dagster_instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
-        assert info.limit == 1
+        for pool in (WAREHOUSE_POOL, FEAST_POOL):
+            assert dagster_instance.event_log_storage.get_concurrency_info(pool).limit == 1
     finally:
         dagster_instance.dispose()

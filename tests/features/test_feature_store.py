@@ -2,8 +2,15 @@
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -310,3 +317,82 @@ def test_the_production_config_validates(monkeypatch, tmp_path: Path) -> None:
     assert config.registry.path == "postgresql+psycopg://feast:secret@registry.internal:5432/feast"
     assert config.offline_store.type == "duckdb"
     assert config.entity_key_serialization_version == 3
+
+
+def test_the_feast_cli_works_from_the_repo_folder(feast_home: Settings, platform: Platform) -> None:
+    """`feast apply`, `materialize`, `materialize-incremental` and `serve`, as the README shows them."""
+    feast = str(Path(sys.executable).parent / "feast")
+    env = {**os.environ, "BALLAST_HOME": str(feast_home.home)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [feast, *args], cwd=feature_repo.FEATURE_REPO_DIR, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    run("apply")
+    first_week_end = platform.start + dt.timedelta(days=6)
+    run("materialize", f"{platform.start}T00:00:00", f"{first_week_end + dt.timedelta(days=1)}T00:00:00")
+    assert feature_repo.online_status(feast_home.home)["last_materialized_partition"] == first_week_end.isoformat()
+    run("materialize-incremental", f"{platform.start + dt.timedelta(days=14)}T00:00:00")
+    assert feature_repo.online_status(feast_home.home)["last_materialized_partition"] == (
+        platform.start + dt.timedelta(days=13)
+    ).isoformat()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [feast, "serve", "-h", "127.0.0.1", "-p", str(port)], cwd=feature_repo.FEATURE_REPO_DIR, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        customer = _lake_rows(feast_home, f"feature_date = '{platform.start + dt.timedelta(days=13)}'")["customer_id"].min()
+        body = json.dumps({"feature_service": "churn_v1", "entities": {"customer_id": [customer]}}).encode()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/get-online-features", data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    answer = json.loads(response.read())
+                break
+            except OSError:
+                assert server.poll() is None, "feast serve exited"
+                assert time.monotonic() < deadline, "feast serve did not answer within 120 s"
+                time.sleep(1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=20)
+    names = answer["metadata"]["feature_names"]
+    values = {name: result["values"][0] for name, result in zip(names, answer["results"])}
+    assert values["customer_id"] == customer
+    assert set(names) == {"customer_id", *churn.FEATURES}
+
+
+def test_the_registry_is_reapplied_when_its_definitions_change(tmp_path: Path, monkeypatch) -> None:
+    settings = make_settings(tmp_path)
+    dagster_instance = dg.DagsterInstance.ephemeral()
+    selection = dg.AssetSelection.assets(FEATURE_REGISTRY)
+
+    def tick(cursor):
+        result = dg.evaluate_automation_conditions(
+            defs=build_defs(settings), instance=dagster_instance, asset_selection=selection, cursor=cursor
+        )
+        return result.total_requested, result.cursor
+
+    dagster_instance.report_runless_asset_event(dg.AssetMaterialization(FEATURE_REGISTRY))
+    _, cursor = tick(None)
+    unchanged, cursor = tick(cursor)
+    assert unchanged == 0
+    monkeypatch.setattr(feature_repo, "code_version", lambda: "edited-definitions")
+    changed, cursor = tick(cursor)
+    assert changed == 1
+    again, _ = tick(cursor)
+    assert again == 0
