@@ -15,6 +15,8 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.data_format import ParquetFormat
 from feast.types import Float64, Int32, String
 
+from ballast.lib.churn import FEATURES as CHURN_MODEL_FEATURES
+
 # The lake lives under BALLAST_HOME, like every path in feature_store.yaml. The Feast CLI
 # takes it from the environment; Ballast's assets run this file with their own home
 # (runpy's init_globals), so a test's temporary home never touches the environment.
@@ -72,26 +74,10 @@ customer_daily_features = FeatureView(
 )
 
 # What model/churn_model trains on and what online scoring must look up: versioned, so
-# a model can be traced to the exact feature list it saw.
+# a model can be traced to the exact feature list it saw. The list is the model code's
+# own (ballast.lib.churn.FEATURES), so the service and the model cannot drift apart.
 churn_v1 = FeatureService(
     name="churn_v1",
-    features=[
-        customer_daily_features[
-            [
-                "txn_count_7d",
-                "txn_count_30d",
-                "txn_count_90d",
-                "spend_7d",
-                "spend_30d",
-                "spend_90d",
-                "avg_amount_30d",
-                "days_since_last_txn",
-                "tenure_days",
-                "distinct_merchants_30d",
-                "web_share_30d",
-                "home_country",
-            ]
-        ]
-    ],
+    features=[customer_daily_features[list(CHURN_MODEL_FEATURES)]],
     description="Features of the churn propensity model, version 1.",
 )

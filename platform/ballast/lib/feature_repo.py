@@ -24,6 +24,8 @@ FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 STORE_YAML = FEATURE_REPO_DIR / "feature_store.yaml"
 PRODUCTION_YAML = FEATURE_REPO_DIR / "production" / "feature_store.yaml"
 DEFINITIONS_FILE = FEATURE_REPO_DIR / "churn_features.py"
+# churn_v1 lists the model's features from here, so its changes change the definitions too.
+MODEL_FEATURES_FILE = Path(__file__).with_name("churn.py")
 PROJECT = "ballast"
 FEATURE_VIEW = "customer_daily_features"
 FEATURE_SERVICE = "churn_v1"
@@ -44,9 +46,9 @@ def feature_time(day: dt.date) -> dt.datetime:
 
 
 def code_version() -> str:
-    """Changes exactly when the repo's definitions or store configuration change."""
+    """Changes when the repo's definitions, its store configuration or the model's feature list may have changed."""
     digest = hashlib.sha256()
-    for path in (STORE_YAML, DEFINITIONS_FILE):
+    for path in (STORE_YAML, DEFINITIONS_FILE, MODEL_FEATURES_FILE):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
