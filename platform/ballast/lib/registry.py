@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,78 @@ def load(model_version: ModelVersion) -> Any:
             f"model {model_version.name} {model_version.version} holds untrusted types: {', '.join(refused)}"
         )
     return sio.load(path, trusted=untrusted)
+
+
+CHAMPION_FILE = "champion.json"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace `path` in one step: a reader sees the old content or the new, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def get(root: Path, name: str, version: str) -> ModelVersion:
+    for found in versions(root, name):
+        if found.version == version:
+            return found
+    known = ", ".join(v.version for v in versions(root, name)) or "none"
+    raise RegistryError(f"model {name} has no version {version!r} (versions: {known})")
+
+
+def annotate(model_version: ModelVersion, **fields: Any) -> ModelVersion:
+    """Add fields (evaluation, gate results, overrides) to a version's metadata; the model file is untouched."""
+    metadata = {**model_version.metadata, **fields}
+    _write_atomic(model_version.path / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    return ModelVersion(model_version.name, model_version.version, model_version.path, metadata)
+
+
+def _pointer(root: Path, name: str) -> dict[str, Any]:
+    path = _versions_dir(root, name) / CHAMPION_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"version": None, "history": []}
+
+
+def champion(root: Path, name: str) -> ModelVersion | None:
+    version = _pointer(root, name)["version"]
+    return None if version is None else get(root, name, version)
+
+
+def champion_history(root: Path, name: str) -> list[dict[str, Any]]:
+    return _pointer(root, name)["history"]
+
+
+def promote(
+    root: Path, name: str, version: str, reason: str, run_id: str | None = None, override: bool = False
+) -> ModelVersion:
+    """Make `version` the champion, recording who, why and whether gates were overridden; one atomic switch."""
+    chosen = get(root, name, version)
+    pointer = _pointer(root, name)
+    entry = {
+        "version": version,
+        "previous": pointer["version"],
+        "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "reason": reason,
+        "run_id": run_id,
+        "override": override,
+    }
+    pointer = {"version": version, "history": [*pointer["history"], entry]}
+    _write_atomic(_versions_dir(root, name) / CHAMPION_FILE, json.dumps(pointer, indent=2))
+    return chosen
+
+
+def rollback(root: Path, name: str, reason: str = "rollback") -> ModelVersion:
+    """Restore the champion before the current one."""
+    pointer = _pointer(root, name)
+    if not pointer["history"] or pointer["history"][-1]["previous"] is None:
+        raise RegistryError(f"model {name} has no previous champion to roll back to")
+    previous = pointer["history"][-1]["previous"]
+    return promote(root, name, previous, reason)

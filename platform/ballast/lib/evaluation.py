@@ -1,0 +1,138 @@
+"""Model evaluation and promotion gates on a holdout (no Dagster here).
+
+A candidate and the current champion are scored on the same holdout; the gates compare
+them with thresholds from settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
+
+from ballast.lib.churn import FEATURES, LABEL
+
+CALIBRATION_BINS = 10
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_auc: float = 0.70
+    champion_ratio: float = 0.98
+    max_fairness_gap: float = 0.10
+    min_segment_customers: int = 50
+    decision_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    passed: bool
+    value: float | None
+    threshold: float
+    note: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(scores: np.ndarray, holdout: pd.DataFrame, segment: str, thresholds: Thresholds) -> dict:
+    """Metrics of `scores` on `holdout`: ROC AUC, PR AUC, Brier, a calibration table and per-segment positive rates."""
+    y = holdout[LABEL].astype(int).to_numpy()
+    bins = np.minimum((scores * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    frame = pd.DataFrame({"bin": bins, "score": scores, "label": y})
+    calibration = (
+        frame.groupby("bin")
+        .agg(rows=("label", "size"), mean_score=("score", "mean"), observed_rate=("label", "mean"))
+        .reset_index()
+    )
+    positive = scores >= thresholds.decision_threshold
+    by_segment = (
+        pd.DataFrame(
+            {
+                "segment": holdout[segment].fillna("(none)").astype(str).to_numpy(),
+                "customer_id": holdout["customer_id"].to_numpy(),
+                "positive": positive,
+            }
+        )
+        .groupby("segment")
+        .agg(customers=("customer_id", "nunique"), rows=("positive", "size"), positive_rate=("positive", "mean"))
+        .reset_index()
+    )
+    fpr, tpr, _ = roc_curve(y, scores)
+    return {
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "pr_auc": float(average_precision_score(y, scores)),
+        "brier": float(brier_score_loss(y, scores)),
+        "holdout_rows": int(len(y)),
+        "holdout_positive_rate": float(y.mean()),
+        "calibration": calibration.to_dict(orient="records"),
+        "segments": by_segment.to_dict(orient="records"),
+        "segment_column": segment,
+        # A thinned curve is enough to draw; the full one has a point per distinct score.
+        "roc_curve": {"fpr": fpr[:: max(1, len(fpr) // 200)].tolist(), "tpr": tpr[:: max(1, len(tpr) // 200)].tolist()},
+    }
+
+
+def fairness_gap(evaluation: dict, thresholds: Thresholds) -> tuple[float | None, list[str]]:
+    """Largest difference in positive-prediction rate between segments large enough to judge, and those segments."""
+    eligible = [s for s in evaluation["segments"] if s["customers"] >= thresholds.min_segment_customers]
+    if len(eligible) < 2:
+        return None, [s["segment"] for s in eligible]
+    rates = [s["positive_rate"] for s in eligible]
+    return float(max(rates) - min(rates)), [s["segment"] for s in eligible]
+
+
+def gates(candidate: dict, champion: dict | None, thresholds: Thresholds) -> list[Gate]:
+    """The three promotion gates: minimum quality, within 2 % of the champion, fairness."""
+    auc = candidate["roc_auc"]
+    results = [
+        Gate(
+            "min_quality",
+            auc >= thresholds.min_auc,
+            auc,
+            thresholds.min_auc,
+            f"holdout ROC AUC {auc:.4f} (minimum {thresholds.min_auc})",
+        )
+    ]
+    if champion is None:
+        results.append(Gate("challenger", True, None, thresholds.champion_ratio, "no champion yet: the first model passes"))
+    else:
+        floor = thresholds.champion_ratio * champion["roc_auc"]
+        results.append(
+            Gate(
+                "challenger",
+                auc >= floor,
+                auc,
+                floor,
+                f"candidate AUC {auc:.4f} vs {thresholds.champion_ratio} × champion AUC {champion['roc_auc']:.4f} = {floor:.4f}",
+            )
+        )
+    gap, segments = fairness_gap(candidate, thresholds)
+    if gap is None:
+        results.append(
+            Gate(
+                "fairness",
+                True,
+                None,
+                thresholds.max_fairness_gap,
+                f"fewer than two segments with at least {thresholds.min_segment_customers} customers: nothing to compare",
+            )
+        )
+    else:
+        results.append(
+            Gate(
+                "fairness",
+                gap <= thresholds.max_fairness_gap,
+                gap,
+                thresholds.max_fairness_gap,
+                f"largest positive-rate gap {gap:.4f} across {', '.join(segments)}",
+            )
+        )
+    return results
+
+
+def features_frame(holdout: pd.DataFrame) -> pd.DataFrame:
+    return holdout[list(FEATURES)]
