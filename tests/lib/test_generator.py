@@ -117,3 +117,30 @@ def test_parquet_format(tmp_path: Path) -> None:
 def test_bad_spec_names_the_problem(tmp_path: Path, override: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _spec(tmp_path, **override)
+
+
+def test_segment_bias_makes_one_country_churn_and_leaves_other_data_alone(tmp_path) -> None:
+    import duckdb
+
+    from ballast.lib.generator import GenerateSpec, generate
+
+    def last_month_activity(out, bias):
+        spec = GenerateSpec(out=out, customers=3000, days=90, start=dt.date(2025, 1, 1), seed=3, segment_bias=bias)
+        generate(spec)
+        return duckdb.sql(
+            f"""
+            with home as (
+                select customer_id, mode(country) as home from read_csv('{out}/*.csv', all_varchar=true) group by 1
+            ), late as (
+                select distinct customer_id from read_csv('{out}/*.csv', all_varchar=true)
+                where event_timestamp >= '2025-03-15'
+            )
+            select home, avg((l.customer_id is not null)::int) from home h left join late l using (customer_id)
+            group by 1
+            """
+        ).fetchall()
+
+    plain = dict(last_month_activity(tmp_path / "plain", None))
+    biased = dict(last_month_activity(tmp_path / "biased", "GB"))
+    assert biased["GB"] < plain["GB"] - 0.3
+    assert abs(biased["US"] - plain["US"]) < 0.02

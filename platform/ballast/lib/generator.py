@@ -44,6 +44,8 @@ class GenerateSpec:
     rows_per_day: int | None = None
     drift_from: dt.date | None = None
     faults: float = 0.0
+    # A home country whose customers churn much more often (fairness-gate tests).
+    segment_bias: str | None = None
 
     def __post_init__(self) -> None:
         if self.customers < 1:
@@ -56,6 +58,8 @@ class GenerateSpec:
             raise ValueError(f"rows-per-day must be at least 1, got {self.rows_per_day}")
         if not 0.0 <= self.faults < 1.0:
             raise ValueError(f"faults must be a fraction in [0, 1), got {self.faults}")
+        if self.segment_bias is not None and self.segment_bias not in COUNTRIES:
+            raise ValueError(f"segment bias must be one of {', '.join(COUNTRIES)}, got {self.segment_bias!r}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,12 @@ def _population(spec: GenerateSpec) -> _Population:
         spec.days + 10_000,
     )
     country = rng.choice(len(COUNTRIES), size=n, p=COUNTRY_WEIGHTS)
+    if spec.segment_bias is not None:
+        # A stream of its own, so that every other seed's output keeps its bytes.
+        bias = np.random.default_rng([spec.seed, 2])
+        biased = (country == list(COUNTRIES).index(spec.segment_bias)) & (churn_day > spec.days + 60)
+        churn_now = biased & (bias.random(n) < 0.85)
+        churn_day = np.where(churn_now, signup_day + bias.integers(14, max(15, spec.days // 2), size=n), churn_day)
     channel_p = rng.dirichlet([2.0, 1.5, 1.5], size=n)
     spend_level = rng.normal(np.log(40.0), 0.6, size=n) + COUNTRY_SPEND[country]
     merchant_count = max(5, n * MERCHANTS_PER_1000_CUSTOMERS // 1000)
