@@ -62,7 +62,10 @@ def test_report_json_has_layers_quarantine_and_model(platform: Platform) -> None
     assert sum(report["quarantine"].values()) == report["layers"]["clean/transactions_quarantine"]
     assert report["quarantine"]["malformed_line"] == platform.manifest["faults"]["malformed_line"]
     assert report["rejected_files"] == [] and report["layers"]["raw/rejected_files"] == 0
-    assert report["model"]["version"] == "v0001" and report["model"]["metrics"]["roc_auc"] > 0.65
+    champion = report["model"]["champion"]
+    assert champion["version"] == "v0001" and champion["metrics"]["roc_auc"] > 0.65
+    assert [g["name"] for g in champion["gates"]] == ["min_quality", "challenger", "fairness"]
+    assert all(g["passed"] for g in champion["gates"]) and report["model"]["versions"] == 1
 
 
 def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:

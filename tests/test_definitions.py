@@ -27,7 +27,9 @@ EXPECTED = {
         "model", {"model/churn_labels", "features/customer_daily_features_parquet", "features/feature_registry"}
     ),
     "model/churn_model": ("model", {"model/training_set"}),
-    "model/churn_scores": ("model", {"model/churn_model", "features/customer_daily_features"}),
+    "model/churn_evaluation": ("model", {"model/churn_model"}),
+    "model/champion": ("model", {"model/churn_evaluation"}),
+    "model/churn_scores": ("model", {"model/champion", "features/customer_daily_features"}),
 }
 
 

@@ -95,6 +95,20 @@ def _parser() -> argparse.ArgumentParser:
     get = feature_commands.add_parser("get", help="print the online churn_v1 features of customers as JSON")
     get.add_argument("--customer", action="append", required=True, metavar="ID", help="a customer id (repeatable)")
 
+    model = commands.add_parser("model", help="the model registry: versions, champion, promotion, rollback")
+    model_commands = model.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
+    model_commands.add_parser("list", help="every version with its AUC and gate results; * marks the champion")
+    show = model_commands.add_parser("show", help="a version's metadata as JSON")
+    show.add_argument("version")
+    promote = model_commands.add_parser("promote", help="make a version champion (an override if it failed a gate)")
+    promote.add_argument("version")
+    promote.add_argument("--reason", required=True, help="why; recorded in the registry")
+    rollback = model_commands.add_parser("rollback", help="restore the previous champion")
+    rollback.add_argument("--reason", default="rollback", help="why; recorded in the registry")
+
+    lineage = commands.add_parser("lineage", help="a model version back to its training set, partitions, raw files and code")
+    lineage.add_argument("version")
+
     dev = commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
     dev.add_argument("--port", type=_positive_int, default=3000)
     return parser
@@ -224,6 +238,77 @@ def _features_get(args: argparse.Namespace, settings: Settings) -> None:
         raise UserError(f"not in the online store: {', '.join(missing)} (unknown customer, or not active in the last 90 days)")
 
 
+def _model(args: argparse.Namespace, settings: Settings) -> None:
+    from ballast.lib import registry
+    from ballast.lib.churn import MODEL_NAME
+
+    root = settings.registry_dir
+    try:
+        if args.model_command == "list":
+            found = registry.versions(root, MODEL_NAME)
+            if not found:
+                raise UserError(f"no {MODEL_NAME} versions under {root}; run `ballast demo` or `ballast run` first")
+            current = registry.champion(root, MODEL_NAME)
+            print(f"{'':2}{'version':<9}{'created':<27}{'ROC AUC':>8}  gates")
+            for v in found:
+                mark = "*" if current and v.version == current.version else ""
+                auc = v.metadata.get("evaluation", v.metadata.get("metrics", {})).get("roc_auc")
+                print(f"{mark:<2}{v.version:<9}{v.metadata.get('created_at', ''):<27}{auc or float('nan'):>8.3f}  {_gate_summary(v.metadata)}")
+        elif args.model_command == "show":
+            print(json.dumps(registry.get(root, MODEL_NAME, args.version).metadata, indent=2, default=str))
+        elif args.model_command == "promote":
+            chosen = registry.get(root, MODEL_NAME, args.version)
+            failed = [g["name"] for g in chosen.metadata.get("gates", []) if not g["passed"]]
+            registry.load(chosen)  # refuse a tampered artifact before it can serve
+            registry.promote(root, MODEL_NAME, args.version, args.reason, override=bool(failed) or "gates" not in chosen.metadata)
+            note = f" (override of failed gate(s): {', '.join(failed)})" if failed else ""
+            print(f"{MODEL_NAME} {args.version} is champion{note}; reason: {args.reason}")
+        elif args.model_command == "rollback":
+            current = registry.champion(root, MODEL_NAME)
+            restored = registry.rollback(root, MODEL_NAME, args.reason)
+            registry.load(restored)
+            print(f"{MODEL_NAME} champion rolled back from {current.version} to {restored.version}")
+    except registry.RegistryError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _gate_summary(metadata: dict) -> str:
+    gates = metadata.get("gates")
+    if gates is None:
+        return "not evaluated"
+    text = ", ".join(f"{g['name']} {'pass' if g['passed'] else 'FAIL'}" for g in gates)
+    if metadata.get("override"):
+        text += f"; overridden: {metadata['override']['reason']}"
+    return text
+
+
+def _lineage(args: argparse.Namespace, settings: Settings) -> None:
+    from ballast.lib import registry
+    from ballast.lib.churn import MODEL_NAME
+
+    try:
+        meta = registry.get(settings.registry_dir, MODEL_NAME, args.version).metadata
+    except registry.RegistryError as exc:
+        raise UserError(str(exc)) from None
+    trace = meta.get("lineage") or {}
+    training = meta.get("training_set") or {}
+    print(f"model {MODEL_NAME} {meta['version']}  sha256 {meta['sha256']}  run {meta.get('dagster_run_id')}")
+    print(f"  feature service {meta.get('feature_service')}: {', '.join(meta.get('features', []))}")
+    print(
+        f"  training set {training.get('rows', '?'):,} rows, snapshots {' to '.join(training.get('snapshots', []))},"
+        f" fingerprint {training.get('fingerprint')}"
+    )
+    print(f"  feature partitions {' to '.join(trace.get('feature_partitions', []))}")
+    print(f"  clean/raw partitions {' to '.join(trace.get('clean_partitions', []))}")
+    files = trace.get("raw_files", [])
+    print(f"  raw files ({len(files)}):")
+    for f in files:
+        print(f"    {f['file']}  sha256 {f['sha256']}  {f['rows']:,} rows")
+    print("  code versions:")
+    for key, version in (meta.get("code_versions") or {}).items():
+        print(f"    {key}  {version}")
+
+
 def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
     from ballast.runs import write_dagster_yaml
 
@@ -257,6 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args, settings)
         elif args.command == "features":
             _features_get(args, settings)
+        elif args.command == "model":
+            _model(args, settings)
+        elif args.command == "lineage":
+            _lineage(args, settings)
         elif args.command == "dev":
             _dev(args, settings)
     except (UserError, SettingsError) as exc:

@@ -40,8 +40,12 @@ def refresh(
     dagster_instance: dg.DagsterInstance | None = None,
     selection: dg.AssetSelection | None = None,
     log_level: str = "DEBUG",
+    op_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the selected assets (default: all) for the days [start, end] in one run."""
+    """Materialize the selected assets (default: all) for the days [start, end] in one run.
+
+    `op_config` is run config per op, e.g. {"model__churn_model": {"shuffle_labels": True}}.
+    """
     defs = build_defs(settings)
     job = defs.resolve_job_def(REFRESH_JOB)
     asset_keys = None
@@ -55,7 +59,10 @@ def refresh(
     dagster_instance = dagster_instance or instance(settings)
     try:
         return job.execute_in_process(
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+                "ops": {op: {"config": config} for op, config in (op_config or {}).items()},
+            },
             instance=dagster_instance,
             tags=tags,
             asset_selection=asset_keys,

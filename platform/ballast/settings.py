@@ -66,6 +66,11 @@ class Settings:
     max_file_bytes: int = 1 << 30
     max_columns: int = 64
     parity_sample_size: int = 1000
+    min_auc: float = 0.70
+    champion_ratio: float = 0.98
+    max_fairness_gap: float = 0.10
+    min_segment_customers: int = 50
+    segment_column: str = "home_country"
     contracts_dir: Path = CONTRACTS_DIR
 
     def __post_init__(self) -> None:
@@ -75,6 +80,13 @@ class Settings:
             )
         if not 0 < self.holdout_fraction < 1:
             raise SettingsError(f"BALLAST_HOLDOUT_FRACTION={self.holdout_fraction} must be between 0 and 1")
+        for name, value in (
+            ("BALLAST_MIN_AUC", self.min_auc),
+            ("BALLAST_CHAMPION_RATIO", self.champion_ratio),
+            ("BALLAST_MAX_FAIRNESS_GAP", self.max_fairness_gap),
+        ):
+            if not 0 <= value <= 1:
+                raise SettingsError(f"{name}={value} must be between 0 and 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,12 +107,21 @@ class Settings:
             )
         if "BALLAST_FEATURE_ENGINE" in env:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
-        if "BALLAST_HOLDOUT_FRACTION" in env:
-            kwargs["holdout_fraction"] = _parse_float("BALLAST_HOLDOUT_FRACTION", env["BALLAST_HOLDOUT_FRACTION"])
+        for name, key in (
+            ("holdout_fraction", "BALLAST_HOLDOUT_FRACTION"),
+            ("min_auc", "BALLAST_MIN_AUC"),
+            ("champion_ratio", "BALLAST_CHAMPION_RATIO"),
+            ("max_fairness_gap", "BALLAST_MAX_FAIRNESS_GAP"),
+        ):
+            if key in env:
+                kwargs[name] = _parse_float(key, env[key])
+        if "BALLAST_SEGMENT_COLUMN" in env:
+            kwargs["segment_column"] = env["BALLAST_SEGMENT_COLUMN"].strip()
         for name, key in (
             ("max_file_bytes", "BALLAST_MAX_FILE_BYTES"),
             ("max_columns", "BALLAST_MAX_COLUMNS"),
             ("parity_sample_size", "BALLAST_PARITY_SAMPLE_SIZE"),
+            ("min_segment_customers", "BALLAST_MIN_SEGMENT_CUSTOMERS"),
         ):
             if key in env:
                 kwargs[name] = _parse_int(key, env[key])

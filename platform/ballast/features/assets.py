@@ -2,12 +2,13 @@
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtProject
 from tabulate import tabulate
 
-from ballast.lib import feature_repo
+from ballast.lib import code_version, feature_repo
 from ballast.quality import contract_checks
 from ballast.resources import FeatureStoreResource, WarehouseResource
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
@@ -18,6 +19,10 @@ FEATURES_PARQUET = dg.AssetKey(["features", "customer_daily_features_parquet"])
 FEATURE_REGISTRY = dg.AssetKey(["features", "feature_registry"])
 ONLINE_STORE = dg.AssetKey(["features", "online_store"])
 PARITY_CHECK = "online_matches_offline"
+# The Feast-side code: this module, the store helpers and the plug-ins (not imported here: Feast is slow to import).
+CODE_VERSION = code_version.of_sources(
+    Path(__file__), feature_repo, *(Path(feature_repo.__file__).with_name(n) for n in ("feature_store.py", "feast_stores.py"))
+)
 
 # Re-apply when the repo's definitions change, not only when the registry is missing.
 REGISTRY_AUTOMATION = (
@@ -34,6 +39,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="features",
         pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
         kinds={"duckdb", "parquet"},
     )
     def customer_daily_features_parquet(
@@ -87,6 +93,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="features",
         pool=FEAST_POOL,
+        code_version=CODE_VERSION,
         kinds={"feast", "sqlite"},
     )
     def online_store(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:

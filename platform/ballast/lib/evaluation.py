@@ -6,13 +6,14 @@ them with thresholds from settings.
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
-from ballast.lib.churn import FEATURES, LABEL
+from ballast.lib.churn import LABEL
 
 CALIBRATION_BINS = 10
 
@@ -134,5 +135,29 @@ def gates(candidate: dict, champion: dict | None, thresholds: Thresholds) -> lis
     return results
 
 
-def features_frame(holdout: pd.DataFrame) -> pd.DataFrame:
-    return holdout[list(FEATURES)]
+def plot_png(candidate: dict, champion: dict | None, labels: tuple[str, str]) -> bytes:
+    """ROC curves and calibration of candidate (and champion) as one PNG, for the UI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, (roc, cal) = plt.subplots(1, 2, figsize=(9, 4), dpi=80)
+    for evaluation, label, style in ((candidate, labels[0], "-"), (champion, labels[1], "--")):
+        if evaluation is None:
+            continue
+        roc.plot(evaluation["roc_curve"]["fpr"], evaluation["roc_curve"]["tpr"], style,
+                 label=f"{label} (AUC {evaluation['roc_auc']:.3f})")
+        table = evaluation["calibration"]
+        cal.plot([b["mean_score"] for b in table], [b["observed_rate"] for b in table], style + "o", label=label)
+    roc.plot([0, 1], [0, 1], ":", color="grey")
+    roc.set(title="ROC on the holdout", xlabel="false positive rate", ylabel="true positive rate")
+    cal.plot([0, 1], [0, 1], ":", color="grey")
+    cal.set(title="Calibration", xlabel="mean predicted churn", ylabel="observed churn rate")
+    roc.legend(loc="lower right")
+    cal.legend(loc="upper left")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

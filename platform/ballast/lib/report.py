@@ -48,16 +48,32 @@ def build_report(settings: Settings) -> dict[str, Any]:
                 ]
         finally:
             con.close()
-    latest = registry.latest(settings.registry_dir, MODEL_NAME)
     model = None
-    if latest is not None:
+    found = registry.versions(settings.registry_dir, MODEL_NAME)
+    if found:
+        current = registry.champion(settings.registry_dir, MODEL_NAME)
+        newest = found[-1]
         model = {
             "name": MODEL_NAME,
-            "version": latest.version,
-            "created_at": latest.metadata.get("created_at"),
-            "metrics": latest.metadata.get("metrics", {}),
-            "versions": len(registry.versions(settings.registry_dir, MODEL_NAME)),
+            "versions": len(found),
+            "champion": None if current is None else {
+                "version": current.version,
+                "created_at": current.metadata.get("created_at"),
+                "metrics": current.metadata.get("evaluation", current.metadata.get("metrics", {})),
+                "gates": current.metadata.get("gates"),
+                "override": current.metadata.get("override"),
+            },
+            "latest_candidate": {
+                "version": newest.version,
+                "gates": newest.metadata.get("gates"),
+                "promoted": current is not None and current.version == newest.version,
+            },
         }
+        if model["champion"]:
+            # Keep the report short: the curve and tables are in `ballast model show`.
+            model["champion"]["metrics"] = {
+                k: v for k, v in model["champion"]["metrics"].items() if isinstance(v, (int, float))
+            }
     return {
         "home": str(settings.home),
         "layers": layers,
@@ -82,7 +98,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("Rejected files:")
         lines += [f"  {r['source_file']}: {r['reason']} ({r['detail']})" for r in report["rejected_files"]]
     store = report["feature_store"]
-    if store:
+    if store and store["last_materialized_partition"]:
         lines.append(
             f"Feature store: {store['entities_online']:,} customers online (feature service {store['feature_service']}),"
             f" last materialized partition {store['last_materialized_partition']}"
@@ -90,12 +106,23 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         lines.append("Feature store: nothing materialized yet")
     model = report["model"]
-    if model:
-        m = model["metrics"]
+    champion = model and model["champion"]
+    if champion:
+        m = champion["metrics"]
         lines.append(
-            f"Model: {model['name']} {model['version']}  holdout ROC AUC {m.get('roc_auc', float('nan')):.3f}"
-            f"  PR AUC {m.get('pr_auc', float('nan')):.3f}  ({m.get('holdout_rows', 0):,} holdout rows)"
+            f"Champion: {model['name']} {champion['version']}  holdout ROC AUC {m.get('roc_auc', float('nan')):.3f}"
+            f"  PR AUC {m.get('pr_auc', float('nan')):.3f}  ({m.get('holdout_rows', 0):,} holdout rows;"
+            f" {model['versions']} version(s) in the registry)"
         )
+        latest = model["latest_candidate"]
+        if not latest["promoted"]:
+            failed = [g["name"] for g in latest["gates"] or [] if not g["passed"]]
+            lines.append(
+                f"Latest candidate {latest['version']} not promoted"
+                + (f": failed {', '.join(failed)}" if failed else "")
+            )
+    elif model:
+        lines.append(f"Champion: none ({model['versions']} version(s), none passed the gates)")
     else:
         lines.append("Model: none trained yet")
     return "\n".join(lines)

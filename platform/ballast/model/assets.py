@@ -1,12 +1,16 @@
-"""Model layer: churn labels, the point-in-time training set, the churn model and its scores."""
+"""Model layer: labels, the point-in-time training set, candidate, evaluation, promotion gates, champion and scores."""
 
+
+import base64
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET
-from ballast.lib import churn, registry
+from ballast.lib import churn, code_version, evaluation, lineage, registry
 from ballast.lib.feature_repo import FEATURE_SERVICE
 from ballast.resources import FeatureStoreResource, WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -16,7 +20,34 @@ CLEAN_KEY = dg.AssetKey(["clean", "transactions"])
 LABELS_KEY = dg.AssetKey(["model", "churn_labels"])
 TRAINING_SET_KEY = dg.AssetKey(["model", "training_set"])
 MODEL_KEY = dg.AssetKey(["model", "churn_model"])
+EVALUATION_KEY = dg.AssetKey(["model", "churn_evaluation"])
+CHAMPION_KEY = dg.AssetKey(["model", "champion"])
 SCORES_KEY = dg.AssetKey(["model", "churn_scores"])
+
+# Promotion gates, blocking checks on the candidate's evaluation (they need the
+# champion's score on the same holdout, which the evaluation computes).
+GATES = {
+    "min_quality": "Candidate holdout ROC AUC is at least BALLAST_MIN_AUC (0.70).",
+    "challenger": "Candidate AUC is at least BALLAST_CHAMPION_RATIO (0.98) × the champion's AUC on the same holdout.",
+    "fairness": "Largest gap in positive-prediction rate between segments with enough customers is at most BALLAST_MAX_FAIRNESS_GAP (0.10).",
+}
+
+
+CODE_VERSION = code_version.of_sources(Path(__file__), churn, evaluation, lineage, registry)
+
+
+class CandidateConfig(dg.Config):
+    """Run config of model/churn_model."""
+
+    shuffle_labels: bool = False
+    """Train on shuffled labels: a deliberately weak candidate, to exercise the gates."""
+
+
+class GateConfig(dg.Config):
+    """Run config of the promotion gates."""
+
+    override_reason: str = ""
+    """Promote despite failing gates; the reason is recorded in the registry and the UI."""
 
 # A customer active on D churns when their next transaction after D is later than
 # D + window (or never comes). Only days whose whole label window lies inside the
@@ -65,7 +96,8 @@ def _md_table(rows: dict[str, object]) -> str:
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    @dg.asset(key=LABELS_KEY, deps=[FEATURES_KEY, CLEAN_KEY], group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
+    @dg.asset(key=LABELS_KEY, deps=[FEATURES_KEY, CLEAN_KEY], group_name="model", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"duckdb"})
     def churn_labels(warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Churn label per customer and day: no transaction in the following label window (default 30 days)."""
         with warehouse.connect() as con:
@@ -88,6 +120,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         deps=[LABELS_KEY, FEATURES_PARQUET, FEATURE_REGISTRY],
         group_name="model",
         pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
         kinds={"feast", "duckdb"},
     )
     def training_set(warehouse: WarehouseResource, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
@@ -129,14 +162,25 @@ def build_defs(settings: Settings) -> dg.Definitions:
             }
         )
 
-    @dg.asset(key=MODEL_KEY, deps=[TRAINING_SET_KEY], group_name="model", pool=WAREHOUSE_POOL, kinds={"scikitlearn"})
-    def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        """Churn classifier trained on the training set, evaluated on a time-based holdout, saved as a registry version."""
+    @dg.asset(key=MODEL_KEY, deps=[TRAINING_SET_KEY], group_name="model", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"scikitlearn"})
+    def churn_model(
+        context: dg.AssetExecutionContext, config: CandidateConfig, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """Candidate churn classifier trained on the Feast training set with a time-based holdout, saved as a registry version with its lineage."""
         with warehouse.connect(read_only=True) as con:
             # A fixed row order makes training reproducible: the same data gives the same model.
             frame = con.execute("select * from model.training_set order by snapshot_date, customer_id").df()
+            first, last = frame[churn.SNAPSHOT].min(), frame[churn.SNAPSHOT].max()
+            traced = (
+                lineage.trace(con, first.date(), last.date(), settings.label_window_days) if len(frame) else {}
+            )
+        training_frame = frame
+        if config.shuffle_labels:
+            shuffled = np.random.default_rng(0).permutation(frame[churn.LABEL].to_numpy())
+            training_frame = frame.assign(**{churn.LABEL: shuffled})
         try:
-            trained = churn.train(frame, settings.holdout_fraction)
+            trained = churn.train(training_frame, settings.holdout_fraction)
         except churn.TrainingError as exc:
             raise dg.Failure(
                 f"cannot train {churn.MODEL_NAME}: {exc} (a snapshot gets a label only once"
@@ -149,9 +193,18 @@ def build_defs(settings: Settings) -> dg.Definitions:
             {
                 "metrics": trained.metrics,
                 "features": list(churn.FEATURES),
+                "feature_service": FEATURE_SERVICE,
                 "train_dates": list(trained.train_dates),
                 "holdout_dates": list(trained.holdout_dates),
                 "dagster_run_id": context.run.run_id,
+                "code_versions": _code_versions(context),
+                "training_set": {
+                    "fingerprint": lineage.fingerprint(frame, [churn.SNAPSHOT, "customer_id"]),
+                    "rows": len(frame),
+                    "snapshots": [str(first.date()), str(last.date())] if len(frame) else [],
+                },
+                "lineage": traced,
+                "config": {"shuffle_labels": config.shuffle_labels},
             },
         )
         context.log.info(f"{churn.MODEL_NAME} {saved.version}: holdout ROC AUC {trained.metrics['roc_auc']:.3f}")
@@ -163,6 +216,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 "brier": trained.metrics["brier"],
                 "train_rows": trained.metrics["train_rows"],
                 "holdout_rows": trained.metrics["holdout_rows"],
+                "training_set_fingerprint": saved.metadata["training_set"]["fingerprint"],
+                "raw_files": len(traced.get("raw_files", [])),
                 "metrics": dg.MetadataValue.md(
                     _md_table(
                         {k: round(v, 4) if isinstance(v, float) else v for k, v in trained.metrics.items()}
@@ -170,17 +225,135 @@ def build_defs(settings: Settings) -> dg.Definitions:
                            "holdout dates": " to ".join(trained.holdout_dates)}
                     )
                 ),
+                "shuffled_labels": config.shuffle_labels,
                 "path": dg.MetadataValue.path(str(saved.path)),
             }
         )
 
-    @dg.asset(key=SCORES_KEY, deps=[MODEL_KEY, FEATURES_KEY], group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
+    @dg.asset(key=EVALUATION_KEY, deps=[MODEL_KEY], group_name="model", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"scikitlearn"})
+    def churn_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        """Candidate and current champion scored on the candidate's holdout: ROC AUC, PR AUC, Brier, calibration and per-segment positive rates."""
+        candidate = _candidate(context)
+        current = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+        with warehouse.connect(read_only=True) as con:
+            frame = con.execute("select * from model.training_set order by snapshot_date, customer_id").df()
+        if settings.segment_column not in frame.columns:
+            raise dg.Failure(
+                f"BALLAST_SEGMENT_COLUMN={settings.segment_column!r} is not a column of model/training_set"
+                f" (columns: {', '.join(frame.columns)})"
+            )
+        _, holdout = churn.time_split(frame, settings.holdout_fraction)
+        found = evaluation.evaluate(
+            churn.score(registry.load(candidate), holdout), holdout, settings.segment_column, _thresholds()
+        )
+        against = None
+        if current is not None:
+            against = evaluation.evaluate(
+                churn.score(registry.load(current), holdout), holdout, settings.segment_column, _thresholds()
+            )
+        registry.annotate(
+            candidate,
+            evaluation=found,
+            champion_evaluation=None if current is None else {"version": current.version, **against},
+        )
+        plot = base64.b64encode(
+            evaluation.plot_png(found, against, (candidate.version, current.version if current else "champion"))
+        ).decode()
+        segments = pd.DataFrame(found["segments"]).round(4).to_markdown(index=False)
+        calibration = pd.DataFrame(found["calibration"]).round(4).to_markdown(index=False)
+        return dg.MaterializeResult(
+            metadata={
+                "candidate_version": candidate.version,
+                "champion_version": current.version if current else "none",
+                "roc_auc": found["roc_auc"],
+                "pr_auc": found["pr_auc"],
+                "brier": found["brier"],
+                "champion_roc_auc": against["roc_auc"] if against else None,
+                "holdout_rows": found["holdout_rows"],
+                "calibration": dg.MetadataValue.md(calibration),
+                f"positive_rate_by_{settings.segment_column}": dg.MetadataValue.md(segments),
+                "roc_and_calibration": dg.MetadataValue.md(f"![ROC and calibration](data:image/png;base64,{plot})"),
+            }
+        )
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(name, asset=EVALUATION_KEY, blocking=True, description=description)
+            for name, description in GATES.items()
+        ],
+        pool=WAREHOUSE_POOL,
+    )
+    def promotion_gates(context: dg.AssetCheckExecutionContext, config: GateConfig):
+        """Promotion gates on the candidate: minimum quality, within 2 % of the champion, fairness across segments."""
+        candidate = _candidate(context)
+        found = candidate.metadata.get("evaluation")
+        if found is None:
+            raise dg.Failure(f"{churn.MODEL_NAME} {candidate.version} has no evaluation; materialize model/churn_evaluation first")
+        against = candidate.metadata.get("champion_evaluation")
+        results = evaluation.gates(found, against, _thresholds())
+        failed = [g.name for g in results if not g.passed]
+        override = None
+        if failed and config.override_reason.strip():
+            override = {"reason": config.override_reason.strip(), "gates_failed": failed, "dagster_run_id": context.run.run_id}
+        registry.annotate(candidate, gates=[g.as_dict() for g in results], override=override)
+        for gate in results:
+            yield dg.AssetCheckResult(
+                check_name=gate.name,
+                asset_key=EVALUATION_KEY,
+                passed=gate.passed or override is not None,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=gate.note,
+                metadata={
+                    "candidate_version": candidate.version,
+                    "value": gate.value,
+                    "threshold": gate.threshold,
+                    "gate_passed": gate.passed,
+                    "overridden": override is not None and not gate.passed,
+                    "override_reason": override["reason"] if override else "",
+                },
+            )
+
+    @dg.asset(key=CHAMPION_KEY, deps=[EVALUATION_KEY], group_name="model", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"scikitlearn"})
+    def champion(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        """The promoted churn model: the candidate becomes champion once every gate passed (or an override with a reason)."""
+        candidate = _candidate(context)
+        gates = candidate.metadata.get("gates")
+        if gates is None:
+            raise dg.Failure(f"{churn.MODEL_NAME} {candidate.version} has not been through the promotion gates")
+        failed = [g["name"] for g in gates if not g["passed"]]
+        override = candidate.metadata.get("override")
+        if failed and override is None:
+            raise dg.Failure(f"{churn.MODEL_NAME} {candidate.version} failed gate(s) {', '.join(failed)}; not promoted")
+        previous = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+        reason = f"override: {override['reason']}" if failed else "passed every gate"
+        registry.promote(
+            settings.registry_dir, churn.MODEL_NAME, candidate.version, reason,
+            run_id=context.run.run_id, override=bool(failed),
+        )
+        context.log.info(f"{churn.MODEL_NAME} {candidate.version} is champion ({reason})")
+        return dg.MaterializeResult(
+            metadata={
+                "champion_version": candidate.version,
+                "previous_champion": previous.version if previous else "none",
+                "roc_auc": candidate.metadata["evaluation"]["roc_auc"],
+                "reason": reason,
+                "override": bool(failed),
+            }
+        )
+
+    @dg.asset(key=SCORES_KEY, deps=[CHAMPION_KEY, FEATURES_KEY], group_name="model", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"duckdb"})
     def churn_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        """Churn propensity of every customer active on the latest feature day, scored by the latest model version."""
-        model_version = registry.latest(settings.registry_dir, churn.MODEL_NAME)
-        if model_version is None:
-            raise dg.Failure(f"no {churn.MODEL_NAME} in the registry at {settings.registry_dir}; materialize model/churn_model first")
-        pipeline = registry.load(model_version)
+        """Churn propensity of every customer active on the latest feature day, scored by the champion, with its version per row."""
+        try:
+            model_version = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+            if model_version is None:
+                raise dg.Failure(f"no {churn.MODEL_NAME} champion in {settings.registry_dir}; materialize model/champion first")
+            pipeline = registry.load(model_version)
+        except registry.RegistryError as exc:
+            raise dg.Failure(str(exc)) from None
         with warehouse.connect() as con:
             frame = con.execute(
                 "select * from features.customer_daily_features"
@@ -208,4 +381,36 @@ def build_defs(settings: Settings) -> dg.Definitions:
             }
         )
 
-    return dg.Definitions(assets=[churn_labels, training_set, churn_model, churn_scores])
+    def _code_versions(context: dg.AssetExecutionContext) -> dict[str, str | None]:
+        """The code version that produced each input's latest data (from the instance), else the one defined now."""
+        graph = context.job_def.asset_layer.asset_graph
+        found = {}
+        for key in sorted(graph.get_ancestor_asset_keys(MODEL_KEY, include_self=True)):
+            event = context.instance.get_latest_materialization_event(key)
+            tags = event.asset_materialization.tags if event and event.asset_materialization else {}
+            found[key.to_user_string()] = (tags or {}).get("dagster/code_version") or graph.get(key).code_version
+        return found
+
+    def _thresholds() -> evaluation.Thresholds:
+        return evaluation.Thresholds(
+            min_auc=settings.min_auc,
+            champion_ratio=settings.champion_ratio,
+            max_fairness_gap=settings.max_fairness_gap,
+            min_segment_customers=settings.min_segment_customers,
+        )
+
+    def _candidate(context) -> registry.ModelVersion:
+        """The version this run trained, or else the newest one (when a later step runs on its own)."""
+        found = registry.versions(settings.registry_dir, churn.MODEL_NAME)
+        mine = [v for v in found if v.metadata.get("dagster_run_id") == context.run.run_id]
+        if mine:
+            return mine[-1]
+        if not found:
+            raise dg.Failure(f"no {churn.MODEL_NAME} in the registry at {settings.registry_dir}; materialize model/churn_model first")
+        return found[-1]
+
+    return dg.Definitions(
+        assets=[churn_labels, training_set, churn_model, churn_evaluation, champion, churn_scores],
+        asset_checks=[promotion_gates],
+    )
+

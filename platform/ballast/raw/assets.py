@@ -1,16 +1,19 @@
 """Raw layer: landing files loaded as-is into the warehouse, one daily partition per event date."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 from tabulate import tabulate
 
+from ballast.lib import code_version, landing
 from ballast.quality import contract_checks
 from ballast.lib.landing import RAW_DDL, LandingError, Limits, files_by_date, load_file
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 from ballast.transform import partition_dates
 
+CODE_VERSION = code_version.of_sources(Path(__file__), landing)
 RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
 RAW_REJECTED_FILES = dg.AssetKey(["raw", "rejected_files"])
 NO_REJECTED_FILES = "no_rejected_files"
@@ -31,12 +34,14 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
                 description="Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
                 group_name="raw",
                 kinds={"duckdb"},
+                code_version=CODE_VERSION,
             ),
             dg.AssetSpec(
                 RAW_REJECTED_FILES,
                 description="Landing files that could not be loaded as a whole, with the reason (empty, unreadable, not UTF-8, missing columns, ...).",
                 group_name="raw",
                 kinds={"duckdb"},
+                code_version=CODE_VERSION,
             ),
         ],
         check_specs=[
