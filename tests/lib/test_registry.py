@@ -51,9 +51,20 @@ def test_promote_switches_the_champion_and_rollback_restores_the_previous(tmp_pa
     assert [h["version"] for h in history] == ["v0001", "v0002", "v0001"]
     assert history[1] | {"promoted_at": None} == {
         "version": "v0002", "previous": "v0001", "promoted_at": None, "reason": "gates passed", "run_id": "r2",
-        "override": False,
+        "override": False, "rollback": False,
     }
     assert [p.name for p in (tmp_path / "m").iterdir() if p.name.startswith(".")] == []
+
+
+def test_repeated_rollbacks_walk_back_the_promotion_chain(tmp_path: Path) -> None:
+    for number in (1, 2, 3):
+        saved = registry.save(tmp_path, "m", _model(), {})
+        registry.promote(tmp_path, "m", saved.version, f"promotion {number}")
+    assert registry.rollback(tmp_path, "m").version == "v0002"
+    assert registry.rollback(tmp_path, "m").version == "v0001"
+    with pytest.raises(registry.RegistryError, match="no previous champion"):
+        registry.rollback(tmp_path, "m")
+    assert registry.champion(tmp_path, "m").version == "v0001"
 
 
 def test_rollback_without_a_previous_champion_is_a_clear_error(tmp_path: Path) -> None:

@@ -144,7 +144,13 @@ def champion_history(root: Path, name: str) -> list[dict[str, Any]]:
 
 
 def promote(
-    root: Path, name: str, version: str, reason: str, run_id: str | None = None, override: bool = False
+    root: Path,
+    name: str,
+    version: str,
+    reason: str,
+    run_id: str | None = None,
+    override: bool = False,
+    rollback: bool = False,
 ) -> ModelVersion:
     """Make `version` the champion, recording who, why and whether gates were overridden; one atomic switch."""
     chosen = get(root, name, version)
@@ -156,6 +162,7 @@ def promote(
         "reason": reason,
         "run_id": run_id,
         "override": override,
+        "rollback": rollback,
     }
     pointer = {"version": version, "history": [*pointer["history"], entry]}
     _write_atomic(_versions_dir(root, name) / CHAMPION_FILE, json.dumps(pointer, indent=2))
@@ -163,9 +170,11 @@ def promote(
 
 
 def rollback(root: Path, name: str, reason: str = "rollback") -> ModelVersion:
-    """Restore the champion before the current one."""
+    """Restore the champion that the current one replaced when it was promoted (repeat to go further back)."""
     pointer = _pointer(root, name)
-    if not pointer["history"] or pointer["history"][-1]["previous"] is None:
+    current = pointer["version"]
+    promoted = [h for h in pointer["history"] if h["version"] == current and not h.get("rollback")]
+    previous = promoted[-1]["previous"] if promoted else None
+    if previous is None:
         raise RegistryError(f"model {name} has no previous champion to roll back to")
-    previous = pointer["history"][-1]["previous"]
-    return promote(root, name, previous, reason)
+    return promote(root, name, previous, reason, rollback=True)
