@@ -351,6 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, SettingsError) as exc:
         print(f"ballast: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 
