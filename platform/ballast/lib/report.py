@@ -114,15 +114,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"  PR AUC {m.get('pr_auc', float('nan')):.3f}  ({m.get('holdout_rows', 0):,} holdout rows;"
             f" {model['versions']} version(s) in the registry)"
         )
-        latest = model["latest_candidate"]
-        if not latest["promoted"]:
-            failed = [g["name"] for g in latest["gates"] or [] if not g["passed"]]
-            lines.append(
-                f"Latest candidate {latest['version']} not promoted"
-                + (f": failed {', '.join(failed)}" if failed else "")
-            )
     elif model:
-        lines.append(f"Champion: none ({model['versions']} version(s), none passed the gates)")
+        lines.append(f"Champion: none yet ({model['versions']} version(s) in the registry)")
     else:
         lines.append("Model: none trained yet")
+    latest = model and model["latest_candidate"]
+    if latest and not latest["promoted"]:
+        failed = [g for g in latest["gates"] or [] if not g["passed"]]
+        because = "; ".join(f"{g['name']}: {g['note']}" for g in failed) or "it has not been through the gates"
+        lines.append(f"Candidate {latest['version']} was not promoted ({because})")
     return "\n".join(lines)
