@@ -1,0 +1,47 @@
+"""Drift statistics from whylogs profiles: no drift on the same distribution, clear drift on a shifted one."""
+
+import numpy as np
+import pandas as pd
+
+from ballast.lib.drift import WhylogsEngine, drift_share, psi
+
+
+def _frame(n: int, seed: int, shift: float = 0.0, mix=(0.5, 0.3, 0.2)) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "amount": rng.lognormal(3.0 + shift, 0.5, n),
+            "count": rng.poisson(4 + 4 * shift, n).astype("int32"),
+            "channel": rng.choice(["web", "store", "mobile"], n, p=list(mix)),
+        }
+    )
+
+
+def test_the_same_distribution_does_not_drift_and_a_shift_does() -> None:
+    engine = WhylogsEngine()
+    reference = engine.profile(_frame(20_000, 1))
+    same = engine.compare(engine.profile(_frame(20_000, 2)), reference, ["amount", "count"], ["channel"])
+    assert {r.column for r in same} == {"amount", "count", "channel"}
+    assert all(r.psi < 0.02 for r in same) and drift_share(same, p_value=0.001) == 0.0
+    shifted = engine.compare(
+        engine.profile(_frame(20_000, 3, shift=0.5, mix=(0.2, 0.3, 0.5))), reference, ["amount", "count"], ["channel"]
+    )
+    by_column = {r.column: r for r in shifted}
+    assert by_column["amount"].psi > 0.2 and by_column["amount"].p_value < 1e-6
+    assert by_column["channel"].psi > 0.2 and by_column["channel"].p_value < 1e-6
+    assert drift_share(shifted) == 1.0
+
+
+def test_psi_of_known_shares() -> None:
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert abs(psi([0.6, 0.4], [0.5, 0.5]) - (0.1 * np.log(1.2) - 0.1 * np.log(0.8))) < 1e-12
+
+
+def test_summary_has_counts_nulls_mean_and_quantiles() -> None:
+    engine = WhylogsEngine()
+    frame = _frame(1000, 4)
+    frame.loc[:9, "amount"] = np.nan
+    summary = engine.summary(engine.profile(frame)).set_index("column")
+    assert summary.loc["amount", "count"] == 1000 and summary.loc["amount", "nulls"] == 10
+    assert abs(summary.loc["amount", "mean"] - frame["amount"].mean()) < 1e-9
+    assert {"q25", "median", "q75"} <= set(summary.columns)
