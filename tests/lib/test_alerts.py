@@ -1,0 +1,84 @@
+"""Alert delivery: every sink gets each alert once, a failing sink keeps it for the next tick, no address leaks."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from ballast.lib.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
+
+SECRET = "T0KEN-s3cr3t"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    status = 200
+    received: list = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).received.append((self.path, body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    handler = type("Handler", (_Receiver,), {"received": [], "status": 200})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield handler, f"http://127.0.0.1:{server.server_port}/hooks/{SECRET}"
+    server.shutdown()
+    server.server_close()
+
+
+def _alert(partition: str = "2025-03-01") -> Alert:
+    return Alert(
+        asset="monitoring/drift_report", check="feature_psi", partition=partition, severity="ERROR",
+        summary="spend_30d PSI 0.41 > 0.2", url="http://localhost:3000/assets/monitoring/drift_report", run_id="r1",
+    )
+
+
+def test_each_sink_gets_each_alert_once(tmp_path: Path, receiver) -> None:
+    handler, url = receiver
+    outbox = Outbox(tmp_path / "outbox.json")
+    sinks = [JsonlSink(tmp_path / "alerts.jsonl"), WebhookSink(url), SlackSink(url)]
+    sent, failed = outbox.deliver([_alert()], sinks)
+    assert failed == [] and len(sent) == 3
+    sent, failed = outbox.deliver([_alert()], sinks)
+    assert sent == [] and failed == []
+    assert len(handler.received) == 2
+    [(_, webhook), (_, slack)] = handler.received
+    assert webhook["check"] == "feature_psi" and webhook["partition"] == "2025-03-01"
+    assert "feature_psi" in slack["text"]
+    assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_failing_sink_keeps_the_alert_until_it_is_delivered(tmp_path: Path, receiver) -> None:
+    handler, url = receiver
+    outbox = Outbox(tmp_path / "outbox.json")
+    sinks = [JsonlSink(tmp_path / "alerts.jsonl"), WebhookSink(url)]
+    handler.status = 500
+    sent, failed = outbox.deliver([_alert()], sinks)
+    assert sent == ["alert_log: monitoring/drift_report:feature_psi@2025-03-01"]
+    assert failed == ["webhook: HTTP 500 (monitoring/drift_report:feature_psi@2025-03-01)"]
+    assert outbox.pending() == ["monitoring/drift_report:feature_psi@2025-03-01"]
+    handler.status = 200
+    sent, failed = outbox.deliver([], sinks)
+    assert sent == ["webhook: monitoring/drift_report:feature_psi@2025-03-01"] and failed == []
+    assert outbox.pending() == [] and len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 1
+
+
+def test_an_unreachable_sink_error_does_not_name_the_address(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.json")
+    url = f"http://127.0.0.1:9/hooks/{SECRET}"
+    sent, failed = outbox.deliver([_alert()], [WebhookSink(url, timeout=1), JsonlSink(tmp_path / "alerts.jsonl")])
+    assert len(failed) == 1 and failed[0].startswith("webhook: ")
+    for text in (*failed, *sent, (tmp_path / "alerts.jsonl").read_text(), (tmp_path / "outbox.json").read_text()):
+        assert SECRET not in text and "127.0.0.1:9" not in text
+    assert SECRET not in repr(WebhookSink(url))
