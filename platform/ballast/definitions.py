@@ -6,6 +6,7 @@ import dagster as dg
 from ballast.clean import assets as clean_assets
 from ballast.features import assets as features_assets
 from ballast.model import assets as model_assets
+from ballast.monitoring import assets as monitoring_assets
 from ballast.raw import assets as raw_assets
 from ballast.resources import build_resources, dbt_project, ensure_dbt_manifest
 from ballast.settings import Settings
@@ -58,6 +59,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         clean_assets.build_defs(settings, project, partitions_def),
         features_assets.build_defs(settings, project, partitions_def),
         model_assets.build_defs(settings),
+        monitoring_assets.build_defs(settings, partitions_def),
     ).map_asset_specs(func=_with_automation)
     return dg.Definitions.merge(
         layers,

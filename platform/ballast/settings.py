@@ -71,6 +71,10 @@ class Settings:
     max_fairness_gap: float = 0.10
     min_segment_customers: int = 50
     segment_column: str = "home_country"
+    drift_share_warn: float = 0.15
+    psi_error: float = 0.2
+    drift_p_value: float = 0.05
+    retrain_cooldown_hours: float = 24.0
     contracts_dir: Path = CONTRACTS_DIR
 
     def __post_init__(self) -> None:
@@ -112,6 +116,10 @@ class Settings:
             ("min_auc", "BALLAST_MIN_AUC"),
             ("champion_ratio", "BALLAST_CHAMPION_RATIO"),
             ("max_fairness_gap", "BALLAST_MAX_FAIRNESS_GAP"),
+            ("drift_share_warn", "BALLAST_DRIFT_SHARE_WARN"),
+            ("psi_error", "BALLAST_PSI_ERROR"),
+            ("drift_p_value", "BALLAST_DRIFT_P_VALUE"),
+            ("retrain_cooldown_hours", "BALLAST_RETRAIN_COOLDOWN_HOURS"),
         ):
             if key in env:
                 kwargs[name] = _parse_float(key, env[key])
@@ -138,6 +146,11 @@ class Settings:
     @cached_property
     def registry_dir(self) -> Path:
         return self.home / "registry"
+
+    @cached_property
+    def monitoring_dir(self) -> Path:
+        """whylogs profiles, drift reports (HTML) and the alert log and outbox."""
+        return self.home / "monitoring"
 
     @cached_property
     def dagster_home(self) -> Path:

@@ -10,7 +10,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET
-from ballast.lib import churn, code_version, evaluation, lineage, registry
+from ballast.lib import churn, code_version, drift, evaluation, lineage, registry
 from ballast.lib.feature_repo import FEATURE_SERVICE
 from ballast.resources import FeatureStoreResource, WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -34,6 +34,27 @@ GATES = {
 
 
 CODE_VERSION = code_version.of_sources(Path(__file__), churn, evaluation, lineage, registry)
+
+
+# The reference for drift: profiles of a model's training window, kept beside the model.
+REFERENCE_FEATURES = "reference_features.whylogs"
+REFERENCE_SCORES = "reference_scores.whylogs"
+SCORE = "churn_score"
+
+
+def write_reference(settings: Settings, version: registry.ModelVersion, train_rows: pd.DataFrame) -> dict:
+    """Profiles of a model's training window (features and its own scores), stored beside the model."""
+    engine = drift.WhylogsEngine()
+    (version.path / REFERENCE_FEATURES).write_bytes(engine.profile(train_rows[list(churn.FEATURES)]))
+    scores = churn.score(registry.load(version), train_rows)
+    (version.path / REFERENCE_SCORES).write_bytes(engine.profile(pd.DataFrame({SCORE: scores})))
+    return {
+        "engine": engine.name,
+        "rows": len(train_rows),
+        "window": [str(train_rows[churn.SNAPSHOT].min().date()), str(train_rows[churn.SNAPSHOT].max().date())],
+        "files": [REFERENCE_FEATURES, REFERENCE_SCORES],
+    }
+
 
 
 class CandidateConfig(dg.Config):
@@ -243,7 +264,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 f"BALLAST_SEGMENT_COLUMN={settings.segment_column!r} is not a column of model/training_set"
                 f" (columns: {', '.join(frame.columns)})"
             )
-        _, holdout = churn.time_split(frame, settings.holdout_fraction)
+        train_rows, holdout = churn.time_split(frame, settings.holdout_fraction)
         found = evaluation.evaluate(
             churn.score(registry.load(candidate), holdout), holdout, settings.segment_column, _thresholds()
         )
@@ -254,6 +275,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             )
         registry.annotate(
             candidate,
+            reference_profile=write_reference(settings, candidate, train_rows),
             evaluation=found,
             champion_evaluation=None if current is None else {"version": current.version, **against},
         )

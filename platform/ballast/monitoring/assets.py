@@ -1,0 +1,197 @@
+"""Monitoring layer: whylogs profiles per daily partition, drift against the champion's training window, drift checks."""
+
+import datetime as dt
+import html
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from ballast.lib import churn, code_version, drift, registry
+from ballast.model.assets import CHAMPION_KEY, FEATURES_KEY, REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
+from ballast.resources import WarehouseResource
+from ballast.settings import WAREHOUSE_POOL, Settings
+from ballast.transform import partition_dates
+
+FEATURE_PROFILES = dg.AssetKey(["monitoring", "feature_profiles"])
+SCORE_PROFILES = dg.AssetKey(["monitoring", "score_profiles"])
+DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
+DRIFT_SHARE_CHECK = "drift_share"
+FEATURE_PSI_CHECK = "feature_psi"
+CODE_VERSION = code_version.of_sources(Path(__file__), drift)
+
+
+def profile_path(settings: Settings, kind: str, day: dt.date) -> Path:
+    return settings.monitoring_dir / "profiles" / kind / f"{day.isoformat()}.whylogs"
+
+
+def drift_path(settings: Settings, day: dt.date, suffix: str) -> Path:
+    return settings.monitoring_dir / "drift" / f"{day.isoformat()}.{suffix}"
+
+
+def _days(frame: pd.DataFrame, column: str):
+    # One group per day: Python loops over partitions, never over rows.
+    for day, part in frame.groupby(frame[column].dt.date, sort=True):
+        yield day, part
+
+
+def _html_report(day: dt.date, version: str, results: pd.DataFrame, share: float) -> str:
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
+        for r in results.round(4).itertuples(index=False)
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in results.columns)
+    return (
+        f"<!doctype html><meta charset='utf-8'><title>Drift {day}</title>"
+        f"<h1>Drift on {day} against champion {html.escape(version)}</h1>"
+        f"<p>Drift share: {share:.3f}</p><table border='1'><tr>{head}</tr>{rows}</table>"
+    )
+
+
+def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+    engine = drift.WhylogsEngine()
+
+    def champion_or_fail() -> registry.ModelVersion:
+        current = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+        if current is None:
+            raise dg.Failure(f"no {churn.MODEL_NAME} champion yet; materialize model/champion first")
+        if not (current.path / REFERENCE_FEATURES).is_file():
+            raise dg.Failure(f"champion {current.version} has no reference profile; re-run model/churn_evaluation")
+        return current
+
+    @dg.asset(
+        key=FEATURE_PROFILES, deps=[FEATURES_KEY], partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(), group_name="monitoring", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"whylogs"},
+    )
+    def feature_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        """whylogs profile of the model's features for each daily partition, stored under BALLAST_HOME/monitoring."""
+        first, last = partition_dates(context)
+        with warehouse.connect(read_only=True) as con:
+            frame = con.execute(
+                f"select feature_date, {', '.join(churn.FEATURES)} from features.customer_daily_features"
+                " where feature_date between ? and ? order by feature_date",
+                [first, last],
+            ).df()
+        profiled = 0
+        summary = pd.DataFrame()
+        for day, part in _days(frame, "feature_date"):
+            path = profile_path(settings, "features", day)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            blob = engine.profile(part[list(churn.FEATURES)])
+            path.write_bytes(blob)
+            profiled += 1
+            summary = engine.summary(blob)
+        return dg.MaterializeResult(
+            metadata={
+                "partitions_profiled": profiled,
+                "dagster/row_count": len(frame),
+                "summary_of_last_day": dg.MetadataValue.md(summary.round(3).to_markdown(index=False) if len(summary) else ""),
+                "path": dg.MetadataValue.path(str(settings.monitoring_dir / "profiles" / "features")),
+            }
+        )
+
+    @dg.asset(
+        key=SCORE_PROFILES, deps=[FEATURES_KEY, CHAMPION_KEY], partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(), group_name="monitoring", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"whylogs"},
+    )
+    def score_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        """whylogs profile of the champion's churn scores for each daily partition."""
+        first, last = partition_dates(context)
+        current = champion_or_fail()
+        pipeline = registry.load(current)
+        with warehouse.connect(read_only=True) as con:
+            frame = con.execute(
+                "select * from features.customer_daily_features where feature_date between ? and ? order by feature_date",
+                [first, last],
+            ).df()
+        summary = pd.DataFrame()
+        for day, part in _days(frame, "feature_date"):
+            blob = engine.profile(pd.DataFrame({SCORE: churn.score(pipeline, part)}))
+            path = profile_path(settings, "scores", day)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+            summary = engine.summary(blob)
+        return dg.MaterializeResult(
+            metadata={
+                "champion_version": current.version,
+                "dagster/row_count": len(frame),
+                "summary_of_last_day": dg.MetadataValue.md(summary.round(4).to_markdown(index=False) if len(summary) else ""),
+            }
+        )
+
+    @dg.asset(
+        key=DRIFT_REPORT, deps=[FEATURE_PROFILES, SCORE_PROFILES], partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(), group_name="monitoring", pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION, kinds={"whylogs"},
+        check_specs=[
+            dg.AssetCheckSpec(DRIFT_SHARE_CHECK, asset=DRIFT_REPORT,
+                              description="Share of drifted features stays within BALLAST_DRIFT_SHARE_WARN (0.15); WARN above."),
+            dg.AssetCheckSpec(FEATURE_PSI_CHECK, asset=DRIFT_REPORT,
+                              description="No model feature's PSI exceeds BALLAST_PSI_ERROR (0.2); ERROR above."),
+        ],
+    )
+    def drift_report(context: dg.AssetExecutionContext):
+        """Per-partition drift of features and scores against the champion's training window: KS / chi-square p-values, PSI, drift share."""
+        first, last = partition_dates(context)
+        current = champion_or_fail()
+        reference = (current.path / REFERENCE_FEATURES).read_bytes()
+        reference_scores = (current.path / REFERENCE_SCORES).read_bytes()
+        numeric = [c for c in churn.FEATURES if c not in churn.CATEGORICAL_FEATURES]
+        per_day = []
+        latest = pd.DataFrame()
+        day = first
+        while day <= last:
+            path = profile_path(settings, "features", day)
+            if path.is_file():
+                results = engine.compare(path.read_bytes(), reference, numeric, list(churn.CATEGORICAL_FEATURES))
+                scores = profile_path(settings, "scores", day)
+                if scores.is_file():
+                    results += engine.compare(scores.read_bytes(), reference_scores, [SCORE], [])
+                table = pd.DataFrame([r.as_dict() for r in results]).sort_values("psi", ascending=False)
+                features_only = [r for r in results if r.column != SCORE]
+                share = drift.drift_share(features_only, settings.drift_p_value)
+                worst = table[table.column != SCORE].iloc[0]
+                record = {
+                    "date": day.isoformat(), "champion": current.version, "drift_share": share,
+                    "max_psi": float(worst.psi), "max_psi_feature": worst.column,
+                    "drifted": [r.column for r in features_only if r.p_value < settings.drift_p_value],
+                    "columns": table.to_dict(orient="records"),
+                }
+                drift_path(settings, day, "json").parent.mkdir(parents=True, exist_ok=True)
+                drift_path(settings, day, "json").write_text(json.dumps(record, indent=2))
+                drift_path(settings, day, "html").write_text(_html_report(day, current.version, table, share))
+                per_day.append(record)
+                latest = table
+            day += dt.timedelta(days=1)
+        frame = pd.DataFrame(per_day)
+        yield dg.MaterializeResult(
+            metadata={
+                "champion_version": current.version,
+                "partitions": len(per_day),
+                "latest_drift_share": per_day[-1]["drift_share"] if per_day else 0.0,
+                "top_drifted_features_latest": dg.MetadataValue.md(latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""),
+                "latest_report": dg.MetadataValue.path(str(drift_path(settings, last, "html"))),
+                "drift_share_by_day": dg.MetadataValue.md(
+                    frame[["date", "drift_share", "max_psi", "max_psi_feature"]].round(4).to_markdown(index=False) if len(frame) else ""
+                ),
+            }
+        )
+        warn_days = [r["date"] for r in per_day if r["drift_share"] > settings.drift_share_warn]
+        error_days = [r["date"] for r in per_day if r["max_psi"] > settings.psi_error]
+        window = f"{first} to {last}"
+        yield dg.AssetCheckResult(
+            check_name=DRIFT_SHARE_CHECK, passed=not warn_days, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"window": window, "partitions_over": ", ".join(warn_days) or "none",
+                      "threshold": settings.drift_share_warn},
+        )
+        yield dg.AssetCheckResult(
+            check_name=FEATURE_PSI_CHECK, passed=not error_days, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"window": window, "partitions_over": ", ".join(error_days) or "none",
+                      "first_partition_over": error_days[0] if error_days else "",
+                      "threshold": settings.psi_error, "champion_version": current.version},
+        )
+
+    return dg.Definitions(assets=[feature_profiles, score_profiles, drift_report])
