@@ -7,6 +7,7 @@ from ballast.clean import assets as clean_assets
 from ballast.features import assets as features_assets
 from ballast.model import assets as model_assets
 from ballast.monitoring import assets as monitoring_assets
+from ballast.monitoring import sensors as monitoring_sensors
 from ballast.raw import assets as raw_assets
 from ballast.resources import build_resources, dbt_project, ensure_dbt_manifest
 from ballast.settings import Settings
@@ -63,7 +64,11 @@ def build_defs(settings: Settings) -> dg.Definitions:
     ).map_asset_specs(func=_with_automation)
     return dg.Definitions.merge(
         layers,
-        dg.Definitions(jobs=[refresh], sensors=[automation], resources=build_resources(settings, project)),
+        dg.Definitions(
+            jobs=[refresh, monitoring_sensors.retrain_job()],
+            sensors=[automation, *monitoring_sensors.build_sensors(settings)],
+            resources=build_resources(settings, project),
+        ),
     )
 
 

@@ -13,6 +13,7 @@ import duckdb
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
 
+from ballast.lib.alerts import JsonlSink, SlackSink, WebhookSink
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
@@ -48,6 +49,22 @@ class FeatureStoreResource(dg.ConfigurableResource):
         from ballast.lib import feature_store
 
         return feature_store.definitions(Path(self.home))
+
+
+class AlertSinks(dg.ConfigurableResource):
+    """Where check-failure alerts go. Webhook addresses are secrets: set them with dagster.EnvVar."""
+
+    alert_log: str
+    webhook_url: str | None = None
+    slack_webhook_url: str | None = None
+
+    def sinks(self) -> list:
+        found = [JsonlSink(Path(self.alert_log))]
+        if self.webhook_url:
+            found.append(WebhookSink(self.webhook_url))
+        if self.slack_webhook_url:
+            found.append(SlackSink(self.slack_webhook_url))
+        return found
 
 
 def write_dbt_profile(settings: Settings) -> Path:
@@ -114,4 +131,9 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "dbt": dbt_cli(project, settings),
         "feature_store": FeatureStoreResource(home=str(settings.home)),
+        "alert_sinks": AlertSinks(
+            alert_log=str(settings.monitoring_dir / "alerts" / "alerts.jsonl"),
+            webhook_url=dg.EnvVar("BALLAST_ALERT_WEBHOOK_URL") if "webhook" in settings.alert_sinks else None,
+            slack_webhook_url=dg.EnvVar("BALLAST_SLACK_WEBHOOK_URL") if "slack" in settings.alert_sinks else None,
+        ),
     }

@@ -23,6 +23,9 @@ WAREHOUSE_POOL = "warehouse"
 FEAST_POOL = "feast"
 # The Spark engine (dagster-pyspark) arrives with the scale-path issue.
 FEATURE_ENGINES = ("duckdb",)
+# The local alert log is always on; these add a webhook (BALLAST_ALERT_WEBHOOK_URL) and
+# Slack (BALLAST_SLACK_WEBHOOK_URL), whose addresses Dagster reads through EnvVar.
+ALERT_SINKS = ("webhook", "slack")
 
 
 class SettingsError(ValueError):
@@ -74,6 +77,12 @@ class Settings:
     drift_share_warn: float = 0.15
     psi_error: float = 0.2
     drift_p_value: float = 0.05
+    drift_psi: float = 0.1
+    drift_exempt: tuple[str, ...] = ("tenure_days",)
+    reference_days: int = 28
+    ui_url: str = "http://127.0.0.1:3000"
+    # Which alert sinks are on (their addresses are secrets, read only through dagster.EnvVar).
+    alert_sinks: tuple[str, ...] = ()
     retrain_cooldown_hours: float = 24.0
     contracts_dir: Path = CONTRACTS_DIR
 
@@ -84,6 +93,9 @@ class Settings:
             )
         if not 0 < self.holdout_fraction < 1:
             raise SettingsError(f"BALLAST_HOLDOUT_FRACTION={self.holdout_fraction} must be between 0 and 1")
+        unknown = set(self.alert_sinks) - set(ALERT_SINKS)
+        if unknown:
+            raise SettingsError(f"BALLAST_ALERT_SINKS has {', '.join(sorted(unknown))}; choose from {', '.join(ALERT_SINKS)}")
         for name, value in (
             ("BALLAST_MIN_AUC", self.min_auc),
             ("BALLAST_CHAMPION_RATIO", self.champion_ratio),
@@ -119,10 +131,17 @@ class Settings:
             ("drift_share_warn", "BALLAST_DRIFT_SHARE_WARN"),
             ("psi_error", "BALLAST_PSI_ERROR"),
             ("drift_p_value", "BALLAST_DRIFT_P_VALUE"),
+            ("drift_psi", "BALLAST_DRIFT_PSI"),
             ("retrain_cooldown_hours", "BALLAST_RETRAIN_COOLDOWN_HOURS"),
         ):
             if key in env:
                 kwargs[name] = _parse_float(key, env[key])
+        if "BALLAST_DRIFT_EXEMPT" in env:
+            kwargs["drift_exempt"] = tuple(c.strip() for c in env["BALLAST_DRIFT_EXEMPT"].split(",") if c.strip())
+        if "BALLAST_UI_URL" in env:
+            kwargs["ui_url"] = env["BALLAST_UI_URL"].rstrip("/")
+        if "BALLAST_ALERT_SINKS" in env:
+            kwargs["alert_sinks"] = tuple(c.strip() for c in env["BALLAST_ALERT_SINKS"].split(",") if c.strip())
         if "BALLAST_SEGMENT_COLUMN" in env:
             kwargs["segment_column"] = env["BALLAST_SEGMENT_COLUMN"].strip()
         for name, key in (
@@ -130,6 +149,7 @@ class Settings:
             ("max_columns", "BALLAST_MAX_COLUMNS"),
             ("parity_sample_size", "BALLAST_PARITY_SAMPLE_SIZE"),
             ("min_segment_customers", "BALLAST_MIN_SEGMENT_CUSTOMERS"),
+            ("reference_days", "BALLAST_REFERENCE_DAYS"),
         ):
             if key in env:
                 kwargs[name] = _parse_int(key, env[key])

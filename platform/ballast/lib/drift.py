@@ -50,9 +50,16 @@ def psi(target: np.ndarray, reference: np.ndarray) -> float:
     return float(np.sum((t - r) * np.log(t / r)))
 
 
-def drift_share(results: list[ColumnDrift], p_value: float = 0.05) -> float:
-    """Fraction of columns whose test rejects 'same distribution' at `p_value`."""
-    return sum(r.p_value < p_value for r in results) / len(results) if results else 0.0
+def drift_share(results: list[ColumnDrift], min_psi: float = 0.1, p_value: float = 0.05) -> float:
+    """Fraction of columns that drifted: PSI above `min_psi` and the test rejecting at `p_value`.
+
+    PSI decides: with thousands of rows a day the tests reject differences too small to matter.
+    """
+    return sum(drifted(r, min_psi, p_value) for r in results) / len(results) if results else 0.0
+
+
+def drifted(result: ColumnDrift, min_psi: float = 0.1, p_value: float = 0.05) -> bool:
+    return result.psi > min_psi and result.p_value < p_value
 
 
 class WhylogsEngine:

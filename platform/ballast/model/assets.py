@@ -43,8 +43,14 @@ SCORE = "churn_score"
 
 
 def write_reference(settings: Settings, version: registry.ModelVersion, train_rows: pd.DataFrame) -> dict:
-    """Profiles of a model's training window (features and its own scores), stored beside the model."""
+    """Profiles of the end of a model's training window (features and its own scores), stored beside the model.
+
+    Only the last `reference_days` of training snapshots: the earliest days of the data
+    have 90-day windows still filling up, which no later day resembles.
+    """
     engine = drift.WhylogsEngine()
+    newest = train_rows[churn.SNAPSHOT].max()
+    train_rows = train_rows[train_rows[churn.SNAPSHOT] > newest - pd.Timedelta(days=settings.reference_days)]
     (version.path / REFERENCE_FEATURES).write_bytes(engine.profile(train_rows[list(churn.FEATURES)]))
     scores = churn.score(registry.load(version), train_rows)
     (version.path / REFERENCE_SCORES).write_bytes(engine.profile(pd.DataFrame({SCORE: scores})))

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from ballast.lib import churn, code_version, drift, registry
+from ballast.lib.lineage import FEATURE_LOOKBACK_DAYS
 from ballast.model.assets import CHAMPION_KEY, FEATURES_KEY, REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -139,25 +140,30 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
         current = champion_or_fail()
         reference = (current.path / REFERENCE_FEATURES).read_bytes()
         reference_scores = (current.path / REFERENCE_SCORES).read_bytes()
-        numeric = [c for c in churn.FEATURES if c not in churn.CATEGORICAL_FEATURES]
+        # Trend features (tenure grows every day by definition) would drift forever.
+        monitored = [c for c in churn.FEATURES if c not in settings.drift_exempt]
+        numeric = [c for c in monitored if c not in churn.CATEGORICAL_FEATURES]
+        categorical = [c for c in monitored if c in churn.CATEGORICAL_FEATURES]
         per_day = []
         latest = pd.DataFrame()
-        day = first
+        # A day whose 90-day feature windows reach before the data began is not comparable.
+        judged_from = settings.start_date + dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
+        day = max(first, judged_from)
         while day <= last:
             path = profile_path(settings, "features", day)
             if path.is_file():
-                results = engine.compare(path.read_bytes(), reference, numeric, list(churn.CATEGORICAL_FEATURES))
+                results = engine.compare(path.read_bytes(), reference, numeric, categorical)
                 scores = profile_path(settings, "scores", day)
                 if scores.is_file():
                     results += engine.compare(scores.read_bytes(), reference_scores, [SCORE], [])
                 table = pd.DataFrame([r.as_dict() for r in results]).sort_values("psi", ascending=False)
                 features_only = [r for r in results if r.column != SCORE]
-                share = drift.drift_share(features_only, settings.drift_p_value)
+                share = drift.drift_share(features_only, settings.drift_psi, settings.drift_p_value)
                 worst = table[table.column != SCORE].iloc[0]
                 record = {
                     "date": day.isoformat(), "champion": current.version, "drift_share": share,
                     "max_psi": float(worst.psi), "max_psi_feature": worst.column,
-                    "drifted": [r.column for r in features_only if r.p_value < settings.drift_p_value],
+                    "drifted": [r.column for r in features_only if drift.drifted(r, settings.drift_psi, settings.drift_p_value)],
                     "columns": table.to_dict(orient="records"),
                 }
                 drift_path(settings, day, "json").parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +177,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             metadata={
                 "champion_version": current.version,
                 "partitions": len(per_day),
+                "judged_from": str(judged_from),
                 "latest_drift_share": per_day[-1]["drift_share"] if per_day else 0.0,
                 "top_drifted_features_latest": dg.MetadataValue.md(latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""),
                 "latest_report": dg.MetadataValue.path(str(drift_path(settings, last, "html"))),
@@ -182,16 +189,28 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
         warn_days = [r["date"] for r in per_day if r["drift_share"] > settings.drift_share_warn]
         error_days = [r["date"] for r in per_day if r["max_psi"] > settings.psi_error]
         window = f"{first} to {last}"
+
+        def over(days: list[str]) -> dict:
+            return {
+                "partitions_over": len(days),
+                "first_partition_over": days[0] if days else "",
+                "last_partition_over": days[-1] if days else "",
+            }
+
+        worst = max(per_day, key=lambda r: r["max_psi"], default=None)
         yield dg.AssetCheckResult(
             check_name=DRIFT_SHARE_CHECK, passed=not warn_days, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"window": window, "partitions_over": ", ".join(warn_days) or "none",
-                      "threshold": settings.drift_share_warn},
+            description=f"drift share above {settings.drift_share_warn} on {len(warn_days)} partition(s)" if warn_days else None,
+            metadata={"window": window, **over(warn_days), "threshold": settings.drift_share_warn},
         )
         yield dg.AssetCheckResult(
             check_name=FEATURE_PSI_CHECK, passed=not error_days, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"window": window, "partitions_over": ", ".join(error_days) or "none",
-                      "first_partition_over": error_days[0] if error_days else "",
-                      "threshold": settings.psi_error, "champion_version": current.version},
+            description=(
+                f"PSI above {settings.psi_error} on {len(error_days)} partition(s);"
+                f" worst {worst['max_psi_feature']} {worst['max_psi']:.3f} on {worst['date']}"
+            ) if error_days else None,
+            metadata={"window": window, **over(error_days), "threshold": settings.psi_error,
+                      "champion_version": current.version},
         )
 
     return dg.Definitions(assets=[feature_profiles, score_profiles, drift_report])

@@ -1,0 +1,139 @@
+"""Monitoring sensors: retraining on ERROR drift (once per episode) and alerts for every failed check."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from ballast.lib.alerts import Alert, Outbox
+from ballast.model.assets import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
+from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
+from ballast.resources import AlertSinks
+from ballast.settings import Settings
+
+RETRAIN_JOB = "retrain_churn_model_job"
+RETRAIN_SENSOR = "drift_error_retraining_sensor"
+ALERT_SENSOR = "check_failure_alert_sensor"
+DRIFT_ERROR = dg.AssetCheckKey(DRIFT_REPORT, FEATURE_PSI_CHECK)
+
+
+def retrain_job():
+    return dg.define_asset_job(
+        RETRAIN_JOB,
+        selection=dg.AssetSelection.assets(TRAINING_SET_KEY, MODEL_KEY, EVALUATION_KEY, CHAMPION_KEY),
+        description="Retrain the churn model: training set, candidate, evaluation, promotion gates, champion.",
+    )
+
+
+def retraining_decision(record, cursor: dict, now: dt.datetime, cooldown: dt.timedelta) -> tuple[dg.RunRequest | None, str, dict]:
+    """What the retraining sensor does with the latest feature_psi evaluation (pure: no instance access)."""
+    if record is None or record.event is None:
+        return None, "the drift check has not run yet", cursor
+    if record.id == cursor.get("seen"):
+        return None, "no new drift evaluation", cursor
+    evaluation = record.event.dagster_event.event_specific_data
+    if evaluation.passed:
+        closed = cursor.get("episode")
+        return None, "drift within thresholds" + (" (episode closed)" if closed else ""), {**cursor, "seen": record.id, "episode": None}
+    metadata = {k: v.value for k, v in evaluation.metadata.items()}
+    champion = metadata.get("champion_version", "none")
+    episode = cursor.get("episode")
+    if episode and episode["champion"] == champion:
+        return None, f"drift episode from {episode['start']} already handled (run key {episode['run_key']})", {**cursor, "seen": record.id}
+    last = cursor.get("last_request_at")
+    if last and now - dt.datetime.fromisoformat(last) < cooldown:
+        # Leave the evaluation unseen: it is reconsidered once the cooldown is over.
+        return None, f"ERROR drift, but the last retraining was requested at {last} (cooldown {cooldown})", cursor
+    start = metadata.get("first_partition_over") or "unknown"
+    run_key = f"retrain:{champion}:{start}"
+    request = dg.RunRequest(
+        run_key=run_key,
+        job_name=RETRAIN_JOB,
+        tags={"ballast/trigger": "drift", "ballast/drift_episode": start, "ballast/champion": champion},
+    )
+    episode = {"champion": champion, "start": start, "run_key": run_key}
+    return request, f"ERROR drift from {start} on champion {champion}", {
+        **cursor, "seen": record.id, "episode": episode, "last_request_at": now.isoformat()
+    }
+
+
+def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    cooldown = dt.timedelta(hours=settings.retrain_cooldown_hours)
+
+    @dg.sensor(name=RETRAIN_SENSOR, job_name=RETRAIN_JOB, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.STOPPED)
+    def drift_error_retraining_sensor(context: dg.SensorEvaluationContext):
+        """Requests one retraining run per drift episode when the drift report's feature_psi check fails (ERROR)."""
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key([DRIFT_ERROR])
+        record = latest.get(DRIFT_ERROR)
+        failed_run = _failed_retraining(context, cursor)
+        request, reason, cursor = retraining_decision(record, cursor, dt.datetime.now(dt.UTC), cooldown)
+        context.update_cursor(json.dumps(cursor))
+        if failed_run:
+            context.log.warning(f"retraining run {failed_run} failed; re-execute it from the Dagster UI to retry")
+        if request is None:
+            return dg.SkipReason(reason)
+        context.log.info(reason)
+        return request
+
+    @dg.sensor(name=ALERT_SENSOR, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
+    def check_failure_alert_sensor(context: dg.SensorEvaluationContext, alert_sinks: AlertSinks):
+        """Sends every failed asset check (asset, check, partition, severity, summary, link) to the alert sinks, once."""
+        after = int(context.cursor) if context.cursor else 0
+        # Check executions have one id sequence across checks: a single integer cursor.
+        storage = context.instance.event_log_storage
+        records = sorted(
+            (
+                r
+                for key in context.repository_def.asset_graph.asset_check_keys
+                for r in storage.get_asset_check_execution_history(key, limit=100)
+                if r.id > after and r.event is not None
+            ),
+            key=lambda r: r.id,
+        )
+        alerts = [a for a in (_alert(r, settings) for r in records) if a is not None]
+        sent, failed = Outbox(settings.monitoring_dir / "alerts" / "outbox.json").deliver(alerts, alert_sinks.sinks())
+        # A check still running keeps its id: stop the cursor before it so its result is read later
+        # (the outbox drops the repeats this causes).
+        running = [r.id for r in records if r.status == AssetCheckExecutionRecordStatus.PLANNED]
+        if records:
+            context.update_cursor(str(min(running) - 1 if running else records[-1].id))
+        for line in failed:
+            context.log.warning(f"alert delivery failed, retried next tick: {line}")
+        return dg.SkipReason(f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry")
+
+    return [drift_error_retraining_sensor, check_failure_alert_sensor]
+
+
+def _failed_retraining(context: dg.SensorEvaluationContext, cursor: dict) -> str | None:
+    episode = cursor.get("episode")
+    if not episode:
+        return None
+    runs = context.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": episode["run_key"]}), limit=1)
+    if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
+        return runs[0].run_id
+    return None
+
+
+def _alert(record, settings: Settings) -> Alert | None:
+    evaluation = record.event.dagster_event.event_specific_data
+    if not isinstance(evaluation, dg.AssetCheckEvaluation) or evaluation.passed:
+        return None
+    metadata = {k: v.value for k, v in evaluation.metadata.items()}
+    partition = str(
+        metadata.get("window") or metadata.get("feature_date") or record.event.dagster_event.partition or "all"
+    )
+    shown = ", ".join(f"{k}={v}" for k, v in list(metadata.items())[:6] if not isinstance(v, (dict, list)))
+    asset = evaluation.asset_key.to_user_string()
+    return Alert(
+        asset=asset,
+        check=evaluation.check_name,
+        partition=partition,
+        severity=evaluation.severity.value,
+        summary=(evaluation.description or shown)[:500] if evaluation.description else shown[:500],
+        url=f"{settings.ui_url}/assets/{asset}?view=checks",
+        run_id=record.run_id,
+    )
+
