@@ -30,6 +30,9 @@ EXPECTED = {
     "model/churn_evaluation": ("model", {"model/churn_model"}),
     "model/champion": ("model", {"model/churn_evaluation"}),
     "model/churn_scores": ("model", {"model/champion", "features/customer_daily_features"}),
+    "monitoring/feature_profiles": ("monitoring", {"features/customer_daily_features"}),
+    "monitoring/score_profiles": ("monitoring", {"features/customer_daily_features", "model/champion"}),
+    "monitoring/drift_report": ("monitoring", {"monitoring/feature_profiles", "monitoring/score_profiles"}),
 }
 
 

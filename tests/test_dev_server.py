@@ -59,8 +59,8 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
             pass
         proc.wait(timeout=20)
     groups = {n["groupName"] for n in nodes}
-    assert groups == {"raw", "clean", "features", "model"}
-    assert len(nodes) == 14
+    assert groups == {"raw", "clean", "features", "model", "monitoring"}
+    assert len(nodes) == 17
     checks = sum(len(n["assetChecksOrError"].get("checks", [])) for n in nodes)
     assert checks >= 60
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -76,12 +77,39 @@ def build_report(settings: Settings) -> dict[str, Any]:
             }
     return {
         "home": str(settings.home),
+        "drift": _drift(settings),
+        "alerts": _alerts(settings),
         "layers": layers,
         "quarantine": quarantine,
         "rejected_files": rejected_files,
         "feature_store": feature_repo.online_status(settings.home),
         "model": model,
     }
+
+
+def _drift(settings: Settings) -> dict[str, Any] | None:
+    reports = sorted((settings.monitoring_dir / "drift").glob("*.json"))
+    if not reports:
+        return None
+    latest = json.loads(reports[-1].read_text())
+    return {
+        "partition": latest["date"],
+        "champion": latest["champion"],
+        "drift_share": latest["drift_share"],
+        "drifted_features": latest["drifted"],
+        "max_psi": latest["max_psi"],
+        "max_psi_feature": latest["max_psi_feature"],
+    }
+
+
+def _alerts(settings: Settings) -> dict[str, int]:
+    log = settings.monitoring_dir / "alerts" / "alerts.jsonl"
+    counts: dict[str, int] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            severity = json.loads(line)["severity"]
+            counts[severity] = counts.get(severity, 0) + 1
+    return counts
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -105,6 +133,14 @@ def format_report(report: dict[str, Any]) -> str:
         )
     else:
         lines.append("Feature store: nothing materialized yet")
+    drift = report["drift"]
+    if drift:
+        lines.append(
+            f"Drift on {drift['partition']}: share {drift['drift_share']:.2f}, max PSI {drift['max_psi']:.3f}"
+            f" ({drift['max_psi_feature']}) against champion {drift['champion']}"
+        )
+    if report["alerts"]:
+        lines.append("Alerts: " + ", ".join(f"{n} {severity}" for severity, n in sorted(report["alerts"].items())))
     model = report["model"]
     champion = model and model["champion"]
     if champion:
