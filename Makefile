@@ -35,6 +35,7 @@ dev: setup
 bench: setup
 	$(VENV)/bin/python bench/generator.py
 	$(VENV)/bin/python bench/feature_store.py
+	$(VENV)/bin/python bench/profiling.py
 
 clean:
 	rm -rf $(VENV) $(VENV)-tools .ballast dbt_project/target

@@ -66,6 +66,9 @@ def test_report_json_has_layers_quarantine_and_model(platform: Platform) -> None
     assert champion["version"] == "v0001" and champion["metrics"]["roc_auc"] > 0.65
     assert [g["name"] for g in champion["gates"]] == ["min_quality", "challenger", "fairness"]
     assert all(g["passed"] for g in champion["gates"]) and report["model"]["versions"] == 1
+    # No drift in this data: the latest partition is judged and within the thresholds.
+    assert report["drift"]["partition"] == platform.end.isoformat() and report["drift"]["champion"] == "v0001"
+    assert report["drift"]["max_psi"] <= 0.2 and report["alerts"] == {}
 
 
 def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:
