@@ -97,7 +97,10 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         sent, failed = Outbox(settings.monitoring_dir / "alerts" / "outbox.json").deliver(alerts, alert_sinks.sinks())
         # A check still running keeps its id: stop the cursor before it so its result is read later
         # (the outbox drops the repeats this causes).
-        running = [r.id for r in records if r.status == AssetCheckExecutionRecordStatus.PLANNED]
+        running = [
+            r.id for r in records
+            if r.status == AssetCheckExecutionRecordStatus.PLANNED and not _run_finished(context, r.run_id)
+        ]
         if records:
             context.update_cursor(str(min(running) - 1 if running else records[-1].id))
         for line in failed:
@@ -105,6 +108,12 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         return dg.SkipReason(f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry")
 
     return [drift_error_retraining_sensor, check_failure_alert_sensor]
+
+
+def _run_finished(context: dg.SensorEvaluationContext, run_id: str) -> bool:
+    """A check planned in a finished run was skipped and will never report; only live runs hold the cursor."""
+    run = context.instance.get_run_by_id(run_id)
+    return run is None or run.is_finished
 
 
 def _failed_retraining(context: dg.SensorEvaluationContext, cursor: dict) -> str | None:
