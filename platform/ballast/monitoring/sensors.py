@@ -82,27 +82,32 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     def check_failure_alert_sensor(context: dg.SensorEvaluationContext, alert_sinks: AlertSinks):
         """Sends every failed asset check (asset, check, partition, severity, summary, link) to the alert sinks, once."""
         after = int(context.cursor) if context.cursor else 0
-        # Check executions have one id sequence across checks: a single integer cursor.
+        # Check executions share one id sequence across checks: a single integer cursor.
         storage = context.instance.event_log_storage
+        keys = list(context.repository_def.asset_graph.asset_check_keys)
+        done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
         records = sorted(
-            (
-                r
-                for key in context.repository_def.asset_graph.asset_check_keys
-                for r in storage.get_asset_check_execution_history(key, limit=100)
-                if r.id > after and r.event is not None
-            ),
+            (r for key in keys for r in storage.get_asset_check_execution_history(key, limit=100, status=done)
+             if r.id > after and r.event is not None),
             key=lambda r: r.id,
         )
+        # A check of a run still in progress keeps its id when it reports: hold the cursor
+        # before it (the outbox drops the repeats). Checks planned in finished runs were skipped.
+        finished: dict[str, bool] = {}
+        live = [
+            r.id
+            for key in keys
+            for r in storage.get_asset_check_execution_history(
+                key, limit=20, status={AssetCheckExecutionRecordStatus.PLANNED}
+            )
+            if r.id > after and not _run_finished(context, r.run_id, finished)
+        ]
         alerts = [a for a in (_alert(r, settings) for r in records) if a is not None]
         sent, failed = Outbox(settings.monitoring_dir / "alerts" / "outbox.json").deliver(alerts, alert_sinks.sinks())
-        # A check still running keeps its id: stop the cursor before it so its result is read later
-        # (the outbox drops the repeats this causes).
-        running = [
-            r.id for r in records
-            if r.status == AssetCheckExecutionRecordStatus.PLANNED and not _run_finished(context, r.run_id)
-        ]
-        if records:
-            context.update_cursor(str(min(running) - 1 if running else records[-1].id))
+        if live:
+            context.update_cursor(str(min(live) - 1))
+        elif records:
+            context.update_cursor(str(records[-1].id))
         for line in failed:
             context.log.warning(f"alert delivery failed, retried next tick: {line}")
         return dg.SkipReason(f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry")
@@ -110,10 +115,11 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     return [drift_error_retraining_sensor, check_failure_alert_sensor]
 
 
-def _run_finished(context: dg.SensorEvaluationContext, run_id: str) -> bool:
-    """A check planned in a finished run was skipped and will never report; only live runs hold the cursor."""
-    run = context.instance.get_run_by_id(run_id)
-    return run is None or run.is_finished
+def _run_finished(context: dg.SensorEvaluationContext, run_id: str, cache: dict[str, bool]) -> bool:
+    if run_id not in cache:
+        run = context.instance.get_run_by_id(run_id)
+        cache[run_id] = run is None or run.is_finished
+    return cache[run_id]
 
 
 def _failed_retraining(context: dg.SensorEvaluationContext, cursor: dict) -> str | None:
