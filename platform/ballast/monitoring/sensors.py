@@ -15,6 +15,7 @@ from ballast.settings import Settings
 RETRAIN_JOB = "retrain_churn_model_job"
 RETRAIN_SENSOR = "drift_error_retraining_sensor"
 ALERT_SENSOR = "check_failure_alert_sensor"
+PAGE = 100
 DRIFT_ERROR = dg.AssetCheckKey(DRIFT_REPORT, FEATURE_PSI_CHECK)
 
 
@@ -87,8 +88,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         keys = list(context.repository_def.asset_graph.asset_check_keys)
         done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
         records = sorted(
-            (r for key in keys for r in storage.get_asset_check_execution_history(key, limit=100, status=done)
-             if r.id > after and r.event is not None),
+            (r for key in keys for r in _executions_after(storage, key, after, done) if r.event is not None),
             key=lambda r: r.id,
         )
         # A check of a run still in progress keeps its id when it reports: hold the cursor
@@ -97,10 +97,8 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         live = [
             r.id
             for key in keys
-            for r in storage.get_asset_check_execution_history(
-                key, limit=20, status={AssetCheckExecutionRecordStatus.PLANNED}
-            )
-            if r.id > after and not _run_finished(context, r.run_id, finished)
+            for r in _executions_after(storage, key, after, {AssetCheckExecutionRecordStatus.PLANNED})
+            if not _run_finished(context, r.run_id, finished)
         ]
         alerts = [a for a in (_alert(r, settings) for r in records) if a is not None]
         sent, failed = Outbox(settings.monitoring_dir / "alerts" / "outbox.json").deliver(alerts, alert_sinks.sinks())
@@ -113,6 +111,18 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         return dg.SkipReason(f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry")
 
     return [drift_error_retraining_sensor, check_failure_alert_sensor]
+
+
+def _executions_after(storage, key: dg.AssetCheckKey, after: int, status: set) -> list:
+    """Every execution of `key` with an id above `after`, newest first, read a page at a time."""
+    found, before = [], None
+    while True:
+        page = storage.get_asset_check_execution_history(key, limit=PAGE, cursor=before, status=status)
+        newer = [r for r in page if r.id > after]
+        found += newer
+        if len(page) < PAGE or len(newer) < len(page):
+            return found
+        before = page[-1].id
 
 
 def _run_finished(context: dg.SensorEvaluationContext, run_id: str, cache: dict[str, bool]) -> bool:
