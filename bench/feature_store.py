@@ -81,7 +81,7 @@ def open_store(home: Path, online_type: str | None) -> FeatureStore:
     """The repo's store on `home`; `online_type` swaps the online store class (e.g. Feast's stock `sqlite`)."""
     if online_type is None:
         return fs.open_store(home)
-    raw = yaml.safe_load(feature_repo.STORE_YAML.read_text().replace("${BALLAST_HOME}", str(home)))
+    raw = yaml.safe_load(feature_repo.store_text(home))
     raw["online_store"]["type"] = online_type
     config = RepoConfig(**raw)
     config.repo_path = feature_repo.FEATURE_REPO_DIR

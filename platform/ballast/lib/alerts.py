@@ -10,13 +10,13 @@ log line or an error message.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from ballast.lib.atomic import write_atomic
 
 
 @dataclass(frozen=True)
@@ -85,24 +85,25 @@ class WebhookSink:
     name: str = "webhook"
     timeout: float = 5.0
 
+    def body(self, alert: Alert) -> dict:
+        return alert.as_dict()
+
     def send(self, alert: Alert) -> None:
-        _post(self.name, self.url, alert.as_dict(), self.timeout)
+        _post(self.name, self.url, self.body(alert), self.timeout)
 
 
 @dataclass
-class SlackSink:
+class SlackSink(WebhookSink):
     """A Slack incoming webhook: the alert as a message."""
 
-    url: str = field(repr=False)
     name: str = "slack"
-    timeout: float = 5.0
 
-    def send(self, alert: Alert) -> None:
+    def body(self, alert: Alert) -> dict:
         text = (
             f":rotating_light: *{alert.severity}* `{alert.check}` failed on `{alert.asset}`"
             f" ({alert.partition})\n{alert.summary}\n<{alert.url}|Open in Dagster>"
         )
-        _post(self.name, self.url, {"text": text}, self.timeout)
+        return {"text": text}
 
 
 @dataclass
@@ -117,11 +118,7 @@ class Outbox:
         return {"delivered": {}, "pending": {}}
 
     def _save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(state, f, sort_keys=True)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(state, sort_keys=True))
 
     def deliver(self, new: list[Alert], sinks: list[Sink]) -> tuple[list[str], list[str]]:
         """Send new alerts and retry pending ones on every sink; returns (sent, failed) as 'sink: key' lines."""

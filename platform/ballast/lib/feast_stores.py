@@ -4,8 +4,6 @@ Both subclass Feast's own and override one method each; reads, table creation an
 teardown are Feast's.
 """
 
-import os
-import tempfile
 import uuid
 from typing import Literal
 
@@ -20,6 +18,8 @@ from feast.infra.online_stores.sqlite import (
 from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.utils import _utc_now, to_naive_utc
+
+from ballast.lib.atomic import write_atomic
 
 ONLINE_STORE_TYPE = "ballast.lib.feast_stores.LatestWinsSqliteOnlineStore"
 
@@ -75,15 +75,4 @@ class AtomicFileRegistryStore(FileRegistryStore):
     def _write_registry(self, registry_proto: RegistryProto) -> None:
         registry_proto.version_id = str(uuid.uuid4())
         registry_proto.last_updated.FromDatetime(_utc_now())
-        folder = self._filepath.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self._filepath.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(registry_proto.SerializeToString())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._filepath)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(self._filepath, registry_proto.SerializeToString())

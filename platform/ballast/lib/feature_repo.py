@@ -109,8 +109,13 @@ def offline_latest(lake_dir: Path, day: dt.date, sample_size: int) -> pd.DataFra
         con.close()
 
 
+def store_text(home: Path, yaml_file: Path = STORE_YAML) -> str:
+    """A feature_store.yaml with ${BALLAST_HOME} as `home` (other variables left for Feast)."""
+    return yaml_file.read_text().replace("${BALLAST_HOME}", str(home))
+
+
 def _store_yaml(home: Path) -> dict[str, Any]:
-    return yaml.safe_load(STORE_YAML.read_text().replace("${BALLAST_HOME}", str(home)))
+    return yaml.safe_load(store_text(home))
 
 
 def online_store_path(home: Path) -> Path:

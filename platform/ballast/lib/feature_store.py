@@ -29,6 +29,7 @@ from ballast.lib.feature_repo import (
     STORE_YAML,
     feature_time,
     offline_latest,
+    store_text,
 )
 
 FeastObject = Entity | DataSource | FeatureView | FeatureService
@@ -40,8 +41,7 @@ class FeatureStoreError(RuntimeError):
 
 def repo_config(home: Path, yaml_file: Path = STORE_YAML) -> RepoConfig:
     """Feast's config from the repo's yaml, with ${BALLAST_HOME} as `home` and other variables from the environment."""
-    text = yaml_file.read_text().replace("${BALLAST_HOME}", str(home))
-    config = RepoConfig(**yaml.safe_load(os.path.expandvars(text)))
+    config = RepoConfig(**yaml.safe_load(os.path.expandvars(store_text(home, yaml_file))))
     config.repo_path = yaml_file.parent
     return config
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import skops.io as sio
+
+from ballast.lib.atomic import write_atomic
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -99,21 +99,6 @@ def load(model_version: ModelVersion) -> Any:
 CHAMPION_FILE = "champion.json"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace `path` in one step: a reader sees the old content or the new, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def get(root: Path, name: str, version: str) -> ModelVersion:
     for found in versions(root, name):
         if found.version == version:
@@ -125,7 +110,7 @@ def get(root: Path, name: str, version: str) -> ModelVersion:
 def annotate(model_version: ModelVersion, **fields: Any) -> ModelVersion:
     """Add fields (evaluation, gate results, overrides) to a version's metadata; the model file is untouched."""
     metadata = {**model_version.metadata, **fields}
-    _write_atomic(model_version.path / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    write_atomic(model_version.path / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True, default=str))
     return ModelVersion(model_version.name, model_version.version, model_version.path, metadata)
 
 
@@ -165,7 +150,7 @@ def promote(
         "rollback": rollback,
     }
     pointer = {"version": version, "history": [*pointer["history"], entry]}
-    _write_atomic(_versions_dir(root, name) / CHAMPION_FILE, json.dumps(pointer, indent=2))
+    write_atomic(_versions_dir(root, name) / CHAMPION_FILE, json.dumps(pointer, indent=2))
     return chosen
 
 

@@ -38,15 +38,10 @@ def _days(frame: pd.DataFrame, column: str):
 
 
 def _html_report(day: dt.date, version: str, results: pd.DataFrame, share: float) -> str:
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
-        for r in results.round(4).itertuples(index=False)
-    )
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in results.columns)
     return (
         f"<!doctype html><meta charset='utf-8'><title>Drift {day}</title>"
         f"<h1>Drift on {day} against champion {html.escape(version)}</h1>"
-        f"<p>Drift share: {share:.3f}</p><table border='1'><tr>{head}</tr>{rows}</table>"
+        f"<p>Drift share: {share:.3f}</p>" + results.round(4).to_html(index=False)
     )
 
 
