@@ -6,12 +6,14 @@
 
 with days as (
 
-    select cast(range as date) as feature_date
-    from range(
+    -- generate_series includes its end and is aliased: the same in DuckDB and in the
+    -- Spark SQL that sqlglot generates from this model for the Spark engine.
+    select cast(day as date) as feature_date
+    from unnest(generate_series(
         cast({{ window_start() }} as timestamp),
-        cast({{ window_end() }} as timestamp) + interval 1 day,
+        cast({{ window_end() }} as timestamp),
         interval 1 day
-    )
+    )) as days_series(day)
 
 ),
 
