@@ -66,3 +66,19 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
     manifest = json.loads((settings.landing_dir / "_manifest.json").read_text())
     yield Platform(settings, manifest, result, START, end)
     dagster_instance.dispose()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The test session's one SparkSession (about 12 s to start): local, 2 cores, no UI.
+
+    Built from Ballast's own Spark settings, so the PySpark resource of an in-process
+    run joins this session instead of starting another.
+    """
+    from dagster_pyspark.resources import spark_session_from_config
+
+    settings = make_settings(Path("."), spark_master="local[2]", spark_conf=(("spark.ui.enabled", "false"),))
+    session = spark_session_from_config(settings.spark_config)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

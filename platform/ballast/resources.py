@@ -127,7 +127,7 @@ def dbt_translator() -> LayerTranslator:
 
 
 def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
-    return {
+    resources = {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "dbt": dbt_cli(project, settings),
         "feature_store": FeatureStoreResource(home=str(settings.home)),
@@ -137,3 +137,10 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
             slack_webhook_url=dg.EnvVar("BALLAST_SLACK_WEBHOOK_URL") if "slack" in settings.alert_sinks else None,
         ),
     }
+    if settings.feature_engine == "spark":
+        # Imported here: PySpark is only a cost for those who choose the Spark engine. The
+        # session starts in the one step that uses it (or joins the process's session).
+        from dagster_pyspark import PySparkResource
+
+        resources["pyspark"] = PySparkResource(spark_config=settings.spark_config)
+    return resources

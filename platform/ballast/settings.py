@@ -8,6 +8,7 @@ environment through `Settings.from_env()`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +22,16 @@ CONTRACTS_DIR = REPO_ROOT / "contracts"
 WAREHOUSE_POOL = "warehouse"
 # Feast registry writes and materializations run one at a time, like warehouse writes.
 FEAST_POOL = "feast"
-# The Spark engine (dagster-pyspark) arrives with the scale-path issue.
-FEATURE_ENGINES = ("duckdb",)
+# Where features/customer_daily_features is computed: dbt on DuckDB, or the same dbt
+# model transpiled to Spark SQL and run by PySpark over the clean layer's Parquet.
+FEATURE_ENGINES = ("duckdb", "spark")
+# Spark settings Ballast needs for results equal to DuckDB's; BALLAST_SPARK_CONF adds to them.
+SPARK_DEFAULTS = {
+    "spark.app.name": "ballast",
+    "spark.sql.session.timeZone": "UTC",
+    # Timestamps without time zone, like DuckDB's TIMESTAMP, in Spark's SQL and its Parquet.
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+}
 # The local alert log is always on; these add a webhook (BALLAST_ALERT_WEBHOOK_URL) and
 # Slack (BALLAST_SLACK_WEBHOOK_URL), whose addresses Dagster reads through EnvVar.
 ALERT_SINKS = ("webhook", "slack")
@@ -49,6 +58,16 @@ def _parse_int(name: str, value: str) -> int:
     return parsed
 
 
+def _parse_spark_conf(value: str) -> tuple[tuple[str, str], ...]:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"BALLAST_SPARK_CONF is not JSON ({exc.msg}); expected an object of Spark properties") from None
+    if not isinstance(parsed, dict) or not all(str(k).startswith("spark.") for k in parsed):
+        raise SettingsError('BALLAST_SPARK_CONF must be a JSON object of "spark.*" properties, e.g. {"spark.executor.memory": "4g"}')
+    return tuple((str(k), str(v)) for k, v in parsed.items())
+
+
 def _parse_float(name: str, value: str) -> float:
     try:
         return float(value)
@@ -63,6 +82,9 @@ class Settings:
     start_date: dt.date = dt.date(2025, 1, 1)
     currencies: tuple[str, ...] = ("USD", "EUR", "GBP")
     feature_engine: str = "duckdb"
+    spark_master: str = "local[*]"
+    # Extra Spark properties (BALLAST_SPARK_CONF, a JSON object), e.g. executor memory on a cluster.
+    spark_conf: tuple[tuple[str, str], ...] = ()
     label_window_days: int = 30
     snapshot_every_days: int = 7
     holdout_fraction: float = 0.25
@@ -123,6 +145,10 @@ class Settings:
             )
         if "BALLAST_FEATURE_ENGINE" in env:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
+        if "BALLAST_SPARK_MASTER" in env:
+            kwargs["spark_master"] = env["BALLAST_SPARK_MASTER"].strip()
+        if "BALLAST_SPARK_CONF" in env:
+            kwargs["spark_conf"] = _parse_spark_conf(env["BALLAST_SPARK_CONF"])
         for name, key in (
             ("holdout_fraction", "BALLAST_HOLDOUT_FRACTION"),
             ("min_auc", "BALLAST_MIN_AUC"),
@@ -162,6 +188,11 @@ class Settings:
     @cached_property
     def lake_dir(self) -> Path:
         return self.home / "lake"
+
+    @cached_property
+    def spark_config(self) -> dict[str, str]:
+        """Spark properties for the PySpark resource: the master, Ballast's defaults, then BALLAST_SPARK_CONF."""
+        return {"spark.master": self.spark_master, **SPARK_DEFAULTS, **dict(self.spark_conf)}
 
     @cached_property
     def registry_dir(self) -> Path:

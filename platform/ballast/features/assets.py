@@ -1,18 +1,20 @@
 """Features layer: per-customer daily feature snapshots (dbt), their Parquet export and the Feast feature store."""
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
 from tabulate import tabulate
 
-from ballast.lib import code_version, feature_repo
+from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
+from ballast.lib import code_version, feature_repo, spark_features
 from ballast.quality import contract_checks
 from ballast.resources import FeatureStoreResource, WarehouseResource
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
-from ballast.transform import dbt_layer_assets, partition_dates
+from ballast.transform import dbt_layer_assets, partition_dates, window_metadata
 
 CUSTOMER_DAILY_FEATURES = dg.AssetKey(["features", "customer_daily_features"])
 FEATURES_PARQUET = dg.AssetKey(["features", "customer_daily_features_parquet"])
@@ -23,6 +25,7 @@ PARITY_CHECK = "online_matches_offline"
 CODE_VERSION = code_version.of_sources(
     Path(__file__), feature_repo, *(Path(feature_repo.__file__).with_name(n) for n in ("feature_store.py", "feast_stores.py"))
 )
+FEATURES_MODEL = Path("models") / "features" / "customer_daily_features.sql"
 
 # Re-apply when the repo's definitions change, not only when the registry is missing.
 REGISTRY_AUTOMATION = (
@@ -141,9 +144,13 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             },
         )
 
+    if settings.feature_engine == "spark":
+        features = spark_feature_assets(settings, project, partitions_def)
+    else:
+        features = dbt_layer_assets(settings, project, "features", partitions_def)
     return dg.Definitions(
         assets=[
-            dbt_layer_assets(settings, project, "features", partitions_def),
+            features,
             customer_daily_features_parquet,
             feature_registry,
             online_store,
@@ -153,3 +160,62 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             online_matches_offline,
         ],
     )
+
+
+def spark_feature_assets(
+    settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """features/customer_daily_features computed by PySpark: the dbt model compiled for the window and transpiled."""
+
+    @dg.asset(
+        key=CUSTOMER_DAILY_FEATURES,
+        deps=[CLEAN_TRANSACTIONS_PARQUET],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="features",
+        pool=WAREHOUSE_POOL,
+        code_version=code_version.of_sources(Path(__file__), spark_features, project.project_dir / FEATURES_MODEL),
+        kinds={"spark", "parquet"},
+        # By key: the PySparkResource class is imported only when the Spark engine is chosen.
+        required_resource_keys={"dbt", "pyspark", "warehouse"},
+    )
+    def customer_daily_features(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        """Per-customer daily features from the dbt model, run by Spark over the clean layer's Parquet."""
+        dbt: DbtCliResource = context.resources.dbt
+        warehouse: WarehouseResource = context.resources.warehouse
+        pyspark = context.resources.pyspark
+        first, last = partition_dates(context)
+        target = settings.dbt_runs_dir / "features_spark"
+        invocation = dbt.cli(
+            ["compile", "--select", "customer_daily_features", "--vars", json.dumps(settings.dbt_vars(first, last))],
+            target_path=target,
+            raise_on_error=False,
+        )
+        invocation.wait()
+        compiled = next(target.glob(f"compiled/*/{FEATURES_MODEL.as_posix()}"), None)
+        if not invocation.is_successful() or compiled is None:
+            raise dg.Failure(f"dbt compile of customer_daily_features failed for {first} to {last}; see {target}")
+        started = time.perf_counter()
+        try:
+            columns = spark_features.build(pyspark.spark_session, compiled.read_text(), settings.lake_dir, first, last)
+        except spark_features.SparkEngineError as exc:
+            raise dg.Failure(str(exc)) from None
+        spark_seconds = time.perf_counter() - started
+        with warehouse.connect() as con:
+            if spark_features.expose(con, settings.lake_dir, columns):
+                context.log.warning(
+                    "features.customer_daily_features was a table built by the duckdb engine; it is now a view over "
+                    "Spark's Parquet, and days not rebuilt by Spark are gone from it"
+                )
+            metadata = window_metadata(con, CUSTOMER_DAILY_FEATURES, first, last)
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "engine": "spark",
+                "spark_master": pyspark.spark_session.sparkContext.master,
+                "spark_seconds": round(spark_seconds, 3),
+                "path": dg.MetadataValue.path(str(spark_features.output_dir(settings.lake_dir))),
+            }
+        )
+
+    return customer_daily_features

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
 import sqlite3
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import duckdb
 import pandas as pd
 import yaml
 
+from ballast.lib import lake
 from ballast.settings import REPO_ROOT
 
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
@@ -56,38 +55,21 @@ def code_version() -> str:
 def export_features(
     con: duckdb.DuckDBPyConnection, lake_dir: Path, first: dt.date, last: dt.date, created_at: dt.datetime
 ) -> int:
-    """Write the feature days [first, last] to the lake as Parquet, replacing those days' folders; returns rows written.
-
-    The new files are written beside the export and moved in per day, so a reader sees
-    a day's old folder or its new one.
-    """
-    root = feature_dir(lake_dir)
-    staging = root.parent / f".staging-{FEATURE_VIEW}-{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
-    try:
-        quoted = str(staging).replace("'", "''")
-        rows = con.execute(
-            f"""
-            copy (
-                select *, $created_at::timestamp as created_timestamp
-                from {FEATURE_TABLE}
-                where feature_date between $first and $last
-                order by feature_date, customer_id
-            ) to '{quoted}' (format parquet, partition_by (feature_date), filename_pattern 'part_{{i}}')
-            """,
-            {"first": first, "last": last, "created_at": created_at.astimezone(dt.UTC).replace(tzinfo=None)},
-        ).fetchone()[0]
-        root.mkdir(parents=True, exist_ok=True)
-        day = first
-        while day <= last:
-            name = f"feature_date={day.isoformat()}"
-            shutil.rmtree(root / name, ignore_errors=True)
-            if (staging / name).exists():
-                (staging / name).rename(root / name)
-            day += dt.timedelta(days=1)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return int(rows)
+    """Write the feature days [first, last] to the lake as Parquet, replacing those days' folders; returns rows written."""
+    return lake.replace_days(
+        con,
+        f"""
+        select *, $created_at::timestamp as created_timestamp
+        from {FEATURE_TABLE}
+        where feature_date between $first and $last
+        order by feature_date, customer_id
+        """,
+        {"first": first, "last": last, "created_at": created_at.astimezone(dt.UTC).replace(tzinfo=None)},
+        feature_dir(lake_dir),
+        "feature_date",
+        first,
+        last,
+    )
 
 
 def offline_latest(lake_dir: Path, day: dt.date, sample_size: int) -> pd.DataFrame:

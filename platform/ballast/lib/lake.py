@@ -1,0 +1,77 @@
+"""The Parquet lake under BALLAST_HOME/lake: tables exported from the warehouse, one hive folder per day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+from pathlib import Path
+
+import duckdb
+
+# The clean layer's export, which the Spark feature engine reads.
+CLEAN_TRANSACTIONS = ("clean", "transactions")
+
+
+def table_dir(lake_dir: Path, layer: str, table: str) -> Path:
+    return lake_dir / layer / table
+
+
+def replace_days(
+    con: duckdb.DuckDBPyConnection,
+    select_sql: str,
+    params: dict,
+    root: Path,
+    date_column: str,
+    first: dt.date,
+    last: dt.date,
+) -> int:
+    """Write `select_sql` (rows of the days [first, last]) under `root`, one `date_column=` folder per day.
+
+    Replaces those days' folders; returns the rows written. The new files are written
+    beside `root` and moved in per day, so a reader sees a day's old folder or its new
+    one, and a day with no rows any more loses its old folder.
+    """
+    staging = staging_dir(root)
+    try:
+        quoted = str(staging).replace("'", "''")
+        rows = con.execute(
+            f"copy ({select_sql}) to '{quoted}' (format parquet, partition_by ({date_column}), filename_pattern 'part_{{i}}')",
+            params,
+        ).fetchone()[0]
+        swap_days(staging, root, date_column, first, last)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return int(rows)
+
+
+def staging_dir(root: Path) -> Path:
+    """A new, empty folder beside `root` to write a window into before `swap_days`."""
+    staging = root.parent / f".staging-{root.name}-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def swap_days(staging: Path, root: Path, date_column: str, first: dt.date, last: dt.date) -> None:
+    """Move each day's folder of [first, last] from `staging` into `root`, replacing (or removing) the old one."""
+    root.mkdir(parents=True, exist_ok=True)
+    day = first
+    while day <= last:
+        name = f"{date_column}={day.isoformat()}"
+        shutil.rmtree(root / name, ignore_errors=True)
+        if (staging / name).exists():
+            (staging / name).rename(root / name)
+        day += dt.timedelta(days=1)
+
+
+def export_clean_transactions(con: duckdb.DuckDBPyConnection, lake_dir: Path, first: dt.date, last: dt.date) -> int:
+    """The clean transactions of the days [first, last] as Parquet in the lake; returns rows written."""
+    return replace_days(
+        con,
+        "select * from clean.transactions where event_date between $first and $last order by event_date, customer_id",
+        {"first": first, "last": last},
+        table_dir(lake_dir, *CLEAN_TRANSACTIONS),
+        "event_date",
+        first,
+        last,
+    )
