@@ -313,11 +313,12 @@ def _lineage(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
-    from ballast.runs import write_dagster_yaml
+    from ballast.runs import PLANNED_EVENTS_ENV, write_dagster_yaml
 
     write_dagster_yaml(settings)
     bin_dir = Path(sys.executable).parent
     env = {
+        **PLANNED_EVENTS_ENV,
         **os.environ,
         "BALLAST_HOME": str(settings.home),
         "DAGSTER_HOME": str(settings.dagster_home),
