@@ -36,6 +36,7 @@ bench: setup
 	$(VENV)/bin/python bench/generator.py
 	$(VENV)/bin/python bench/feature_store.py
 	$(VENV)/bin/python bench/profiling.py
+	$(VENV)/bin/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) $(VENV)-tools .ballast dbt_project/target
