@@ -60,34 +60,43 @@ windows as (
 
 ),
 
-day_transactions as (
+customer_day_merchants as (
 
-    -- Each day's 90-day window of transactions, shared by the merchant and country counts.
-    select d.feature_date, t.customer_id, t.merchant_id, t.country, t.event_date
-    from days as d
-    inner join transactions as t
-        on t.event_date > d.feature_date - 90
-        and t.event_date <= d.feature_date
+    select distinct customer_id, event_date, merchant_id
+    from transactions
+
+),
+
+customer_day_countries as (
+
+    select customer_id, event_date, country, count(*) as n
+    from transactions
+    where country is not null
+    group by customer_id, event_date, country
 
 ),
 
 merchants as (
 
-    select
-        feature_date,
-        customer_id,
-        count(distinct merchant_id) filter (where event_date > feature_date - 30) as distinct_merchants_30d
-    from day_transactions
-    group by feature_date, customer_id
+    -- Joined per customer-day, not per transaction: the join grows with days x customer
+    -- days, whatever the number of transactions per customer and day.
+    select d.feature_date, m.customer_id, count(distinct m.merchant_id) as distinct_merchants_30d
+    from days as d
+    inner join customer_day_merchants as m
+        on m.event_date > d.feature_date - 30
+        and m.event_date <= d.feature_date
+    group by d.feature_date, m.customer_id
 
 ),
 
 country_counts as (
 
-    select feature_date, customer_id, country, count(*) as n
-    from day_transactions
-    where country is not null
-    group by feature_date, customer_id, country
+    select d.feature_date, c.customer_id, c.country, sum(c.n) as n
+    from days as d
+    inner join customer_day_countries as c
+        on c.event_date > d.feature_date - 90
+        and c.event_date <= d.feature_date
+    group by d.feature_date, c.customer_id, c.country
 
 ),
 
