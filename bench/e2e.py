@@ -497,7 +497,7 @@ def markdown(report: dict) -> str:
         "| transactions | graph wall (s) | floor wall (s) | graph / floor | graph CPU (s) | floor CPU (s) | graph peak (MB) | floor peak (MB) | repeats |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for size in report["sizes"]:
+    for size in sorted(report["sizes"], key=lambda s: s["transactions"]):
         g, f = size["graph"], size["floor"]
         lines.append(
             f"| {size['transactions']:,} | {g['wall_s']:.1f} | {f['wall_s']:.1f} | {size['ratio']:.2f} | {g['cpu_s']:.1f} | "
@@ -506,12 +506,12 @@ def markdown(report: dict) -> str:
     lines += ["", "Per layer, median seconds (graph: Dagster step time; the rest of the graph's wall time is process start,",
               "imports, run set-up and the CLI's report):", "",
               "| transactions | | " + " | ".join(LAYERS) + " | graph run / floor total |", "|---:|---|" + "---:|" * (len(LAYERS) + 1)]
-    for size in report["sizes"]:
+    for size in sorted(report["sizes"], key=lambda s: s["transactions"]):
         for kind in ("graph", "floor"):
             layers = size[kind]["layers_s"]
             total = layers["run"] if kind == "graph" else sum(layers[name] for name in LAYERS)
             lines.append(f"| {size['transactions']:,} | {kind} | " + " | ".join(f"{layers[name]:.1f}" for name in LAYERS) + f" | {total:.1f} |")
-    spark = [s for s in report["sizes"] if "spark" in s]
+    spark = sorted((s for s in report["sizes"] if "spark" in s), key=lambda s: s["transactions"])
     if spark:
         lines += ["", "Feature engine (clean export + features steps for Spark; the dbt features step for DuckDB), seconds:", "",
                   "| transactions | DuckDB (dbt) | Spark (local[*]) |", "|---:|---:|---:|"]
