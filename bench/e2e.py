@@ -197,7 +197,7 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
         clock[layer] = clock.get(layer, 0.0) + now - started
         started = now
 
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = duckdb.connect(str(settings.warehouse_path), config={"memory_limit": settings.duckdb_memory_limit})
     # raw: the same loader, every file of the window.
     con.execute(RAW_DDL)
     limits = Limits(max_file_bytes=settings.max_file_bytes, max_columns=settings.max_columns)

@@ -23,11 +23,12 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file; a connection is opened per use and closed right after."""
 
     path: str
+    memory_limit: str = "2GB"
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
+        con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
         try:
             yield con
         finally:
@@ -78,6 +79,7 @@ def write_dbt_profile(settings: Settings) -> Path:
                     "path": str(settings.warehouse_path),
                     "schema": "main",
                     "threads": 1,
+                    "settings": {"memory_limit": settings.duckdb_memory_limit},
                 }
             },
         }
@@ -128,7 +130,7 @@ def dbt_translator() -> LayerTranslator:
 
 def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
     resources = {
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit),
         "dbt": dbt_cli(project, settings),
         "feature_store": FeatureStoreResource(home=str(settings.home)),
         "alert_sinks": AlertSinks(

@@ -83,6 +83,8 @@ class Settings:
     currencies: tuple[str, ...] = ("USD", "EUR", "GBP")
     feature_engine: str = "duckdb"
     spark_master: str = "local[*]"
+    # DuckDB's memory per connection (dbt's and the assets'); it spills to disk beyond this.
+    duckdb_memory_limit: str = "2GB"
     # Extra Spark properties (BALLAST_SPARK_CONF, a JSON object), e.g. executor memory on a cluster.
     spark_conf: tuple[tuple[str, str], ...] = ()
     label_window_days: int = 30
@@ -145,6 +147,8 @@ class Settings:
             )
         if "BALLAST_FEATURE_ENGINE" in env:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
+        if "BALLAST_DUCKDB_MEMORY_LIMIT" in env:
+            kwargs["duckdb_memory_limit"] = env["BALLAST_DUCKDB_MEMORY_LIMIT"].strip()
         if "BALLAST_SPARK_MASTER" in env:
             kwargs["spark_master"] = env["BALLAST_SPARK_MASTER"].strip()
         if "BALLAST_SPARK_CONF" in env:
