@@ -1,0 +1,39 @@
+"""Settings of the scale path: the Spark engine's properties and DuckDB's memory limit."""
+
+from pathlib import Path
+
+import pytest
+
+from ballast.resources import WarehouseResource, write_dbt_profile
+from ballast.settings import Settings, SettingsError
+
+
+def test_spark_properties_come_from_the_environment_over_ballasts_defaults(tmp_path: Path) -> None:
+    settings = Settings.from_env({
+        "BALLAST_HOME": str(tmp_path),
+        "BALLAST_FEATURE_ENGINE": "Spark",
+        "BALLAST_SPARK_MASTER": "spark://spark-master:7077",
+        "BALLAST_SPARK_CONF": '{"spark.executor.memory": "8g", "spark.sql.session.timeZone": "UTC"}',
+    })
+    assert settings.feature_engine == "spark"
+    assert settings.spark_config["spark.master"] == "spark://spark-master:7077"
+    assert settings.spark_config["spark.executor.memory"] == "8g"
+    assert settings.spark_config["spark.sql.timestampType"] == "TIMESTAMP_NTZ"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("executor.memory=8g", "is not JSON"), ('["spark.a"]', "JSON object"), ('{"executor.memory": "8g"}', '"spark.\\*"')],
+)
+def test_a_bad_spark_conf_is_refused_by_name(tmp_path: Path, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"BALLAST_SPARK_CONF.*{message}"):
+        Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_SPARK_CONF": value})
+
+
+def test_duckdb_memory_limit_reaches_dbt_and_the_assets_connections(tmp_path: Path) -> None:
+    settings = Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_DUCKDB_MEMORY_LIMIT": "512MB"})
+    assert "memory_limit: 512MB" in write_dbt_profile(settings).read_text()
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"), memory_limit=settings.duckdb_memory_limit)
+    with warehouse.connect() as con:
+        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    assert limit in ("488.2 MiB", "512.0 MB", "512MB")
