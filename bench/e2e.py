@@ -61,48 +61,43 @@ LAYERS = ("raw", "clean", "features", "model", "monitoring")
 # --------------------------------------------------------------------------- measuring
 
 
-class Measured:
+def measure(argv: list[str], env: dict[str, str], log: Path) -> dict:
     """Run a command as a fresh process; wall, CPU of the whole tree and peak summed RSS."""
+    peak = 0
+    # CPU of the whole tree: every process the child waited for adds to its own children's times.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = psutil.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        done = threading.Event()
 
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.argv, self.env, self.log = argv, env, log
-
-    def run(self) -> dict:
-        peak = 0
-        # CPU of the whole tree: every process the child waited for adds to its own children's times.
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        with self.log.open("w") as out:
-            proc = psutil.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-            done = threading.Event()
-
-            def sample() -> None:
-                nonlocal peak
-                while not done.is_set():
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                try:
+                    tree = [proc, *proc.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    break
+                rss = 0
+                for p in tree:
                     try:
-                        tree = [proc, *proc.children(recursive=True)]
-                    except psutil.NoSuchProcess:
-                        break
-                    rss = 0
-                    for p in tree:
-                        try:
-                            rss += p.memory_info().rss
-                        except psutil.Error:
-                            pass
-                    peak = max(peak, rss)
-                    done.wait(0.05)
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, rss)
+                done.wait(0.05)
 
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            code = proc.wait()
-            done.set()
-            sampler.join()
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if code != 0:
-            raise RuntimeError(f"{' '.join(self.argv[:3])} exited with {code}; see {self.log}")
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        return {"wall_s": wall, "cpu_s": cpu, "peak_mb": peak / 2**20}
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = proc.wait()
+        done.set()
+        sampler.join()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} exited with {code}; see {log}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": peak / 2**20}
 
 
 def environment(home: Path, landing: Path, **extra: str) -> dict[str, str]:
@@ -208,13 +203,14 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
                 load_file(con, f, load_id="floor", landing_dir=landing, limits=limits)
     lap("raw")
 
+    manifest = json.loads((compiled.parents[1] / "manifest.json").read_text())
+    ephemeral = {n["name"] for n in manifest["nodes"].values() if n["config"].get("materialized") == "ephemeral"}
+
     def build(layer: str) -> None:
         con.execute(f"create schema if not exists {layer}")
         for path in sorted((compiled / "models" / layer).glob("*.sql")):
-            sql = path.read_text()
-            if "materialized='ephemeral'" in sql or path.stem.endswith("_validated"):
-                continue
-            con.execute(f"create or replace table {layer}.{path.stem} as {sql}")
+            if path.stem not in ephemeral:  # inlined by dbt into the models that use them
+                con.execute(f"create or replace table {layer}.{path.stem} as {path.read_text()}")
         # dbt's tests of the layer (schema tests; the singular test checks the clean layer's row accounting).
         tests = sorted((compiled / "models" / layer).glob("*.yml/*.sql"))
         if layer == "clean":
@@ -360,13 +356,13 @@ def bench_size(work: Path, rows: int, repeats: int, spark: bool) -> dict:
             home.mkdir(parents=True)
             log = size / f"{kind}_{repeat}.log"
             if kind == "graph":
-                measured = Measured([BALLAST, "run"], environment(home, landing), log).run()
+                measured = measure([BALLAST, "run"], environment(home, landing), log)
                 measured.update(step_layers(home))
             else:
                 layers_file = home / "floor_layers.json"
                 argv = [PYTHON, __file__, "floor", "--home", str(home), "--landing", str(landing), "--compiled", str(compiled),
                         "--start", START.isoformat(), "--end", end.isoformat(), "--out", str(layers_file)]
-                measured = Measured(argv, environment(home, landing), log).run()
+                measured = measure(argv, environment(home, landing), log)
                 measured["layers"] = json.loads(layers_file.read_text())
             print(f"  {rows:>10,} {kind:5} #{repeat}: {measured['wall_s']:.1f} s wall, {measured['cpu_s']:.1f} s CPU, "
                   f"{measured['peak_mb']:.0f} MB", flush=True)
@@ -399,7 +395,7 @@ def bench_spark(size: Path, landing: Path) -> dict:
     shutil.copy2(source / "warehouse.duckdb", home / "warehouse.duckdb")
     end = START + dt.timedelta(days=DAYS - 1)
     argv = [PYTHON, __file__, "spark", "--home", str(home), "--landing", str(landing), "--start", START.isoformat(), "--end", end.isoformat()]
-    measured = Measured(argv, environment(home, landing), size / "spark.log").run()
+    measured = measure(argv, environment(home, landing), size / "spark.log")
     steps = step_layers(home)["steps"]
     duckdb_steps = step_layers(source)["steps"]
     shutil.rmtree(home, ignore_errors=True)
@@ -434,12 +430,12 @@ def bench_history(work: Path, repeats: int) -> dict:
         env = environment(home, landing, BALLAST_START_DATE=first.isoformat())
         backfill = [PYTHON, __file__, "partition", "--home", str(home), "--landing", str(landing), "--start", first.isoformat(),
                     "--end", (new_day - dt.timedelta(days=1)).isoformat(), "--selection", "backfill", "--start-date", first.isoformat()]
-        Measured(backfill, env, home.with_suffix(".backfill.log")).run()
+        measure(backfill, env, home.with_suffix(".backfill.log"))
         runs = []
         for repeat in range(repeats):
             argv = [PYTHON, __file__, "partition", "--home", str(home), "--landing", str(landing), "--start", new_day.isoformat(),
                     "--end", new_day.isoformat(), "--selection", "partitioned", "--start-date", first.isoformat()]
-            measured = Measured(argv, env, home.with_suffix(f".{repeat}.log")).run()
+            measured = measure(argv, env, home.with_suffix(f".{repeat}.log"))
             measured.update(step_layers(home))
             runs.append(measured)
             print(f"  history {history:>3} d #{repeat}: {measured['wall_s']:.1f} s wall", flush=True)
