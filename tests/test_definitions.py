@@ -16,6 +16,7 @@ from tests.conftest import make_settings
 EXPECTED = {
     "raw/transactions": ("raw", set()),
     "raw/rejected_files": ("raw", set()),
+    "raw/ignored_files": ("raw", set()),
     "clean/transactions": ("clean", {"raw/transactions"}),
     "clean/transactions_quarantine": ("clean", {"raw/transactions"}),
     "features/customer_daily_features": ("features", {"clean/transactions"}),

@@ -148,26 +148,17 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _run(settings: Settings, announce: str) -> None:
-    from ballast.lib.landing import LandingError, discover
+    from ballast.lib.landing import LandingError, plan
     from ballast.lib.report import build_report, format_report
     from ballast.runs import refresh
 
     try:
-        files = discover(settings.landing_dir)
+        window = plan(settings.landing_dir, settings.start_date)
     except LandingError as exc:
         raise UserError(str(exc)) from None
-    if not files:
-        raise UserError(f"no landing files with a date in their name under {settings.landing_dir}")
-    early = [f for f in files if f.event_date < settings.start_date]
-    files = [f for f in files if f.event_date >= settings.start_date]
-    if not files:
-        raise UserError(
-            f"every landing file is dated before BALLAST_START_DATE={settings.start_date}; set it to the first event date"
-        )
-    if early:
-        print(f"note: {len(early)} landing file(s) dated before BALLAST_START_DATE={settings.start_date} are not loaded")
-    start = min(f.event_date for f in files)
-    end = max(f.event_date for f in files)
+    for note in window.notes:
+        print(note)
+    start, end = window.start, window.end
     print(f"{announce}: materializing every asset for {start} to {end} ({(end - start).days + 1} daily partitions)")
     # dbt and Dagster echo every log line; keep them in a file and print only the summary.
     log_path = settings.home / "logs" / "last_run.log"

@@ -1,40 +1,68 @@
 """Finding landing files and loading them as-is into the warehouse's raw layer.
 
 A landing file belongs to the event date in its name (`transactions_2025-01-31.csv`,
-`2025-01-31_store.parquet`) or in the name of the folder that holds it
+`2025-01-31_store.parquet`) or in the name of a folder that holds it
 (`2025-01-31/part-1.csv`). Rows are kept as text exactly as received; typing and
 validation happen in the clean layer, where a rejected row keeps a reason.
 
-A file that cannot be used as a whole (empty, unreadable, not UTF-8, a required column
-missing, too large, a symlink out of the landing folder) is recorded in
-raw.rejected_files with a reason and loads nothing. Inside a readable CSV file every
-physical line is one raw row: a line whose fields cannot be parsed (too many or too few
-fields, an unterminated quote) is kept with its text in `raw_line`, so the clean layer
-quarantines it as `malformed_line` and the line count always adds up.
+Every entry under the landing folder is accounted for. One that belongs to no
+partition (no date or an impossible one, a date after today, a format Ballast does not
+read, something that is not a readable regular file) is recorded in raw.rejected_files
+without an event date on every raw run, and its record goes when the entry does.
+Operating-system debris and names starting with `_` or `.` (the Hadoop/Spark
+convention: `_SUCCESS`, `.crc`, the generator's `_manifest.json`) are listed in
+raw.ignored_files. A dated file that cannot be used as a whole (empty, not UTF-8, a
+required column missing, ...) is recorded under its date and loads nothing. Inside a
+readable CSV file every record is one raw row; one whose fields cannot be parsed is
+kept with its text in `raw_line`, so the clean layer quarantines it as
+`malformed_line` and the records always add up.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import datetime as dt
-import hashlib
+import errno
+import os
 import re
-from dataclasses import dataclass
+import shutil
+import stat
+import tempfile
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-REQUIRED_COLUMNS = ("transaction_id", "customer_id", "merchant_id", "amount", "currency", "event_timestamp")
-OPTIONAL_COLUMNS = ("channel", "country")
-CONTRACT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+from ballast.lib.landing_formats import (
+    CONTRACT_COLUMNS,
+    FIELD_RE,
+    LF,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    FileRejected,
+    TextScan,
+    check_duplicates,
+    csv_header,
+    csv_select,
+    file_hash,
+    gunzip,
+    parquet_columns,
+    parquet_select,
+    scan_csv,
+)
+
+__all__ = ["CONTRACT_COLUMNS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "FileRejected"]
+
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-_DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\\]")
-# One CSV field after its comma (the line gets a leading comma): a quoted value (with ""
-# for a quote) or an unquoted value without quotes. Each match consumes its comma, so
-# empty fields are found too.
-_FIELD_RE = r',("(?:[^"]|"")*"|[^,"]*)'
+GZIP = ".gz"
+SUPPORTED_FORMATS = ".csv, .csv.gz or .parquet"
+# Names that file managers, office suites and archivers leave behind (lower case).
+OS_DEBRIS_NAMES = frozenset({".ds_store", "thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+OS_DEBRIS_PREFIXES = ("._", "~$")
+HIDDEN_PREFIXES = ("_", ".")
+_DATE_IN_NAME = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\\]")
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -56,9 +84,17 @@ create table if not exists raw.transactions (
     extra_columns varchar
 );
 create table if not exists raw.rejected_files (
-    event_date date not null,
+    event_date date,
     source_file varchar not null,
     file_hash varchar not null,
+    reason varchar not null,
+    detail varchar not null,
+    load_id varchar not null
+);
+-- Files that belong to no date are recorded without one (homes made before allowed it).
+alter table raw.rejected_files alter column event_date drop not null;
+create table if not exists raw.ignored_files (
+    source_file varchar not null,
     reason varchar not null,
     detail varchar not null,
     load_id varchar not null
@@ -68,15 +104,6 @@ create table if not exists raw.rejected_files (
 
 class LandingError(Exception):
     """The landing folder cannot be used; the message names it and says why."""
-
-
-class FileRejected(Exception):
-    """A landing file cannot be loaded as a whole."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,25 @@ class LandingFile:
     name: str
     event_date: dt.date
     fmt: str
+    gzip: bool = False
+
+
+@dataclass(frozen=True)
+class Unplaced:
+    """A landing entry that belongs to no partition: rejected or ignored, with a reason."""
+
+    name: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Survey:
+    """Every entry under the landing folder, sorted by name: loadable, rejected or ignored."""
+
+    files: list[LandingFile] = field(default_factory=list)
+    rejected: list[Unplaced] = field(default_factory=list)
+    ignored: list[Unplaced] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,67 +150,206 @@ class FileLoad:
     detail: str = ""
 
 
-def _event_date(path: Path, landing_dir: Path) -> dt.date | None:
-    for part in (path.name, *(p.name for p in path.relative_to(landing_dir).parents if p.name)):
-        match = _DATE_IN_NAME.search(part)
-        if match:
-            try:
-                return dt.date.fromisoformat(match.group(1))
-            except ValueError:
-                return None
+def utc_today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def display_name(path: Path, landing_dir: Path) -> str:
+    """The path under the landing folder, as text that can be stored (bytes that are not UTF-8 as \\x..)."""
+    relative = path.relative_to(landing_dir).as_posix()
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _ignored_reason(name: str) -> str | None:
+    lower = name.lower()
+    if lower in OS_DEBRIS_NAMES or lower.startswith(OS_DEBRIS_PREFIXES):
+        return "os_debris"
+    if name.startswith(HIDDEN_PREFIXES):
+        return "hidden_name"
     return None
 
 
-def discover(landing_dir: Path) -> list[LandingFile]:
-    """Every data file under the landing folder that names an event date, sorted by name.
+def _entry_kind(entry: os.DirEntry) -> tuple[str, str]:
+    """("folder" | "file" | "unreadable", detail), without opening anything (a FIFO would block)."""
+    try:
+        if entry.is_symlink():
+            try:
+                mode = os.stat(entry.path).st_mode
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return "unreadable", "symlink loop"
+                if exc.errno == errno.ENOENT:
+                    return "unreadable", "broken symlink: its target does not exist"
+                return "unreadable", f"symlink cannot be followed: {exc.strerror}"
+            if stat.S_ISDIR(mode):
+                return "unreadable", "symlink to a folder (folders behind symlinks are not followed)"
+        else:
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                return "folder", ""
+    except OSError as exc:
+        return "unreadable", f"cannot be inspected: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return "file", ""
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return "unreadable", f"{kind}, not a regular file (never opened)"
 
-    Symlinks are listed too (not followed), so that one pointing outside the landing
-    folder is rejected and recorded rather than silently skipped.
+
+def _format(name: str) -> tuple[str, bool] | None:
+    lower = name.lower()
+    gzipped = lower.endswith(GZIP)
+    suffix = Path(lower[: -len(GZIP)] if gzipped else lower).suffix
+    fmt = FORMATS.get(suffix)
+    if fmt is None or (gzipped and fmt != "csv"):
+        return None
+    return fmt, gzipped
+
+
+def _format_detail(name: str) -> str:
+    suffixes = "".join(Path(name).suffixes[-2:]) if name.lower().endswith(GZIP) else Path(name).suffix
+    return f"{suffixes or 'no extension'}: not a landing format (use {SUPPORTED_FORMATS})"
+
+
+def _event_date(name: str, today: dt.date) -> tuple[dt.date | None, str, str]:
+    """The one event date the path names, or ("", reason, detail) for why there is none."""
+    found = sorted(set(_DATE_IN_NAME.findall(name)))
+    if not found:
+        return None, "no_date_in_name", "no YYYY-MM-DD date in the file or folder names"
+    dates = []
+    for text in found:
+        try:
+            dates.append(dt.date.fromisoformat(text))
+        except ValueError:
+            return None, "invalid_date", f"{text} is not a calendar date"
+    if len(dates) > 1:
+        return None, "conflicting_dates", f"the path names more than one date: {', '.join(found)}"
+    if dates[0] > today:
+        return None, "future_date", f"{dates[0]} is after today (UTC)"
+    return dates[0], "", ""
+
+
+def survey(landing_dir: Path, today: dt.date | None = None, start_date: dt.date | None = None) -> Survey:
+    """Every entry under the landing folder: the files to load by date, and what is rejected or ignored, with why.
+
+    Symlinks to files are listed as files (a symlink out of the landing folder is
+    rejected when its date loads); folders behind symlinks are not followed.
     """
     if not landing_dir.is_dir():
         raise LandingError(f"landing folder {landing_dir} does not exist or is not a folder")
-    files = []
-    for path in sorted(landing_dir.rglob("*")):
-        fmt = FORMATS.get(path.suffix.lower())
-        if fmt is None or not (path.is_symlink() or path.is_file()):
+    today = today or utc_today()
+    result = Survey()
+    folders = [landing_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            if folder == landing_dir:
+                raise LandingError(f"landing folder {landing_dir} cannot be read: {exc.strerror}") from None
+            result.rejected.append(Unplaced(display_name(folder, landing_dir) + "/", "unreadable", f"folder cannot be listed: {exc.strerror}"))
             continue
-        event_date = _event_date(path, landing_dir)
-        if event_date is not None:
-            files.append(LandingFile(path, path.relative_to(landing_dir).as_posix(), event_date, fmt))
-    return files
+        for entry in entries:
+            _classify(entry, landing_dir, today, start_date, result, folders)
+    for found in (result.files, result.rejected, result.ignored):
+        found.sort(key=lambda f: f.name)
+    return result
 
 
-def files_by_date(landing_dir: Path) -> dict[dt.date, list[LandingFile]]:
+def _classify(
+    entry: os.DirEntry, landing_dir: Path, today: dt.date, start_date: dt.date | None, result: Survey, folders: list[Path]
+) -> None:
+    path = Path(entry.path)
+    name = display_name(path, landing_dir)
+    ignored = _ignored_reason(entry.name)
+    kind, detail = _entry_kind(entry)
+    if ignored:
+        # A hidden folder (`.git/`, `_temporary/`) is listed once, not walked.
+        result.ignored.append(Unplaced(name + ("/" if kind == "folder" else ""), ignored, "ignored by its name"))
+    elif kind == "folder":
+        folders.append(path)
+    elif kind == "unreadable":
+        result.rejected.append(Unplaced(name, "unreadable", detail))
+    elif (fmt := _format(entry.name)) is None:
+        result.rejected.append(Unplaced(name, "unsupported_format", _format_detail(entry.name)))
+    else:
+        event_date, reason, detail = _event_date(name, today)
+        if event_date is None:
+            result.rejected.append(Unplaced(name, reason, detail))
+        elif start_date is not None and event_date < start_date:
+            result.ignored.append(Unplaced(name, "before_start_date", f"{event_date} is before BALLAST_START_DATE={start_date}"))
+        else:
+            result.files.append(LandingFile(path, name, event_date, fmt[0], gzip=fmt[1]))
+
+
+def discover(landing_dir: Path, today: dt.date | None = None) -> list[LandingFile]:
+    """The loadable landing files (a landing format, one valid date up to today), sorted by name."""
+    return survey(landing_dir, today).files
+
+
+def files_by_date(landing_dir: Path, today: dt.date | None = None) -> dict[dt.date, list[LandingFile]]:
+    return group_by_date(discover(landing_dir, today))
+
+
+def group_by_date(files: list[LandingFile]) -> dict[dt.date, list[LandingFile]]:
     grouped: dict[dt.date, list[LandingFile]] = {}
-    for f in discover(landing_dir):
+    for f in files:
         grouped.setdefault(f.event_date, []).append(f)
     return grouped
 
 
-def scan_file(path: Path, check_utf8: bool) -> tuple[str, str | None]:
-    """The file's SHA-256 and, when asked, why it is not UTF-8 (None if it is), in one read."""
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")() if check_utf8 else None
-    problem = None
-    offset = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            if decoder is not None and problem is None:
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError as exc:
-                    problem = f"bytes at offset {offset + exc.start} are not UTF-8"
-            offset += len(block)
-    if decoder is not None and problem is None:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            problem = "the file ends inside a UTF-8 character"
-    return digest.hexdigest(), problem
+@dataclass(frozen=True)
+class Plan:
+    """The days a run covers: from the first to the last loadable file's date, before today."""
+
+    start: dt.date
+    end: dt.date
+    notes: tuple[str, ...]
+
+
+def _counts(entries: list[Unplaced]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(e.reason for e in entries).items()))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def plan(landing_dir: Path, start_date: dt.date, today: dt.date | None = None) -> Plan:
+    """The partitions a run materializes for the landing folder, with one-line notes on files it does not load.
+
+    A daily partition exists once its day is over (UTC), so files dated today wait for
+    tomorrow's run; files dated later are rejected, so one of them cannot stretch a run.
+    """
+    today = today or utc_today()
+    found = survey(landing_dir, today, start_date)
+    early = [e for e in found.ignored if e.reason == "before_start_date"]
+    waiting = [f for f in found.files if f.event_date >= today]
+    days = [f.event_date for f in found.files if f.event_date < today]
+    notes = []
+    if found.rejected:
+        notes.append(
+            f"note: {_plural(len(found.rejected), 'landing file')} not loaded ({_counts(found.rejected)}); see raw/rejected_files"
+        )
+    if waiting:
+        notes.append(f"note: {_plural(len(waiting), 'landing file')} dated today ({today}, UTC) load from tomorrow, when the day is over")
+    if early:
+        notes.append(f"note: {len(early)} landing file(s) dated before BALLAST_START_DATE={start_date} are not loaded")
+    if not days:
+        if early and not waiting:
+            raise LandingError(
+                f"every landing file is dated before BALLAST_START_DATE={start_date}; set it to the first event date"
+            )
+        raise LandingError(
+            f"no landing files to load under {landing_dir}" + "".join(f"; {n.removeprefix('note: ')}" for n in notes)
+        )
+    return Plan(min(days), max(days), tuple(notes))
 
 
 def _check_path(f: LandingFile, landing_dir: Path) -> None:
+    try:
+        str(f.path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise FileRejected("unsafe_path", "the file name has bytes that are not UTF-8") from None
     if _UNSAFE_NAME.search(f.name):
         raise FileRejected("unsafe_path", "the file name contains a control character or a backslash")
     if f.path.is_symlink():
@@ -175,85 +360,41 @@ def _check_path(f: LandingFile, landing_dir: Path) -> None:
             raise FileRejected("unsafe_path", "symlink to something that is not a regular file")
 
 
-def _check_size(f: LandingFile, limits: Limits) -> None:
-    size = f.path.stat().st_size
+def _check_size(size: int, limits: Limits, what: str = "") -> None:
     if size == 0:
-        raise FileRejected("empty_file", "the file has 0 bytes")
+        raise FileRejected("empty_file", f"the file has 0 bytes{what}")
     if size > limits.max_file_bytes:
-        raise FileRejected("too_large", f"{size} bytes, more than the limit of {limits.max_file_bytes}")
-
-
-def _csv_header(path: Path) -> list[str]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        first = handle.readline()
-    return [name.strip().lower() for name in next(csv.reader([first]), [])]
+        raise FileRejected("too_large", f"{size} bytes{what}, more than the limit of {limits.max_file_bytes}")
 
 
 def _check_columns(columns: list[str], limits: Limits) -> tuple[str, ...]:
     if len(columns) > limits.max_columns:
         raise FileRejected("too_many_columns", f"{len(columns)} columns, more than the limit of {limits.max_columns}")
+    check_duplicates(columns)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise FileRejected("missing_columns", f"required column(s) missing: {', '.join(missing)}")
-    return tuple(c for c in columns if c not in CONTRACT_COLUMNS)
+    return tuple(c or f"(unnamed column {i})" for i, c in enumerate(columns, 1) if c not in CONTRACT_COLUMNS)
 
 
-def _describe(con: duckdb.DuckDBPyConnection, scan: str, params: list) -> list[str]:
+def _csv_query(path: Path, text: TextScan, limits: Limits, params: dict) -> tuple[str, tuple[str, ...]]:
+    if text.problem:
+        raise text.problem
+    columns = csv_header(path, text.eol)
+    extra = _check_columns(columns, limits)
+    params.update(path=str(path), field_re=FIELD_RE, eol=text.eol, strip_cr=text.eol == LF)
+    return csv_select(columns), extra
+
+
+def _parquet_query(con: duckdb.DuckDBPyConnection, path: Path, limits: Limits, params: dict) -> tuple[str, tuple[str, ...]]:
+    columns = parquet_columns(path)
+    extra = _check_columns(list(columns), limits)
     try:
-        return [row[0].strip().lower() for row in con.execute(f"describe select * from {scan}", params).fetchall()]
+        types = dict(con.execute("select column_name, column_type from (describe select * from read_parquet(?))", [str(path)]).fetchall())
     except duckdb.Error as exc:
         raise FileRejected("unreadable", str(exc).splitlines()[0]) from None
-
-
-def _unquote(field: str) -> str:
-    return f"""case when {field} like '"%"' then replace(substr({field}, 2, length({field}) - 2), '""', '"') else {field} end"""
-
-
-def _csv_select(columns: list[str]) -> str:
-    values = ", ".join(
-        f"case when well_formed then {_unquote(f'fields[{columns.index(c) + 1}]')} end"
-        if c in columns else "cast(null as varchar)"
-        for c in CONTRACT_COLUMNS
-    )
-    return f"""
-        with split as (
-            -- Two unnests in one select list advance together. (A lateral `unnest(...) with
-            -- ordinality` took time quadratic in the file's lines: 1.7 s for 5,000 lines.)
-            select unnest(l) as line, unnest(range(1, len(l) + 1)) as n
-            from (select string_split(content, chr(10)) as l from read_text($path))
-        ),
-        lines as (
-            select rtrim(line, chr(13)) as line, n as line_number
-            from split
-        ),
-        parsed as (
-            select line_number, line, regexp_extract_all(',' || line, $field_re, 1) as fields
-            from lines
-            where line_number > 1 and line <> ''
-        ),
-        checked as (
-            select
-                *,
-                len(fields) = {len(columns)}
-                and length(line) = list_sum(list_transform(fields, lambda f: length(f))) + len(fields) - 1
-                    as well_formed
-            from parsed
-        )
-        select
-            {values},
-            $event_date, $name, $hash, line_number, $load_id,
-            case when well_formed then null else line end,
-            $extra
-        from checked
-    """
-
-
-def _parquet_select(columns: list[str]) -> str:
-    values = ", ".join(f'cast("{c}" as varchar)' if c in columns else "cast(null as varchar)" for c in CONTRACT_COLUMNS)
-    return f"""
-        select {values}, $event_date, $name, $hash, file_row_number + 1, $load_id, null, $extra
-        from read_parquet($path, file_row_number = true)
-    """
+    params["path"] = str(path)
+    return parquet_select(columns, types), extra
 
 
 def load_file(
@@ -262,72 +403,135 @@ def load_file(
     load_id: str,
     landing_dir: Path,
     limits: Limits = Limits(),
+    scratch_dir: Path | None = None,
 ) -> FileLoad:
     """Load one landing file into raw.transactions, or record why it cannot be loaded.
 
     Loading is keyed by file name and content hash: an identical re-delivery is a no-op,
     a corrected file replaces the rows its earlier version loaded. A file is loaded in
     one transaction, so one that fails half-way leaves nothing behind; a rejected file
-    keeps the rows of an earlier, readable version of it.
+    keeps the rows of an earlier, readable version of it. A gzip file is hashed as
+    delivered and decompressed, streamed, into `scratch_dir` (default: the system's
+    temporary folder) for the load.
     """
     try:
         _check_path(f, landing_dir)
-        file_hash, not_utf8 = scan_file(f.path, check_utf8=f.fmt == "csv")
+        if f.fmt == "csv" and not f.gzip:
+            digest, text = scan_csv(f.path)
+        else:
+            digest, text = file_hash(f.path), None
     except FileRejected as rejected:
         return _reject(con, f, "", load_id, rejected)
+    except OSError as exc:
+        return _reject(con, f, "", load_id, FileRejected("unreadable", f"cannot be read: {exc.strerror}"))
     seen = con.execute(
         "select null, null from raw.transactions where source_file = $1 and file_hash = $2"
         " union all select reason, detail from raw.rejected_files where source_file = $1 and file_hash = $2 limit 1",
-        [f.name, file_hash],
+        [f.name, digest],
     ).fetchall()
     if seen:
         reason, detail = seen[0]
         return FileLoad(f.name, 0, skipped=True, rejected=reason, detail=detail or "")
-    params = {"path": str(f.path), "event_date": f.event_date, "name": f.name, "hash": file_hash, "load_id": load_id}
+    params = {"event_date": f.event_date, "name": f.name, "hash": digest, "load_id": load_id}
+    scratch = None
     try:
-        _check_size(f, limits)
+        _check_size(f.path.stat().st_size, limits)
+        if f.gzip:
+            scratch = (scratch_dir or Path(tempfile.gettempdir())) / f"ballast-{uuid.uuid4().hex}.csv"
+            scratch.parent.mkdir(parents=True, exist_ok=True)
+            text = gunzip(f.path, scratch, limits.max_file_bytes)
+            _check_size(text.size, limits, " once decompressed")
         if f.fmt == "csv":
-            if not_utf8:
-                raise FileRejected("not_utf8", not_utf8)
-            columns = _csv_header(f.path)
-            select = _csv_select(columns)
-            params["field_re"] = _FIELD_RE
+            select, extra = _csv_query(scratch or f.path, text, limits, params)
         else:
-            columns = _describe(con, "read_parquet($path)", {"path": str(f.path)})
-            select = _parquet_select(columns)
-        extra = _check_columns(columns, limits)
+            select, extra = _parquet_query(con, f.path, limits, params)
         params["extra"] = ",".join(extra) or None
-        con.execute("begin transaction")
-        try:
-            con.execute("delete from raw.transactions where source_file = ?", [f.name])
-            con.execute("delete from raw.rejected_files where source_file = ?", [f.name])
-            con.execute(f"insert into raw.transactions {select}", params)
-            rows, malformed = con.execute(
-                "select count(*), count(raw_line) from raw.transactions where source_file = ?", [f.name]
-            ).fetchall()[0]
-            if rows == 0:
-                raise FileRejected("header_only" if f.fmt == "csv" else "empty_file", "the file has no data rows")
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+        rows, malformed = _insert(con, f, select, params)
     except FileRejected as rejected:
-        return _reject(con, f, file_hash, load_id, rejected)
+        return _reject(con, f, digest, load_id, rejected)
     except duckdb.Error as exc:
-        return _reject(con, f, file_hash, load_id, FileRejected("unreadable", str(exc).splitlines()[0]))
+        return _reject(con, f, digest, load_id, FileRejected("unreadable", str(exc).splitlines()[0]))
+    except OSError as exc:
+        return _reject(con, f, digest, load_id, FileRejected("unreadable", f"cannot be read: {exc.strerror}"))
+    finally:
+        if scratch is not None:
+            scratch.unlink(missing_ok=True)
     return FileLoad(f.name, rows, skipped=False, malformed=malformed, extra_columns=extra)
 
 
-def _reject(con: duckdb.DuckDBPyConnection, f: LandingFile, file_hash: str, load_id: str, rejected: FileRejected) -> FileLoad:
+def _insert(con: duckdb.DuckDBPyConnection, f: LandingFile, select: str, params: dict) -> tuple[int, int]:
+    con.execute("begin transaction")
+    try:
+        con.execute("delete from raw.transactions where source_file = ?", [f.name])
+        con.execute("delete from raw.rejected_files where source_file = ?", [f.name])
+        con.execute(f"insert into raw.transactions {select}", params)
+        rows, malformed = con.execute(
+            "select count(*), count(raw_line) from raw.transactions where source_file = ?", [f.name]
+        ).fetchall()[0]
+        if rows == 0:
+            raise FileRejected("header_only" if f.fmt == "csv" else "empty_file", "the file has no data rows")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return rows, malformed
+
+
+def _reject(con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str, load_id: str, rejected: FileRejected) -> FileLoad:
     recorded = con.execute(
-        "select 1 from raw.rejected_files where source_file = ? and file_hash = ? and reason = ?",
-        [f.name, file_hash, rejected.reason],
+        "select 1 from raw.rejected_files where source_file = ? and file_hash = ? and reason = ? and event_date = ?",
+        [f.name, digest, rejected.reason, f.event_date],
     ).fetchall()
     if recorded:
         return FileLoad(f.name, 0, skipped=True, rejected=rejected.reason, detail=rejected.detail)
     con.execute("delete from raw.rejected_files where source_file = ?", [f.name])
     con.execute(
         "insert into raw.rejected_files values (?, ?, ?, ?, ?, ?)",
-        [f.event_date, f.name, file_hash, rejected.reason, rejected.detail, load_id],
+        [f.event_date, f.name, digest, rejected.reason, rejected.detail, load_id],
     )
     return FileLoad(f.name, 0, skipped=False, rejected=rejected.reason, detail=rejected.detail)
+
+
+def record_unplaced(con: duckdb.DuckDBPyConnection, found: Survey, load_id: str) -> None:
+    """Bring the records of entries that belong to no partition in line with the folder as it is now.
+
+    An entry recorded before with the same reason and detail keeps its first record (and
+    load id), so a re-run leaves the tables as they were; a record whose entry is gone,
+    or now loads, is dropped.
+    """
+    for table, entries, scope, values in (
+        ("raw.rejected_files", found.rejected, "event_date is null", "null, source_file, '', reason, detail, $load_id"),
+        ("raw.ignored_files", found.ignored, "true", "source_file, reason, detail, $load_id"),
+    ):
+        now = f"""(select unnest($names::varchar[]) as source_file, unnest($reasons::varchar[]) as reason,
+                   unnest($details::varchar[]) as detail)"""
+        same = "t.source_file = n.source_file and t.reason = n.reason and t.detail = n.detail"
+        params = {
+            "names": [e.name for e in entries],
+            "reasons": [e.reason for e in entries],
+            "details": [e.detail for e in entries],
+        }
+        con.execute(f"delete from {table} t where {scope} and not exists (select 1 from {now} n where {same})", params)
+        con.execute(
+            f"insert into {table} select {values} from {now} n"
+            f" where not exists (select 1 from {table} t where {scope} and {same})",
+            {**params, "load_id": load_id},
+        )
+
+
+def forget_vanished(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, files: list[LandingFile]) -> None:
+    """Drop the rejection records of the window's dated files that are no longer in the landing folder.
+
+    Rows a file loaded stay after the file is removed (landing folders are often
+    cleared once loaded); a record of a file that never loaded has nothing left to say.
+    """
+    con.execute(
+        "delete from raw.rejected_files where event_date between $start and $end"
+        " and source_file not in (select unnest($names::varchar[]))",
+        {"start": start, "end": end, "names": [f.name for f in files]},
+    )
+
+
+def clear_scratch(scratch_dir: Path) -> None:
+    """Remove decompressed files a killed load left behind (raw loads run one at a time)."""
+    shutil.rmtree(scratch_dir, ignore_errors=True)

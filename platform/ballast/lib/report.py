@@ -42,9 +42,9 @@ def build_report(settings: Settings) -> dict[str, Any]:
                 ).fetchall())
             if "raw.rejected_files" in existing:
                 rejected_files = [
-                    {"event_date": str(d), "source_file": f, "reason": r, "detail": t}
+                    {"event_date": None if d is None else str(d), "source_file": f, "reason": r, "detail": t}
                     for d, f, r, t in con.execute(
-                        "select event_date, source_file, reason, detail from raw.rejected_files order by 1, 2"
+                        "select event_date, source_file, reason, detail from raw.rejected_files order by 1 nulls first, 2"
                     ).fetchall()
                 ]
         finally:

@@ -4,18 +4,31 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from tabulate import tabulate
 
-from ballast.lib import code_version, landing
+from ballast.lib import code_version, landing, landing_formats
 from ballast.quality import contract_checks
-from ballast.lib.landing import RAW_DDL, LandingError, Limits, files_by_date, load_file
+from ballast.lib.landing import (
+    RAW_DDL,
+    LandingError,
+    Limits,
+    clear_scratch,
+    forget_vanished,
+    load_file,
+    record_unplaced,
+    survey,
+)
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 from ballast.transform import partition_dates
 
-CODE_VERSION = code_version.of_sources(Path(__file__), landing)
+CODE_VERSION = code_version.of_sources(Path(__file__), landing, landing_formats)
 RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
 RAW_REJECTED_FILES = dg.AssetKey(["raw", "rejected_files"])
+RAW_IGNORED_FILES = dg.AssetKey(["raw", "ignored_files"])
+# Where gzip files are decompressed for loading, under BALLAST_HOME.
+SCRATCH_DIR = Path("scratch") / "landing"
 NO_REJECTED_FILES = "no_rejected_files"
 NO_SCHEMA_DRIFT = "no_schema_drift"
 
@@ -38,7 +51,14 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             ),
             dg.AssetSpec(
                 RAW_REJECTED_FILES,
-                description="Landing files that could not be loaded as a whole, with the reason (empty, unreadable, not UTF-8, missing columns, ...).",
+                description="Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
+                group_name="raw",
+                kinds={"duckdb"},
+                code_version=CODE_VERSION,
+            ),
+            dg.AssetSpec(
+                RAW_IGNORED_FILES,
+                description="Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
                 group_name="raw",
                 kinds={"duckdb"},
                 code_version=CODE_VERSION,
@@ -48,7 +68,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             dg.AssetCheckSpec(
                 NO_REJECTED_FILES,
                 asset=RAW_TRANSACTIONS,
-                description="Every landing file of the partitions was readable and loaded.",
+                description="Every landing file of the partitions, and every file that belongs to no partition, was readable and loaded.",
             ),
             dg.AssetCheckSpec(
                 NO_SCHEMA_DRIFT,
@@ -64,76 +84,96 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
     def raw_transactions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         start, end = partition_dates(context)
         try:
-            by_date = files_by_date(settings.landing_dir)
+            found = survey(settings.landing_dir, start_date=settings.start_date)
         except LandingError as exc:
             raise dg.Failure(str(exc)) from None
-        days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+        window = [f for f in found.files if start <= f.event_date <= end]
+        scratch = settings.home / SCRATCH_DIR
+        clear_scratch(scratch)
         with warehouse.connect() as con:
             con.execute(RAW_DDL)
+            record_unplaced(con, found, load_id=context.run.run_id)
+            forget_vanished(con, start, end, window)
             loads = [
-                load_file(con, f, load_id=context.run.run_id, landing_dir=settings.landing_dir, limits=limits)
-                for day in days
-                for f in by_date.get(day, [])
+                load_file(con, f, load_id=context.run.run_id, landing_dir=settings.landing_dir, limits=limits, scratch_dir=scratch)
+                for f in window
             ]
-            rows, malformed = con.execute(
-                "select count(*), count(raw_line) from raw.transactions where event_date between ? and ?",
-                [start, end],
-            ).fetchall()[0]
-            rejected = con.execute(
-                "select event_date, source_file, reason, detail from raw.rejected_files"
-                " where event_date between ? and ? order by event_date, source_file",
-                [start, end],
-            ).fetchall()
-            drift = con.execute(
-                "select distinct source_file, extra_columns from raw.transactions"
-                " where event_date between ? and ? and extra_columns is not null order by 1",
-                [start, end],
-            ).fetchall()
-        for f in loads:
-            if f.rejected and not f.skipped:
-                context.log.warning(f"rejected landing file {f.name}: {f.rejected} ({f.detail})")
-        files_table = _md(
-            ["file", "rows", "malformed lines", "outcome"],
-            [
-                [f.name, f.rows, f.malformed, f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded"]
-                for f in loads
-            ],
-        )
-        yield dg.MaterializeResult(
-            asset_key=RAW_TRANSACTIONS,
-            metadata={
-                "dagster/row_count": rows,
-                "partitions": len(days),
-                "files_loaded": sum(1 for f in loads if not f.skipped and not f.rejected),
-                "files_unchanged": sum(1 for f in loads if f.skipped and not f.rejected),
-                "malformed_lines": malformed,
-                "files": dg.MetadataValue.md(files_table),
-            },
-        )
-        rejected_table = _md(["event_date", "file", "reason", "detail"], [list(r) for r in rejected])
-        yield dg.MaterializeResult(
-            asset_key=RAW_REJECTED_FILES,
-            metadata={"dagster/row_count": len(rejected), "rejected": dg.MetadataValue.md(rejected_table)},
-        )
-        yield dg.AssetCheckResult(
-            asset_key=RAW_TRANSACTIONS,
-            check_name=NO_REJECTED_FILES,
-            passed=not rejected,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rejected_files": len(rejected), "files": dg.MetadataValue.md(rejected_table)},
-        )
-        yield dg.AssetCheckResult(
-            asset_key=RAW_TRANSACTIONS,
-            check_name=NO_SCHEMA_DRIFT,
-            passed=not drift,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "files_with_extra_columns": len(drift),
-                "files": dg.MetadataValue.md(_md(["file", "extra columns"], [list(r) for r in drift])),
-            },
-        )
+            for f in loads:
+                if f.rejected and not f.skipped:
+                    context.log.warning(f"rejected landing file {f.name}: {f.rejected} ({f.detail})")
+            yield from _results(con, loads, start, end)
+        clear_scratch(scratch)
 
     return dg.Definitions(
         assets=[raw_transactions],
         asset_checks=[contract_checks(settings, "raw_transactions.yml", RAW_TRANSACTIONS, blocking=False)],
+    )
+
+
+def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], start: dt.date, end: dt.date):
+    """The window's materializations and checks, read back from the tables the load wrote."""
+    rows, malformed = con.execute(
+        "select count(*), count(raw_line) from raw.transactions where event_date between ? and ?", [start, end]
+    ).fetchall()[0]
+    # Files that belong to no partition (event_date null) count against every run.
+    rejected = con.execute(
+        "select coalesce(event_date::varchar, '-'), source_file, reason, detail from raw.rejected_files"
+        " where event_date between ? and ? or event_date is null order by event_date nulls first, source_file",
+        [start, end],
+    ).fetchall()
+    ignored = con.execute("select source_file, reason, detail from raw.ignored_files order by 1").fetchall()
+    drift = con.execute(
+        "select distinct source_file, extra_columns from raw.transactions"
+        " where event_date between ? and ? and extra_columns is not null order by 1",
+        [start, end],
+    ).fetchall()
+    files_table = _md(
+        ["file", "rows", "malformed lines", "outcome"],
+        [
+            [f.name, f.rows, f.malformed, f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded"]
+            for f in loads
+        ],
+    )
+    yield dg.MaterializeResult(
+        asset_key=RAW_TRANSACTIONS,
+        metadata={
+            "dagster/row_count": rows,
+            "partitions": (end - start).days + 1,
+            "files_loaded": sum(1 for f in loads if not f.skipped and not f.rejected),
+            "files_unchanged": sum(1 for f in loads if f.skipped and not f.rejected),
+            "malformed_lines": malformed,
+            "files": dg.MetadataValue.md(files_table),
+        },
+    )
+    rejected_table = _md(["event_date", "file", "reason", "detail"], [list(r) for r in rejected])
+    ignored_table = _md(["file", "reason", "detail"], [list(r) for r in ignored])
+    yield dg.MaterializeResult(
+        asset_key=RAW_REJECTED_FILES,
+        metadata={"dagster/row_count": len(rejected), "rejected": dg.MetadataValue.md(rejected_table)},
+    )
+    yield dg.MaterializeResult(
+        asset_key=RAW_IGNORED_FILES,
+        metadata={"dagster/row_count": len(ignored), "ignored": dg.MetadataValue.md(ignored_table)},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=RAW_TRANSACTIONS,
+        check_name=NO_REJECTED_FILES,
+        passed=not rejected,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rejected_files": len(rejected),
+            "files": dg.MetadataValue.md(rejected_table),
+            "ignored_files": len(ignored),
+            "ignored": dg.MetadataValue.md(ignored_table),
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=RAW_TRANSACTIONS,
+        check_name=NO_SCHEMA_DRIFT,
+        passed=not drift,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "files_with_extra_columns": len(drift),
+            "files": dg.MetadataValue.md(_md(["file", "extra columns"], [list(r) for r in drift])),
+        },
     )
