@@ -160,6 +160,12 @@ def display_name(path: Path, landing_dir: Path) -> str:
     return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+IGNORED_DETAILS = {
+    "os_debris": "left by a file manager or office suite, not data",
+    "hidden_name": "a name starting with _ or . marks a temporary, marker or metadata file (Hadoop/Spark convention)",
+}
+
+
 def _ignored_reason(name: str) -> str | None:
     lower = name.lower()
     if lower in OS_DEBRIS_NAMES or lower.startswith(OS_DEBRIS_PREFIXES):
@@ -264,7 +270,9 @@ def _classify(
     kind, detail = _entry_kind(entry)
     if ignored:
         # A hidden folder (`.git/`, `_temporary/`) is listed once, not walked.
-        result.ignored.append(Unplaced(name + ("/" if kind == "folder" else ""), ignored, "ignored by its name"))
+        folder = kind == "folder"
+        detail = IGNORED_DETAILS[ignored] + ("; the folder is not read" if folder else "")
+        result.ignored.append(Unplaced(name + "/" * folder, ignored, detail))
     elif kind == "folder":
         folders.append(path)
     elif kind == "unreadable":
@@ -307,7 +315,8 @@ class Plan:
 
 
 def _counts(entries: list[Unplaced]) -> str:
-    return ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(e.reason for e in entries).items()))
+    counts = Counter(e.reason for e in entries)
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda c: (-c[1], c[0])))
 
 
 def _plural(n: int, word: str) -> str:
@@ -339,9 +348,9 @@ def plan(landing_dir: Path, start_date: dt.date, today: dt.date | None = None) -
             raise LandingError(
                 f"every landing file is dated before BALLAST_START_DATE={start_date}; set it to the first event date"
             )
-        raise LandingError(
-            f"no landing files to load under {landing_dir}" + "".join(f"; {n.removeprefix('note: ')}" for n in notes)
-        )
+        detail = [f"{len(found.rejected)} not loaded: {_counts(found.rejected)}"] if found.rejected else []
+        detail += [f"{len(waiting)} dated today (UTC), loadable from tomorrow"] if waiting else []
+        raise LandingError(f"no landing files to load under {landing_dir}" + (f" ({'; '.join(detail)})" if detail else ""))
     return Plan(min(days), max(days), tuple(notes))
 
 
