@@ -19,6 +19,7 @@ from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 from feast.data_source import DataSource
 from feast.errors import FeatureViewNotFoundException
 from feast.types import Int32, Int64
+from google.protobuf.message import DecodeError
 
 from ballast.lib.feature_repo import (
     DEFINITIONS_FILE,
@@ -27,16 +28,13 @@ from ballast.lib.feature_repo import (
     FEATURE_SERVICE,
     FEATURE_VIEW,
     STORE_YAML,
+    FeatureStoreError,
     feature_time,
     offline_latest,
     store_text,
 )
 
 FeastObject = Entity | DataSource | FeatureView | FeatureService
-
-
-class FeatureStoreError(RuntimeError):
-    """The feature store cannot do what was asked; the message says what to run first."""
 
 
 def repo_config(home: Path, yaml_file: Path = STORE_YAML) -> RepoConfig:
@@ -60,6 +58,11 @@ def require_applied(store: FeatureStore) -> None:
     """Raise FeatureStoreError unless the registry holds the feature view."""
     try:
         store.get_feature_view(FEATURE_VIEW)
+    except DecodeError:
+        raise FeatureStoreError(
+            f"the Feast registry {store.config.registry.path} is damaged (not a Feast registry); delete it and run"
+            " `ballast run` (or materialize features/feature_registry) to rebuild it from feature_repo/"
+        ) from None
     except (FeatureViewNotFoundException, FileNotFoundError):
         raise FeatureStoreError(
             f"the Feast registry has no feature view {FEATURE_VIEW!r}; materialize features/feature_registry"

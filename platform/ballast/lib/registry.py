@@ -47,8 +47,22 @@ def versions(root: Path, name: str) -> list[ModelVersion]:
     found = []
     for path in sorted(base.iterdir(), key=lambda p: p.name):
         if _VERSION.match(path.name) and (path / METADATA_FILE).is_file():
-            found.append(ModelVersion(name, path.name, path, json.loads((path / METADATA_FILE).read_text())))
+            metadata = _read_json(
+                path / METADATA_FILE, dict, f"restore it, or move the folder {path} out of the registry"
+            )
+            found.append(ModelVersion(name, path.name, path, metadata))
     return found
+
+
+def _read_json(path: Path, kind: type, fix: str) -> Any:
+    """A registry file's JSON, or a RegistryError naming the file and the fix; never a traceback."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{path} is damaged (not JSON: {exc}); {fix}") from None
+    if not isinstance(value, kind):
+        raise RegistryError(f"{path} is damaged (a JSON {type(value).__name__}, not an object); {fix}")
+    return value
 
 
 def latest(root: Path, name: str) -> ModelVersion | None:
@@ -84,9 +98,15 @@ def save(root: Path, name: str, model: Any, metadata: dict[str, Any]) -> ModelVe
 def load(model_version: ModelVersion) -> Any:
     path = model_version.path / MODEL_FILE
     if not path.is_file():
-        raise RegistryError(f"model {model_version.name} {model_version.version}: {MODEL_FILE} is missing")
+        raise RegistryError(
+            f"model {model_version.name} {model_version.version}: {path} is missing;"
+            " restore it, or promote another version"
+        )
     if _sha256(path) != model_version.metadata.get("sha256"):
-        raise RegistryError(f"model {model_version.name} {model_version.version}: SHA-256 does not match its metadata")
+        raise RegistryError(
+            f"model {model_version.name} {model_version.version}: {path} does not match the SHA-256 in its metadata"
+            " (damaged or replaced); restore it, or promote another version"
+        )
     untrusted = sio.get_untrusted_types(file=path)
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
@@ -116,12 +136,26 @@ def annotate(model_version: ModelVersion, **fields: Any) -> ModelVersion:
 
 def _pointer(root: Path, name: str) -> dict[str, Any]:
     path = _versions_dir(root, name) / CHAMPION_FILE
-    return json.loads(path.read_text()) if path.is_file() else {"version": None, "history": []}
+    if not path.is_file():
+        return {"version": None, "history": []}
+    fix = "restore it, or delete it and choose the champion again with `ballast model promote VERSION --reason ...`"
+    pointer = _read_json(path, dict, fix)
+    if not isinstance(pointer.get("history"), list) or "version" not in pointer:
+        raise RegistryError(f"{path} is damaged (no version and history); {fix}")
+    return pointer
 
 
 def champion(root: Path, name: str) -> ModelVersion | None:
     version = _pointer(root, name)["version"]
-    return None if version is None else get(root, name, version)
+    if version is None:
+        return None
+    found = {v.version: v for v in versions(root, name)}
+    if version not in found:
+        raise RegistryError(
+            f"{_versions_dir(root, name) / CHAMPION_FILE} names champion {version!r}, but the registry has no such"
+            " version; restore it, or choose the champion with `ballast model promote VERSION --reason ...`"
+        )
+    return found[version]
 
 
 def champion_history(root: Path, name: str) -> list[dict[str, Any]]:
