@@ -309,8 +309,9 @@ def _model(args: argparse.Namespace, settings: Settings) -> None:
             print(f"{MODEL_NAME} {args.version} is champion{note}; reason: {args.reason}")
         elif args.model_command == "rollback":
             current = registry.champion(root, MODEL_NAME)
+            # Refuse a damaged artifact before the switch, so a failed rollback changes nothing.
+            registry.load(registry.previous_champion(root, MODEL_NAME))
             restored = registry.rollback(root, MODEL_NAME, args.reason)
-            registry.load(restored)
             print(f"{MODEL_NAME} champion rolled back from {current.version} to {restored.version}")
     except registry.RegistryError as exc:
         raise UserError(str(exc)) from None

@@ -84,8 +84,11 @@ def dbt_failures(run_results: Path, since: dt.datetime, limit: int = 3) -> str |
     shown = []
     for result in failed[:limit]:
         kind, _, name = result["unique_id"].split(".")[:3]
-        message = next((line.strip() for line in (result.get("message") or "").splitlines() if line.strip()), "")
-        shown.append(f"{kind} {name} {result['status']}: {message}")
+        lines = [line.strip() for line in (result.get("message") or "").splitlines() if line.strip()]
+        # dbt heads an error with "Runtime Error in model x (path)"; the cause is the next line.
+        if len(lines) > 1 and " Error in " in f" {lines[0]}":
+            lines = lines[1:]
+        shown.append(f"{kind} {name} {result['status']}: {lines[0] if lines else 'no message'}")
     more = f" (and {len(failed) - limit} more)" if len(failed) > limit else ""
     return "; ".join(shown) + more
 

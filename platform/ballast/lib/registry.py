@@ -188,12 +188,17 @@ def promote(
     return chosen
 
 
-def rollback(root: Path, name: str, reason: str = "rollback") -> ModelVersion:
-    """Restore the champion that the current one replaced when it was promoted (repeat to go further back)."""
+def previous_champion(root: Path, name: str) -> ModelVersion:
+    """The champion that the current one replaced when it was promoted: what a rollback restores."""
     pointer = _pointer(root, name)
     current = pointer["version"]
     promoted = [h for h in pointer["history"] if h["version"] == current and not h.get("rollback")]
     previous = promoted[-1]["previous"] if promoted else None
     if previous is None:
         raise RegistryError(f"model {name} has no previous champion to roll back to")
-    return promote(root, name, previous, reason, rollback=True)
+    return get(root, name, previous)
+
+
+def rollback(root: Path, name: str, reason: str = "rollback") -> ModelVersion:
+    """Restore the champion that the current one replaced when it was promoted (repeat to go further back)."""
+    return promote(root, name, previous_champion(root, name).version, reason, rollback=True)
