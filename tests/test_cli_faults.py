@@ -154,16 +154,31 @@ def _real_warehouse(path: Path) -> None:
         con.close()
 
 
-@pytest.mark.parametrize("damage", ["random_bytes", "truncated", "empty"])
+def _damage_the_wal(warehouse: Path) -> None:
+    # A process that dies after a write leaves the change in the write-ahead log, replayed on the next open.
+    script = (
+        f"import duckdb, os; c = duckdb.connect({str(warehouse)!r});"
+        " c.execute('insert into raw.transactions values (-1, \\'late\\')'); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    wal = warehouse.with_name(warehouse.name + ".wal")
+    data = bytearray(wal.read_bytes())
+    data[20:60] = np.random.default_rng(4).bytes(40)
+    wal.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["random_bytes", "truncated", "empty", "wal"])
 def test_a_damaged_warehouse_is_named_with_what_to_do(damage: str, tmp_path: Path, capsys) -> None:
     home = tmp_path / "home"
     home.mkdir()
     warehouse = home / "warehouse.duckdb"
     _real_warehouse(warehouse)
     good = warehouse.read_bytes()
-    warehouse.write_bytes(
-        {"random_bytes": np.random.default_rng(1).bytes(len(good)), "truncated": good[: len(good) // 3], "empty": b""}[damage]
-    )
+    if damage == "wal":
+        _damage_the_wal(warehouse)
+    else:
+        damaged = {"random_bytes": np.random.default_rng(1).bytes(len(good)), "truncated": good[: len(good) // 3], "empty": b""}
+        warehouse.write_bytes(damaged[damage])
     for command in (["report"], ["run"]):
         code, err = _ballast(capsys, *command, BALLAST_HOME=str(home))
         _assert_one_line(code, err, f"the warehouse {warehouse} cannot be opened", "damaged", "move it aside")
@@ -385,3 +400,40 @@ def test_dbt_failures_name_dbts_own_nodes_and_ignore_a_stale_file(tmp_path: Path
     assert dbt_failures(tmp_path / "absent.json", now) is None
     (tmp_path / "torn.json").write_text('{"metadata": {"generated')
     assert dbt_failures(tmp_path / "torn.json", now) is None
+
+
+@pytest.mark.parametrize("damage", ["drift_report_torn", "drift_report_a_list", "alert_line_torn"])
+def test_a_damaged_monitoring_file_is_named_by_report(damage: str, tmp_path: Path, capsys) -> None:
+    settings = make_settings(tmp_path / "home")
+    drift = settings.monitoring_dir / "drift" / "2025-01-10.json"
+    alerts = settings.monitoring_dir / "alerts" / "alerts.jsonl"
+    drift.parent.mkdir(parents=True)
+    alerts.parent.mkdir(parents=True)
+    drift.write_text(json.dumps(
+        {"date": "2025-01-10", "champion": "v0001", "drift_share": 0.0, "drifted": [], "max_psi": 0.01, "max_psi_feature": "spend_7d"}
+    ))
+    alerts.write_text('{"severity": "WARN"}\n{"severity": "ERROR"}\n')
+    assert _ballast(capsys, "report", BALLAST_HOME=str(settings.home)) == (0, "")
+    if damage == "drift_report_torn":
+        drift.write_text(drift.read_text()[:30])
+    elif damage == "drift_report_a_list":
+        drift.write_text("[]")
+    else:
+        alerts.write_text(alerts.read_text() + '{"severity": "WA')
+    code, err = _ballast(capsys, "report", BALLAST_HOME=str(settings.home))
+    named = [str(alerts), "line 3"] if damage == "alert_line_torn" else [str(drift), "ballast run"]
+    _assert_one_line(code, err, *named, "is damaged")
+
+
+def test_an_unexpected_error_is_one_line_with_the_traceback_kept_in_a_file(tmp_path: Path, capsys) -> None:
+    settings = make_settings(tmp_path / "home")
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        code = cli._internal_error(exc, settings)
+    err = capsys.readouterr().err
+    assert code == cli.INTERNAL_ERROR and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("ballast: internal error: KeyError: 'missing' (traceback in ")
+    [log] = (settings.home / "logs").glob("error-*.log")
+    assert str(log) in err
+    assert log.read_text().startswith("Traceback (most recent call last):") and "KeyError: 'missing'" in log.read_text()

@@ -235,11 +235,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> None:
 def _report(args: argparse.Namespace, settings: Settings) -> None:
     from ballast.lib.feature_repo import FeatureStoreError
     from ballast.lib.registry import RegistryError
-    from ballast.lib.report import build_report, format_report
+    from ballast.lib.report import ReportError, build_report, format_report
 
     try:
         report = build_report(settings)
-    except (RegistryError, FeatureStoreError) as exc:
+    except (RegistryError, FeatureStoreError, ReportError) as exc:
         raise UserError(str(exc)) from None
     print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
 
