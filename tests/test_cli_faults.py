@@ -333,6 +333,12 @@ def test_features_get_names_a_missing_or_damaged_feast_file(damage: str, feast_h
     _assert_one_line(code, err, *named, "ballast run")
     if damage == "registry_missing":
         assert not registry_file.exists(), "looking up features must not create an empty registry"
+    if damage == "registry_random_bytes":
+        from ballast.lib import feature_store as fs
+
+        # The run's registry step says the same, instead of protobuf's DecodeError.
+        with pytest.raises(fs.FeatureStoreError, match=f"the Feast registry {registry_file} is damaged"):
+            fs.apply(fs.open_store(home), fs.definitions(home))
 
 
 def test_a_failed_run_prints_its_root_cause_and_the_log(tmp_path: Path, capsys) -> None:
@@ -437,3 +443,12 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_kept_in_a_file(tmp_p
     [log] = (settings.home / "logs").glob("error-*.log")
     assert str(log) in err
     assert log.read_text().startswith("Traceback (most recent call last):") and "KeyError: 'missing'" in log.read_text()
+
+
+def test_a_filesystem_fault_after_the_checks_is_still_one_line_naming_the_path(tmp_path: Path, capsys) -> None:
+    settings = make_settings(tmp_path / "home")
+    generate(GenerateSpec(out=settings.landing_dir, customers=3, days=1, start=START, seed=1))
+    # The run log's folder is a file: found only when the run opens its log.
+    (settings.home / "logs").write_text("not a folder\n")
+    code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home), BALLAST_START_DATE=START.isoformat())
+    _assert_one_line(code, err, f"{settings.home / 'logs'}", "is a folder where one is expected")

@@ -59,15 +59,19 @@ def require_applied(store: FeatureStore) -> None:
     try:
         store.get_feature_view(FEATURE_VIEW)
     except DecodeError:
-        raise FeatureStoreError(
-            f"the Feast registry {store.config.registry.path} is damaged (not a Feast registry); delete it and run"
-            " `ballast run` (or materialize features/feature_registry) to rebuild it from feature_repo/"
-        ) from None
+        raise _damaged_registry(store) from None
     except (FeatureViewNotFoundException, FileNotFoundError):
         raise FeatureStoreError(
             f"the Feast registry has no feature view {FEATURE_VIEW!r}; materialize features/feature_registry"
             " (or run `feast apply` in feature_repo/) first"
         ) from None
+
+
+def _damaged_registry(store: FeatureStore) -> FeatureStoreError:
+    return FeatureStoreError(
+        f"the Feast registry {store.config.registry.path} is damaged (not a Feast registry); delete it and run"
+        " `ballast run` (or materialize features/feature_registry) to rebuild it from feature_repo/"
+    )
 
 
 def _kind(obj: FeastObject) -> str:
@@ -83,12 +87,15 @@ def apply(store: FeatureStore, objects: list[FeastObject]) -> dict[str, list[str
     Returns the registered names by kind, plus `removed`.
     """
     wanted = {(_kind(o), o.name) for o in objects}
-    registered: list[FeastObject] = [
-        *store.list_entities(),
-        *store.list_data_sources(),
-        *store.list_feature_views(),
-        *store.list_feature_services(),
-    ]
+    try:
+        registered: list[FeastObject] = [
+            *store.list_entities(),
+            *store.list_data_sources(),
+            *store.list_feature_views(),
+            *store.list_feature_services(),
+        ]
+    except DecodeError:
+        raise _damaged_registry(store) from None
     # Feast keeps internal objects (names starting "__") that no repo declares.
     stale = [o for o in registered if (_kind(o), o.name) not in wanted and not o.name.startswith("__")]
     store.apply(objects, objects_to_delete=stale, partial=False)
