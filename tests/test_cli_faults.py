@@ -452,3 +452,12 @@ def test_a_filesystem_fault_after_the_checks_is_still_one_line_naming_the_path(t
     (settings.home / "logs").write_text("not a folder\n")
     code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home), BALLAST_START_DATE=START.isoformat())
     _assert_one_line(code, err, f"{settings.home / 'logs'}", "is a folder where one is expected")
+
+
+def test_a_damaged_dagster_instance_database_is_named(tmp_path: Path, capsys) -> None:
+    settings = make_settings(tmp_path / "home")
+    runs_db = settings.dagster_home / "history" / "runs.db"
+    runs_db.parent.mkdir(parents=True)
+    runs_db.write_bytes(np.random.default_rng(5).bytes(8192))
+    code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home))
+    _assert_one_line(code, err, f"the Dagster instance database {runs_db} is damaged", f"move {settings.dagster_home} aside")
