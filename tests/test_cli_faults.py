@@ -277,7 +277,7 @@ def test_a_missing_or_damaged_model_artifact_is_named(damage: str, registry_home
         artifact.write_bytes(artifact.read_bytes()[:100])
     for command in (["model", "promote", "v0001", "--reason", "x"], ["model", "rollback"]):
         code, err = _ballast(capsys, *command, BALLAST_HOME=str(registry_home))
-        _assert_one_line(code, err, str(artifact), "missing" if damage == "missing" else "does not match the SHA-256")
+        _assert_one_line(code, err, str(artifact), "missing" if damage == "missing" else "SHA-256 does not match")
     assert _champion(registry_home) == "v0002", "a refused promotion or rollback leaves the champion as it was"
 
 

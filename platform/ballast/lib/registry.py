@@ -104,8 +104,8 @@ def load(model_version: ModelVersion) -> Any:
         )
     if _sha256(path) != model_version.metadata.get("sha256"):
         raise RegistryError(
-            f"model {model_version.name} {model_version.version}: {path} does not match the SHA-256 in its metadata"
-            " (damaged or replaced); restore it, or promote another version"
+            f"model {model_version.name} {model_version.version}: SHA-256 does not match its metadata ({path} is"
+            " damaged or replaced); restore it, or promote another version"
         )
     untrusted = sio.get_untrusted_types(file=path)
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
