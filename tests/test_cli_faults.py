@@ -107,6 +107,7 @@ def test_a_contract_that_is_not_yaml_is_refused_before_the_run(tmp_path: Path, c
     shutil.copytree(CONTRACTS_DIR, contracts)
     (contracts / "clean_transactions.yml").write_text("dataset: clean/transactions\ncolumns: [\n  - name: x\n")
     home = tmp_path / "home"
+    (home / "landing").mkdir(parents=True)
     code, err = _ballast(capsys, "run", BALLAST_HOME=str(home), BALLAST_CONTRACTS_DIR=str(contracts))
     _assert_one_line(code, err, str(contracts / "clean_transactions.yml"), "not valid YAML", "line ")
     assert not (home / "warehouse.duckdb").exists()
@@ -127,9 +128,9 @@ def test_a_home_or_landing_folder_that_is_a_file_is_named(layout: str, tmp_path:
     assert blocker.read_text() == "a regular file\n"
 
 
-def test_an_unwritable_home_is_named(capsys) -> None:
+def test_an_unwritable_home_is_named(tmp_path: Path, capsys) -> None:
     for command in (["run"], ["demo", "--customers", "5", "--days", "2"], ["dev"]):
-        code, err = _ballast(capsys, *command, BALLAST_HOME=str(UNWRITABLE_HOME))
+        code, err = _ballast(capsys, *command, BALLAST_HOME=str(UNWRITABLE_HOME), BALLAST_LANDING_DIR=str(tmp_path))
         _assert_one_line(code, err, f"BALLAST_HOME {UNWRITABLE_HOME} is not writable")
 
 
@@ -170,7 +171,7 @@ def _damage_the_wal(warehouse: Path) -> None:
 @pytest.mark.parametrize("damage", ["random_bytes", "truncated", "empty", "wal"])
 def test_a_damaged_warehouse_is_named_with_what_to_do(damage: str, tmp_path: Path, capsys) -> None:
     home = tmp_path / "home"
-    home.mkdir()
+    (home / "landing").mkdir(parents=True)
     warehouse = home / "warehouse.duckdb"
     _real_warehouse(warehouse)
     good = warehouse.read_bytes()
@@ -458,6 +459,14 @@ def test_a_damaged_dagster_instance_database_is_named(tmp_path: Path, capsys) ->
     settings = make_settings(tmp_path / "home")
     runs_db = settings.dagster_home / "history" / "runs.db"
     runs_db.parent.mkdir(parents=True)
+    settings.landing_dir.mkdir()
     runs_db.write_bytes(np.random.default_rng(5).bytes(8192))
     code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home))
     _assert_one_line(code, err, f"the Dagster instance database {runs_db} is damaged", f"move {settings.dagster_home} aside")
+
+
+def test_a_missing_landing_folder_is_named_and_not_created(tmp_path: Path, capsys) -> None:
+    landing = tmp_path / "mistyped" / "landing"
+    code, err = _ballast(capsys, "run", BALLAST_HOME=str(tmp_path / "home"), BALLAST_LANDING_DIR=str(landing))
+    _assert_one_line(code, err, f"the landing folder {landing} does not exist", "BALLAST_LANDING_DIR")
+    assert not (tmp_path / "mistyped").exists() and not (tmp_path / "home").exists()

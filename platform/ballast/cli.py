@@ -186,7 +186,8 @@ def _run(settings: Settings, announce: str) -> None:
     gates_only = bool(failures) and all(e.step_key == GATES_STEP for e in failures)
     if not result.success and not gates_only:
         for event in failures:
-            print(f"ballast: error: step {event.step_key} failed: {_failure_reason(event.step_failure_data)}", file=sys.stderr)
+            reason = _failure_reason(event.step_failure_data)
+            print(f"ballast: error: step {event.step_key} failed: {reason}", file=sys.stderr)
         steps = f"{len(failures)} failed step(s)" if failures else "no step failed; the run itself did"
         raise UserError(f"the run failed ({steps}); full log: {log_path}")
     print(format_report(build_report(settings)))
@@ -373,6 +374,8 @@ def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
 
 def _preflight(command: str, settings: Settings) -> None:
     """Prove the environment can support the command before it does any work."""
+    if command == "run":
+        preflight.landing(settings)
     if command in ("demo", "run", "dev"):
         preflight.home(settings)
         preflight.contracts(settings)
@@ -427,7 +430,8 @@ def _internal_error(exc: Exception, settings: Settings | None) -> int:
             continue
         where = f"traceback in {log}"
         break
-    print(f"ballast: internal error: {type(exc).__name__}: {_one_line(str(exc))} ({where}; please report it)", file=sys.stderr)
+    summary = f"{type(exc).__name__}: {_one_line(str(exc))}"
+    print(f"ballast: internal error: {summary} ({where}; please report it)", file=sys.stderr)
     return INTERNAL_ERROR
 
 

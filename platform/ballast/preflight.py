@@ -48,6 +48,15 @@ def home(settings: Settings) -> None:
         raise PreflightError(f"cannot create {exc.filename} under BALLAST_HOME ({exc.strerror}); {fix}") from None
 
 
+def landing(settings: Settings) -> None:
+    """The landing folder exists (a run reads it; creating an empty one would hide a mistyped path)."""
+    if not settings.landing_dir.is_dir():
+        raise PreflightError(
+            f"the landing folder {settings.landing_dir} does not exist; put the transaction files there, or point"
+            " BALLAST_LANDING_DIR (or `ballast run --landing`) at the folder that holds them"
+        )
+
+
 def duckdb_problem(path: Path, exc: duckdb.Error) -> str:
     """One line for a DuckDB error on the warehouse: in use by another process, or damaged."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -60,7 +69,8 @@ def duckdb_problem(path: Path, exc: duckdb.Error) -> str:
         )
     return (
         f"the warehouse {path} cannot be opened ({first}); it is damaged: move it aside"
-        f" (mv {path} {path}.damaged, and its .wal file if any) and run `ballast run` to rebuild it from the landing files"
+        f" (mv {path} {path}.damaged, and its .wal file if any) and run `ballast run`"
+        " to rebuild it from the landing files"
     )
 
 
