@@ -240,13 +240,16 @@ def test_the_registry_fixture_works_before_it_is_broken(registry_home: Path, cap
     assert _ballast(capsys, "model", "rollback", BALLAST_HOME=str(registry_home))[0] == 0
 
 
-@pytest.mark.parametrize("content", ["{not json", "", "[1, 2]", "\xff\xfe binary"])
-def test_damaged_version_metadata_is_named(content: str, registry_home: Path, capsys) -> None:
+@pytest.mark.parametrize("content", ["{not json", "", "[1, 2]", "\xff\xfe binary", None])
+def test_damaged_or_missing_version_metadata_is_named(content: str | None, registry_home: Path, capsys) -> None:
     metadata = _version_dir(registry_home, "v0002") / registry.METADATA_FILE
-    metadata.write_bytes(content.encode("latin-1"))
+    if content is None:
+        metadata.unlink()
+    else:
+        metadata.write_bytes(content.encode("latin-1"))
     for command in REGISTRY_COMMANDS:
         code, err = _ballast(capsys, *command, BALLAST_HOME=str(registry_home))
-        _assert_one_line(code, err, str(metadata), "is damaged")
+        _assert_one_line(code, err, str(metadata), "is missing" if content is None else "is damaged")
 
 
 @pytest.mark.parametrize("content", ["{\"version\": ", "[]", "{\"history\": []}", "\"v0002\""])

@@ -46,11 +46,13 @@ def versions(root: Path, name: str) -> list[ModelVersion]:
         return []
     found = []
     for path in sorted(base.iterdir(), key=lambda p: p.name):
-        if _VERSION.match(path.name) and (path / METADATA_FILE).is_file():
-            metadata = _read_json(
-                path / METADATA_FILE, dict, f"restore it, or move the folder {path} out of the registry"
-            )
-            found.append(ModelVersion(name, path.name, path, metadata))
+        if not _VERSION.match(path.name):
+            continue
+        fix = f"restore it, or move the folder {path} out of the registry"
+        # save() renames a complete folder into place, so a version without metadata was damaged later.
+        if not (path / METADATA_FILE).is_file():
+            raise RegistryError(f"{path / METADATA_FILE} is missing; {fix}")
+        found.append(ModelVersion(name, path.name, path, _read_json(path / METADATA_FILE, dict, fix)))
     return found
 
 
