@@ -83,7 +83,9 @@ def folder_problem(path: Path) -> str | None:
             if candidate.exists() or candidate.is_symlink():
                 if not candidate.exists():
                     return f"is a broken link ({candidate})"
-                return "is a file, not a folder" if candidate == path else f"is under {candidate}, a file, not a folder"
+                if candidate == path:
+                    return "is a file, not a folder"
+                return f"is under {candidate}, a file, not a folder"
         except OSError as exc:
             return f"cannot be inspected ({exc.strerror}: {candidate})"
     return None
@@ -117,15 +119,19 @@ def _check_values(s: Settings) -> None:
     bad = [c for c in s.currencies if not _CURRENCY_CODE.fullmatch(c)]
     if bad:
         raise SettingsError(
-            f"BALLAST_CURRENCIES has {', '.join(repr(c) for c in bad)}; each entry must be a 3-letter ISO 4217 code such as USD"
+            f"BALLAST_CURRENCIES has {', '.join(repr(c) for c in bad)};"
+            " each entry must be a 3-letter ISO 4217 code such as USD"
         )
     problem = _memory_limit_problem(s.duckdb_memory_limit)
     if problem:
         raise SettingsError(
-            f"BALLAST_DUCKDB_MEMORY_LIMIT={s.duckdb_memory_limit!r} cannot be used ({problem}); set a size such as 2GB or 512MiB"
+            f"BALLAST_DUCKDB_MEMORY_LIMIT={s.duckdb_memory_limit!r} cannot be used ({problem});"
+            " set a size such as 2GB or 512MiB"
         )
     if not s.spark_master:
-        raise SettingsError("BALLAST_SPARK_MASTER is empty; set it to local[*] or a cluster URL such as spark://host:7077 (or unset it)")
+        raise SettingsError(
+            "BALLAST_SPARK_MASTER is empty; set it to local[*] or a cluster URL such as spark://host:7077 (or unset it)"
+        )
     for name, value, low, high in (
         ("BALLAST_DRIFT_SHARE_WARN", s.drift_share_warn, 0.0, 1.0),
         ("BALLAST_DRIFT_P_VALUE", s.drift_p_value, 0.0, 1.0),
@@ -139,10 +145,13 @@ def _check_values(s: Settings) -> None:
     today = dt.datetime.now(dt.UTC).date()
     if s.start_date > today:
         raise SettingsError(
-            f"BALLAST_START_DATE={s.start_date} is in the future (today is {today}, UTC); set it to the first event date of your data"
+            f"BALLAST_START_DATE={s.start_date} is in the future (today is {today}, UTC);"
+            " set it to the first event date of your data"
         )
     if not s.segment_column:
-        raise SettingsError("BALLAST_SEGMENT_COLUMN is empty; set it to a customer column such as home_country (or unset it)")
+        raise SettingsError(
+            "BALLAST_SEGMENT_COLUMN is empty; set it to a customer column such as home_country (or unset it)"
+        )
 
 
 def _check_paths(s: Settings) -> None:
@@ -153,7 +162,8 @@ def _check_paths(s: Settings) -> None:
     problem = folder_problem(s.landing_dir)
     if problem:
         raise SettingsError(
-            f"the landing folder {s.landing_dir} {problem}; set BALLAST_LANDING_DIR (default BALLAST_HOME/landing) to a folder"
+            f"the landing folder {s.landing_dir} {problem};"
+            " set BALLAST_LANDING_DIR (default BALLAST_HOME/landing) to a folder"
         )
     if not s.contracts_dir.is_dir():
         raise SettingsError(

@@ -75,8 +75,10 @@ def dbt_failures(run_results: Path, since: dt.datetime, limit: int = 3) -> str |
         generated = dt.datetime.fromisoformat(results["metadata"]["generated_at"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if generated.tzinfo is None:
+        generated = generated.replace(tzinfo=dt.UTC)  # dbt writes UTC
     # A stale file from an earlier invocation would blame the wrong nodes (dbt failed before writing).
-    if generated.astimezone(dt.UTC) < since:
+    if generated < since:
         return None
     failed = [r for r in results.get("results", []) if r.get("status") in ("error", "fail", "runtime error")]
     if not failed:
