@@ -117,8 +117,9 @@ def test_too_little_data_to_train_is_one_clear_line(tmp_path: Path) -> None:
     proc = _ballast("run", home=tmp_path, BALLAST_START_DATE="2025-01-01")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
     assert proc.stderr.strip().splitlines() == [
-        "ballast: error: the run failed (model__churn_model: cannot train churn_model: the training set has"
+        "ballast: error: step model__churn_model failed: cannot train churn_model: the training set has"
         " 0 snapshot date(s); a time-based holdout needs 2 or more (a snapshot gets a label only once"
-        " 30 days of later data have arrived))"
+        " 30 days of later data have arrived)",
+        f"ballast: error: the run failed (1 failed step(s)); full log: {tmp_path / 'logs' / 'last_run.log'}",
     ]
     assert (tmp_path / "logs" / "last_run.log").stat().st_size > 0

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from ballast import preflight
+from ballast.preflight import PreflightError
 from ballast.settings import REPO_ROOT, Settings, SettingsError
 
 DEMO_CUSTOMERS = 2000
@@ -20,6 +22,8 @@ DEMO_DAYS = 180
 DEMO_SEED = 7
 DEMO_FAULT_RATE = 0.005
 GATES_STEP = "promotion_gates"
+# Exit status for a fault in Ballast itself (BSD sysexits EX_SOFTWARE), apart from user errors (1).
+INTERNAL_ERROR = 70
 
 
 class UserError(Exception):
@@ -134,6 +138,7 @@ def _generate(args: argparse.Namespace) -> None:
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    preflight.writable_folder(spec.out, "--out", "choose a folder you can write")
     with tqdm(total=spec.days, unit="day", file=sys.stderr, desc="generating") as bar:
         rows = 0
 
@@ -171,16 +176,35 @@ def _run(settings: Settings, announce: str) -> None:
     # the data layers are built and the champion stays. The report says which gate.
     gates_only = bool(failures) and all(e.step_key == GATES_STEP for e in failures)
     if not result.success and not gates_only:
-        detail = "; ".join(f"{e.step_key}: {_failure_reason(e.step_failure_data)}" for e in failures)
-        raise UserError(f"the run failed ({detail or 'see the Dagster UI'})")
+        for event in failures:
+            reason = _failure_reason(event.step_failure_data)
+            print(f"ballast: error: step {event.step_key} failed: {reason}", file=sys.stderr)
+        steps = f"{len(failures)} failed step(s)" if failures else "no step failed; the run itself did"
+        raise UserError(f"the run failed ({steps}); full log: {log_path}")
     print(format_report(build_report(settings)))
     print(f"Open the UI: make dev   (or BALLAST_HOME={settings.home} ballast dev), then http://127.0.0.1:3000")
 
 
 def _failure_reason(failure) -> str:
+    """The root cause of a failed step in one line: the step's own description, else the innermost user error.
+
+    Dagster wraps what a step raised (DagsterExecutionStepExecutionError: Error occurred
+    while executing op ...); the user's exception is further down the cause chain.
+    """
     if failure.user_failure_data is not None and failure.user_failure_data.description:
-        return failure.user_failure_data.description
-    return failure.error.message.strip().splitlines()[0] if failure.error else "failed"
+        return _one_line(failure.user_failure_data.description)
+    error = failure.error
+    if error is None:
+        return "failed (no error recorded; see the run log)"
+    while error.cls_name and error.cls_name.startswith("Dagster") and (error.cause or error.context):
+        error = error.cause or error.context
+    return _one_line(error.message)
+
+
+def _one_line(text: str) -> str:
+    """The first non-empty line of a message (later lines are context such as a SQL excerpt)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "failed"
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> None:
@@ -201,13 +225,27 @@ def _demo(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> None:
-    from ballast.lib.report import build_report, format_report
+    from ballast.lib.feature_repo import FeatureStoreError
+    from ballast.lib.registry import RegistryError
+    from ballast.lib.report import ReportError, build_report, format_report
 
-    report = build_report(settings)
+    try:
+        report = build_report(settings)
+    except (RegistryError, FeatureStoreError, ReportError) as exc:
+        raise UserError(str(exc)) from None
     print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
 
 
 def _features_get(args: argparse.Namespace, settings: Settings) -> None:
+    from ballast.lib import feature_repo
+
+    try:
+        _print_online_features(args.customer, settings)
+    except feature_repo.FeatureStoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_online_features(customers: list[str], settings: Settings) -> None:
     from ballast.lib import feature_repo
 
     if feature_repo.online_status(settings.home) is None:
@@ -215,14 +253,18 @@ def _features_get(args: argparse.Namespace, settings: Settings) -> None:
             f"the online store under {settings.home} is empty; run `ballast demo` or `ballast run` (or materialize"
             " features/online_store in the UI) first"
         )
+    registry_file = feature_repo.registry_path(settings.home)
+    if not registry_file.is_file():
+        # Checked here because Feast would quietly create an empty registry on first access.
+        raise UserError(
+            f"the Feast registry {registry_file} is missing; run `ballast run` (or materialize"
+            " features/feature_registry) to rebuild it from feature_repo/"
+        )
     from ballast.lib import feature_store
 
     store = feature_store.open_store(settings.home)
-    try:
-        feature_store.require_applied(store)
-    except feature_store.FeatureStoreError as exc:
-        raise UserError(str(exc)) from None
-    ids = list(dict.fromkeys(args.customer))
+    feature_store.require_applied(store)
+    ids = list(dict.fromkeys(customers))
     found, missing = feature_store.online_features(store, ids)
     found["event_timestamp"] = found["event_timestamp"].map(lambda t: t.isoformat())
     # Through pandas' JSON writer, so numpy and nullable values come out as plain JSON.
@@ -259,8 +301,9 @@ def _model(args: argparse.Namespace, settings: Settings) -> None:
             print(f"{MODEL_NAME} {args.version} is champion{note}; reason: {args.reason}")
         elif args.model_command == "rollback":
             current = registry.champion(root, MODEL_NAME)
+            # Refuse a damaged artifact before the switch, so a failed rollback changes nothing.
+            registry.load(registry.previous_champion(root, MODEL_NAME))
             restored = registry.rollback(root, MODEL_NAME, args.reason)
-            registry.load(restored)
             print(f"{MODEL_NAME} champion rolled back from {current.version} to {restored.version}")
     except registry.RegistryError as exc:
         raise UserError(str(exc)) from None
@@ -286,10 +329,10 @@ def _lineage(args: argparse.Namespace, settings: Settings) -> None:
         raise UserError(str(exc)) from None
     trace = meta.get("lineage") or {}
     training = meta.get("training_set") or {}
-    print(f"model {MODEL_NAME} {meta['version']}  sha256 {meta['sha256']}  run {meta.get('dagster_run_id')}")
+    print(f"model {MODEL_NAME} {args.version}  sha256 {meta.get('sha256')}  run {meta.get('dagster_run_id')}")
     print(f"  feature service {meta.get('feature_service')}: {', '.join(meta.get('features', []))}")
     print(
-        f"  training set {training.get('rows', '?'):,} rows, snapshots {' to '.join(training.get('snapshots', []))},"
+        f"  training set {training.get('rows', 0):,} rows, snapshots {' to '.join(training.get('snapshots', []))},"
         f" fingerprint {training.get('fingerprint')}"
     )
     print(f"  feature partitions {' to '.join(trace.get('feature_partitions', []))}")
@@ -320,8 +363,72 @@ def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
     os.execve(str(bin_dir / "dagster"), argv, env)
 
 
+def _preflight(command: str, settings: Settings) -> None:
+    """Prove the environment can support the command before it does any work."""
+    if command == "run":
+        preflight.landing(settings)
+    if command in ("demo", "run", "dev"):
+        preflight.home(settings)
+        preflight.contracts(settings)
+        preflight.dagster_instance(settings)
+        # Another run's write lock is not a fault: runs take turns on the warehouse pool.
+        preflight.warehouse(settings, allow_locked=True)
+    elif command == "report":
+        preflight.warehouse(settings)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
+    if args.command == "demo":
+        _demo(args, settings)
+    elif args.command == "run":
+        _run(settings, "run")
+    elif args.command == "report":
+        _report(args, settings)
+    elif args.command == "features":
+        _features_get(args, settings)
+    elif args.command == "model":
+        _model(args, settings)
+    elif args.command == "lineage":
+        _lineage(args, settings)
+    elif args.command == "dev":
+        _dev(args, settings)
+
+
+def _os_error_line(exc: OSError) -> str:
+    if exc.filename is None:
+        return f"{exc.strerror or exc}; check the folders under BALLAST_HOME and their permissions"
+    target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return (
+        f"{exc.strerror or type(exc).__name__}: {target}; check that this path exists, is a folder where one is"
+        " expected, and can be written"
+    )
+
+
+def _internal_error(exc: Exception, settings: Settings | None) -> int:
+    """One line for a fault in Ballast itself; the traceback goes to a file instead of the user's screen."""
+    import tempfile
+    import traceback
+
+    folders = [settings.home / "logs"] if settings is not None else []
+    text = "".join(traceback.format_exception(exc))
+    where = "the traceback could not be saved"
+    for folder in [*folders, Path(tempfile.gettempdir())]:
+        log = folder / f"error-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log.write_text(text)
+        except OSError:
+            continue
+        where = f"traceback in {log}"
+        break
+    summary = f"{type(exc).__name__}: {_one_line(str(exc))}"
+    print(f"ballast: internal error: {summary} ({where}; please report it)", file=sys.stderr)
+    return INTERNAL_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    settings: Settings | None = None
     try:
         if args.command == "generate":
             _generate(args)
@@ -329,27 +436,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "run" and args.landing is not None:
             settings = dataclasses.replace(settings, landing_dir=args.landing)
-        if args.command == "demo":
-            _demo(args, settings)
-        elif args.command == "run":
-            _run(settings, "run")
-        elif args.command == "report":
-            _report(args, settings)
-        elif args.command == "features":
-            _features_get(args, settings)
-        elif args.command == "model":
-            _model(args, settings)
-        elif args.command == "lineage":
-            _lineage(args, settings)
-        elif args.command == "dev":
-            _dev(args, settings)
-    except (UserError, SettingsError) as exc:
+        _preflight(args.command, settings)
+        _dispatch(args, settings)
+    except (UserError, SettingsError, PreflightError) as exc:
         print(f"ballast: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        # Filesystem faults that appear after the checks (a disk fills up, a folder is removed).
+        print(f"ballast: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        import duckdb
+
+        if isinstance(exc, duckdb.Error) and settings is not None and str(settings.warehouse_path) in str(exc):
+            print(f"ballast: error: {preflight.duckdb_problem(settings.warehouse_path, exc)}", file=sys.stderr)
+            return 1
+        return _internal_error(exc, settings)
     return 0
 
 

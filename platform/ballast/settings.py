@@ -8,8 +8,11 @@ environment through `Settings.from_env()`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -66,6 +69,111 @@ def _parse_spark_conf(value: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(parsed, dict) or not all(str(k).startswith("spark.") for k in parsed):
         raise SettingsError('BALLAST_SPARK_CONF must be a JSON object of "spark.*" properties, e.g. {"spark.executor.memory": "4g"}')
     return tuple((str(k), str(v)) for k, v in parsed.items())
+
+
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why `path` cannot be or become a folder (it, or a folder above it, is a file), or None."""
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.is_dir():
+                return None
+            if candidate.exists() or candidate.is_symlink():
+                if not candidate.exists():
+                    return f"is a broken link ({candidate})"
+                if candidate == path:
+                    return "is a file, not a folder"
+                return f"is under {candidate}, a file, not a folder"
+        except OSError as exc:
+            return f"cannot be inspected ({exc.strerror}: {candidate})"
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _memory_limit_problem(value: str) -> str | None:
+    """DuckDB's own reason for refusing `value` as a memory limit, or None."""
+    import duckdb
+
+    if value.startswith("-"):
+        return "it is negative; DuckDB would silently ignore it"
+    try:
+        con = duckdb.connect(":memory:", config={"memory_limit": value})
+    except duckdb.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    try:
+        # A limit DuckDB parses can still be too small for any work: try a little.
+        con.execute("create table probe as select range as i, range::varchar as s from range(100000)")
+    except duckdb.OutOfMemoryException as exc:
+        return f"too small for a small query: {str(exc).strip().splitlines()[0]}"
+    finally:
+        con.close()
+    return None
+
+
+def _check_values(s: Settings) -> None:
+    """Refuse values no run could use, before any work starts."""
+    if not s.currencies:
+        raise SettingsError("BALLAST_CURRENCIES lists no currency; set it to codes such as USD,EUR,GBP (or unset it)")
+    bad = [c for c in s.currencies if not _CURRENCY_CODE.fullmatch(c)]
+    if bad:
+        raise SettingsError(
+            f"BALLAST_CURRENCIES has {', '.join(repr(c) for c in bad)};"
+            " each entry must be a 3-letter ISO 4217 code such as USD"
+        )
+    problem = _memory_limit_problem(s.duckdb_memory_limit)
+    if problem:
+        raise SettingsError(
+            f"BALLAST_DUCKDB_MEMORY_LIMIT={s.duckdb_memory_limit!r} cannot be used ({problem});"
+            " set a size such as 2GB or 512MiB"
+        )
+    if not s.spark_master:
+        raise SettingsError(
+            "BALLAST_SPARK_MASTER is empty; set it to local[*] or a cluster URL such as spark://host:7077 (or unset it)"
+        )
+    for name, value, low, high in (
+        ("BALLAST_DRIFT_SHARE_WARN", s.drift_share_warn, 0.0, 1.0),
+        ("BALLAST_DRIFT_P_VALUE", s.drift_p_value, 0.0, 1.0),
+        ("BALLAST_PSI_ERROR", s.psi_error, 0.0, math.inf),
+        ("BALLAST_DRIFT_PSI", s.drift_psi, 0.0, math.inf),
+        ("BALLAST_RETRAIN_COOLDOWN_HOURS", s.retrain_cooldown_hours, 0.0, math.inf),
+    ):
+        if not (math.isfinite(value) and low <= value <= high):
+            bounds = f"between {low:g} and {high:g}" if math.isfinite(high) else "a finite number of at least 0"
+            raise SettingsError(f"{name}={value} must be {bounds}")
+    today = dt.datetime.now(dt.UTC).date()
+    if s.start_date > today:
+        raise SettingsError(
+            f"BALLAST_START_DATE={s.start_date} is in the future (today is {today}, UTC);"
+            " set it to the first event date of your data"
+        )
+    if not s.segment_column:
+        raise SettingsError(
+            "BALLAST_SEGMENT_COLUMN is empty; set it to a customer column such as home_country (or unset it)"
+        )
+
+
+def _check_paths(s: Settings) -> None:
+    """Refuse a home, landing folder or contracts folder that cannot work, naming the variable and the path."""
+    problem = folder_problem(s.home)
+    if problem:
+        raise SettingsError(f"BALLAST_HOME={s.home} {problem}; set BALLAST_HOME to a folder Ballast may create and write")
+    problem = folder_problem(s.landing_dir)
+    if problem:
+        raise SettingsError(
+            f"the landing folder {s.landing_dir} {problem};"
+            " set BALLAST_LANDING_DIR (default BALLAST_HOME/landing) to a folder"
+        )
+    if not s.contracts_dir.is_dir():
+        raise SettingsError(
+            f"BALLAST_CONTRACTS_DIR={s.contracts_dir} is not a folder; point it at a copy of {CONTRACTS_DIR} (or unset it)"
+        )
+    missing = sorted(p.name for p in CONTRACTS_DIR.glob("*.yml") if not (s.contracts_dir / p.name).is_file())
+    if missing:
+        raise SettingsError(
+            f"BALLAST_CONTRACTS_DIR={s.contracts_dir} lacks {', '.join(missing)}; copy them from {CONTRACTS_DIR}"
+        )
 
 
 def _parse_float(name: str, value: str) -> float:
@@ -127,6 +235,8 @@ class Settings:
         ):
             if not 0 <= value <= 1:
                 raise SettingsError(f"{name}={value} must be between 0 and 1")
+        _check_values(self)
+        _check_paths(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

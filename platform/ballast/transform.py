@@ -3,6 +3,7 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -40,6 +41,7 @@ def dbt_layer_assets(
     def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         start, end = partition_dates(context)
         dbt_vars = json.dumps(settings.dbt_vars(start, end))
+        invoked_at = dt.datetime.now(dt.UTC)
         # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
         # One artifacts folder per layer under BALLAST_HOME, replaced by each run (not one per run).
         invocation = dbt.cli(
@@ -56,12 +58,41 @@ def dbt_layer_assets(
                     event = event.with_metadata({**event.metadata, **window_metadata(con, key, start, end)})
                 yield event
         if not invocation.is_successful():
+            target = settings.dbt_runs_dir / layer
+            cause = dbt_failures(target / "run_results.json", invoked_at) or f"see {target / 'dbt.log'}"
             raise dg.Failure(
-                f"dbt build of the {layer} layer failed for {start} to {end}; failing tests and models are "
-                "shown as failed asset checks and missing materializations of this run"
+                f"dbt build of the {layer} layer failed for {start} to {end}: {cause}",
+                metadata={"dbt_artifacts": dg.MetadataValue.path(str(target))},
             )
 
     return _layer
+
+
+def dbt_failures(run_results: Path, since: dt.datetime, limit: int = 3) -> str | None:
+    """dbt's own failing models and tests with their messages, in one line; None if dbt wrote no results since `since`."""
+    try:
+        results = json.loads(run_results.read_text())
+        generated = dt.datetime.fromisoformat(results["metadata"]["generated_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if generated.tzinfo is None:
+        generated = generated.replace(tzinfo=dt.UTC)  # dbt writes UTC
+    # A stale file from an earlier invocation would blame the wrong nodes (dbt failed before writing).
+    if generated < since:
+        return None
+    failed = [r for r in results.get("results", []) if r.get("status") in ("error", "fail", "runtime error")]
+    if not failed:
+        return None
+    shown = []
+    for result in failed[:limit]:
+        kind, _, name = result["unique_id"].split(".")[:3]
+        lines = [line.strip() for line in (result.get("message") or "").splitlines() if line.strip()]
+        # dbt heads an error with "Runtime Error in model x (path)"; the cause is the next line.
+        if len(lines) > 1 and " Error in " in f" {lines[0]}":
+            lines = lines[1:]
+        shown.append(f"{kind} {name} {result['status']}: {lines[0] if lines else 'no message'}")
+    more = f" (and {len(failed) - limit} more)" if len(failed) > limit else ""
+    return "; ".join(shown) + more
 
 
 def window_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, start: dt.date, end: dt.date) -> dict:

@@ -34,6 +34,10 @@ FEATURE_TABLE = "features.customer_daily_features"
 ONLINE_TABLE = f"{PROJECT}_{FEATURE_VIEW}"
 
 
+class FeatureStoreError(RuntimeError):
+    """The feature store cannot do what was asked; the message says what to run first."""
+
+
 def feature_dir(lake_dir: Path) -> Path:
     """The Parquet export of the feature table: one hive partition (feature_date=...) per day."""
     return lake_dir / "features" / FEATURE_VIEW
@@ -113,13 +117,21 @@ def online_status(home: Path) -> dict[str, Any] | None:
     path = online_store_path(home)
     if not path.exists():
         return None
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        if not con.execute("select 1 from sqlite_master where type = 'table' and name = ?", [ONLINE_TABLE]).fetchone():
-            return None
-        entities, latest = con.execute(f'select count(distinct entity_key), max(event_ts) from "{ONLINE_TABLE}"').fetchone()
-    finally:
-        con.close()
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            if not con.execute("select 1 from sqlite_master where type = 'table' and name = ?", [ONLINE_TABLE]).fetchone():
+                return None
+            entities, latest = con.execute(
+                f'select count(distinct entity_key), max(event_ts) from "{ONLINE_TABLE}"'
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise FeatureStoreError(
+            f"the online store {path} cannot be read ({exc}); delete it and run `ballast run`"
+            " (or materialize features/online_store) to rebuild it"
+        ) from None
     # Rows are written latest-wins, so the newest event time (epoch seconds, as Feast
     # stores it) is the end of the last day materialized.
     last_day = None if latest is None else (dt.datetime.fromtimestamp(latest, dt.UTC) - dt.timedelta(days=1)).date()

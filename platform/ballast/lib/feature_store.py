@@ -19,6 +19,7 @@ from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 from feast.data_source import DataSource
 from feast.errors import FeatureViewNotFoundException
 from feast.types import Int32, Int64
+from google.protobuf.message import DecodeError
 
 from ballast.lib.feature_repo import (
     DEFINITIONS_FILE,
@@ -27,16 +28,13 @@ from ballast.lib.feature_repo import (
     FEATURE_SERVICE,
     FEATURE_VIEW,
     STORE_YAML,
+    FeatureStoreError,
     feature_time,
     offline_latest,
     store_text,
 )
 
 FeastObject = Entity | DataSource | FeatureView | FeatureService
-
-
-class FeatureStoreError(RuntimeError):
-    """The feature store cannot do what was asked; the message says what to run first."""
 
 
 def repo_config(home: Path, yaml_file: Path = STORE_YAML) -> RepoConfig:
@@ -60,11 +58,20 @@ def require_applied(store: FeatureStore) -> None:
     """Raise FeatureStoreError unless the registry holds the feature view."""
     try:
         store.get_feature_view(FEATURE_VIEW)
+    except DecodeError:
+        raise _damaged_registry(store) from None
     except (FeatureViewNotFoundException, FileNotFoundError):
         raise FeatureStoreError(
             f"the Feast registry has no feature view {FEATURE_VIEW!r}; materialize features/feature_registry"
             " (or run `feast apply` in feature_repo/) first"
         ) from None
+
+
+def _damaged_registry(store: FeatureStore) -> FeatureStoreError:
+    return FeatureStoreError(
+        f"the Feast registry {store.config.registry.path} is damaged (not a Feast registry); delete it and run"
+        " `ballast run` (or materialize features/feature_registry) to rebuild it from feature_repo/"
+    )
 
 
 def _kind(obj: FeastObject) -> str:
@@ -80,12 +87,15 @@ def apply(store: FeatureStore, objects: list[FeastObject]) -> dict[str, list[str
     Returns the registered names by kind, plus `removed`.
     """
     wanted = {(_kind(o), o.name) for o in objects}
-    registered: list[FeastObject] = [
-        *store.list_entities(),
-        *store.list_data_sources(),
-        *store.list_feature_views(),
-        *store.list_feature_services(),
-    ]
+    try:
+        registered: list[FeastObject] = [
+            *store.list_entities(),
+            *store.list_data_sources(),
+            *store.list_feature_views(),
+            *store.list_feature_services(),
+        ]
+    except DecodeError:
+        raise _damaged_registry(store) from None
     # Feast keeps internal objects (names starting "__") that no repo declares.
     stale = [o for o in registered if (_kind(o), o.name) not in wanted and not o.name.startswith("__")]
     store.apply(objects, objects_to_delete=stale, partial=False)

@@ -46,9 +46,25 @@ def versions(root: Path, name: str) -> list[ModelVersion]:
         return []
     found = []
     for path in sorted(base.iterdir(), key=lambda p: p.name):
-        if _VERSION.match(path.name) and (path / METADATA_FILE).is_file():
-            found.append(ModelVersion(name, path.name, path, json.loads((path / METADATA_FILE).read_text())))
+        if not _VERSION.match(path.name):
+            continue
+        fix = f"restore it, or move the folder {path} out of the registry"
+        # save() renames a complete folder into place, so a version without metadata was damaged later.
+        if not (path / METADATA_FILE).is_file():
+            raise RegistryError(f"{path / METADATA_FILE} is missing; {fix}")
+        found.append(ModelVersion(name, path.name, path, _read_json(path / METADATA_FILE, dict, fix)))
     return found
+
+
+def _read_json(path: Path, kind: type, fix: str) -> Any:
+    """A registry file's JSON, or a RegistryError naming the file and the fix; never a traceback."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{path} is damaged (not JSON: {exc}); {fix}") from None
+    if not isinstance(value, kind):
+        raise RegistryError(f"{path} is damaged (a JSON {type(value).__name__}, not an object); {fix}")
+    return value
 
 
 def latest(root: Path, name: str) -> ModelVersion | None:
@@ -84,9 +100,15 @@ def save(root: Path, name: str, model: Any, metadata: dict[str, Any]) -> ModelVe
 def load(model_version: ModelVersion) -> Any:
     path = model_version.path / MODEL_FILE
     if not path.is_file():
-        raise RegistryError(f"model {model_version.name} {model_version.version}: {MODEL_FILE} is missing")
+        raise RegistryError(
+            f"model {model_version.name} {model_version.version}: {path} is missing;"
+            " restore it, or promote another version"
+        )
     if _sha256(path) != model_version.metadata.get("sha256"):
-        raise RegistryError(f"model {model_version.name} {model_version.version}: SHA-256 does not match its metadata")
+        raise RegistryError(
+            f"model {model_version.name} {model_version.version}: SHA-256 does not match its metadata ({path} is"
+            " damaged or replaced); restore it, or promote another version"
+        )
     untrusted = sio.get_untrusted_types(file=path)
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
@@ -116,12 +138,26 @@ def annotate(model_version: ModelVersion, **fields: Any) -> ModelVersion:
 
 def _pointer(root: Path, name: str) -> dict[str, Any]:
     path = _versions_dir(root, name) / CHAMPION_FILE
-    return json.loads(path.read_text()) if path.is_file() else {"version": None, "history": []}
+    if not path.is_file():
+        return {"version": None, "history": []}
+    fix = "restore it, or delete it and choose the champion again with `ballast model promote VERSION --reason ...`"
+    pointer = _read_json(path, dict, fix)
+    if not isinstance(pointer.get("history"), list) or "version" not in pointer:
+        raise RegistryError(f"{path} is damaged (no version and history); {fix}")
+    return pointer
 
 
 def champion(root: Path, name: str) -> ModelVersion | None:
     version = _pointer(root, name)["version"]
-    return None if version is None else get(root, name, version)
+    if version is None:
+        return None
+    found = {v.version: v for v in versions(root, name)}
+    if version not in found:
+        raise RegistryError(
+            f"{_versions_dir(root, name) / CHAMPION_FILE} names champion {version!r}, but the registry has no such"
+            " version; restore it, or choose the champion with `ballast model promote VERSION --reason ...`"
+        )
+    return found[version]
 
 
 def champion_history(root: Path, name: str) -> list[dict[str, Any]]:
@@ -154,12 +190,17 @@ def promote(
     return chosen
 
 
-def rollback(root: Path, name: str, reason: str = "rollback") -> ModelVersion:
-    """Restore the champion that the current one replaced when it was promoted (repeat to go further back)."""
+def previous_champion(root: Path, name: str) -> ModelVersion:
+    """The champion that the current one replaced when it was promoted: what a rollback restores."""
     pointer = _pointer(root, name)
     current = pointer["version"]
     promoted = [h for h in pointer["history"] if h["version"] == current and not h.get("rollback")]
     previous = promoted[-1]["previous"] if promoted else None
     if previous is None:
         raise RegistryError(f"model {name} has no previous champion to roll back to")
-    return promote(root, name, previous, reason, rollback=True)
+    return get(root, name, previous)
+
+
+def rollback(root: Path, name: str, reason: str = "rollback") -> ModelVersion:
+    """Restore the champion that the current one replaced when it was promoted (repeat to go further back)."""
+    return promote(root, name, previous_champion(root, name).version, reason, rollback=True)

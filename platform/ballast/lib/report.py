@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -87,11 +88,29 @@ def build_report(settings: Settings) -> dict[str, Any]:
     }
 
 
+class ReportError(Exception):
+    """A file the report reads is damaged; the message names it and how to get it back."""
+
+
+def _read_json(path: Path, text: str, keys: tuple[str, ...], fix: str) -> dict[str, Any]:
+    """A JSON object with `keys`, or a ReportError naming the file."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ReportError(f"{path} is damaged (not JSON: {exc}); {fix}") from None
+    if not isinstance(value, dict) or not set(keys) <= set(value):
+        raise ReportError(f"{path} is damaged (not an object with {', '.join(keys) or 'fields'}); {fix}")
+    return value
+
+
 def _drift(settings: Settings) -> dict[str, Any] | None:
     reports = sorted((settings.monitoring_dir / "drift").glob("*.json"))
     if not reports:
         return None
-    latest = json.loads(reports[-1].read_text())
+    keys = ("date", "champion", "drift_share", "drifted", "max_psi", "max_psi_feature")
+    latest = _read_json(
+        reports[-1], reports[-1].read_text(errors="replace"), keys, "delete it and run `ballast run` to write it again"
+    )
     return {
         "partition": latest["date"],
         "champion": latest["champion"],
@@ -106,9 +125,10 @@ def _alerts(settings: Settings) -> dict[str, int]:
     log = settings.monitoring_dir / "alerts" / "alerts.jsonl"
     counts: dict[str, int] = {}
     if log.is_file():
-        for line in log.read_text().splitlines():
-            severity = json.loads(line)["severity"]
-            counts[severity] = counts.get(severity, 0) + 1
+        for number, line in enumerate(log.read_text(errors="replace").splitlines(), start=1):
+            if line.strip():
+                severity = _read_json(log, line, ("severity",), f"remove or repair its line {number}")["severity"]
+                counts[severity] = counts.get(severity, 0) + 1
     return counts
 
 
