@@ -5,11 +5,14 @@
     to microseconds, and a cast to TIMESTAMPTZ reads a naive value in the session's time
     zone. Accepted (ISO 8601 / RFC 3339):
 
-        YYYY-MM-DD                               midnight UTC
-        YYYY-MM-DD(T|t|space)HH:MM[:SS[.f…]][zone]  zone: Z, z, ±HH:MM, ±HHMM, ±HH; none = UTC
+        YYYY-MM-DD                                  midnight UTC
+        YYYY-MM-DD(T|t|space)HH:MM[:SS[.fraction]][zone]
+                                                    zone: Z, z, ±HH:MM, ±HHMM, ±HH; none = UTC
 
-    Hours 00-23, minutes and seconds 00-59, offsets up to ±23:59, at most six fractional
-    digits that are not zero (microseconds: the clean type's precision).
+    Hours 00-23, minutes and seconds 00-59, offsets up to ±23:59; fractional digits beyond
+    the sixth must be zeros (microseconds are the clean type's precision). A zone name is
+    unsupported_timezone, digits beyond microseconds timestamp_precision, anything else
+    bad_timestamp.
 -#}
 
 {% macro timestamp_pattern() -%}

@@ -8,6 +8,7 @@ instant; nothing is rounded, truncated or re-zoned on the way.
 """
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ballast.settings import REPO_ROOT, Settings
+from ballast.resources import DBT_EXECUTABLE, write_dbt_profile
+from ballast.settings import DBT_PROJECT_DIR, REPO_ROOT, Settings
 from tests.conftest import make_settings, query
 
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
@@ -234,3 +236,27 @@ def test_machine_time_zone_changes_nothing(battery: Battery) -> None:
     for table, sql in tables.items():
         tokyo, utc = query(battery.settings, sql), query(battery.utc_settings, sql)
         assert tokyo == utc and len(tokyo) > 0, table
+
+
+def test_every_duckdb_session_computes_in_utc_on_a_tokyo_machine(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.ensure_dirs()
+    write_dbt_profile(settings)
+    tokyo = {**os.environ, "TZ": TOKYO}
+    dbt = subprocess.run(
+        [DBT_EXECUTABLE, "show", "--inline", "select current_setting('TimeZone') as tz", "--output", "json", "--quiet",
+         "--profiles-dir", str(settings.dbt_profiles_dir), "--project-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        env=tokyo, capture_output=True, text=True, check=True, timeout=120,
+    )
+    assert json.loads(dbt.stdout)["show"] == [{"tz": "UTC"}]
+    ours = subprocess.run(
+        [sys.executable, "-c", (
+            "import sys, time; from ballast.resources import WarehouseResource\n"
+            "assert time.strftime('%z') == '+0900'\n"
+            "with WarehouseResource(path=sys.argv[1]).connect() as con:\n"
+            "    print(con.execute(\"select current_setting('TimeZone')\").fetchone()[0])"
+        ), str(settings.warehouse_path)],
+        env=tokyo, capture_output=True, text=True, check=True, timeout=120,
+    )
+    assert ours.stdout.strip() == "UTC"

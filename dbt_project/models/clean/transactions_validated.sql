@@ -19,7 +19,7 @@ parsed as (
         *,
         trim(amount) as amount_text,
         trim(event_timestamp) as timestamp_text,
-        {{ timestamp_parts('trim(event_timestamp)') }} as timestamp_parts
+        {{ timestamp_parts('timestamp_text') }} as timestamp_parts
     from source
 
 ),
