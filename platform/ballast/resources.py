@@ -19,6 +19,11 @@ from ballast.settings import DBT_PROJECT_DIR, Settings
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 
+# Every DuckDB session Ballast opens (its own and dbt's) computes in UTC, whatever the
+# machine's time zone: `current_date`, casts to TIMESTAMPTZ and date parts follow it.
+DUCKDB_TIME_ZONE = "UTC"
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file; a connection is opened per use and closed right after."""
 
@@ -30,6 +35,8 @@ class WarehouseResource(dg.ConfigurableResource):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
         try:
+            # Set after connecting: as a connect option it needs ICU loaded before it autoloads.
+            con.execute(f"set TimeZone = '{DUCKDB_TIME_ZONE}'")
             yield con
         finally:
             con.close()
@@ -79,7 +86,7 @@ def write_dbt_profile(settings: Settings) -> Path:
                     "path": str(settings.warehouse_path),
                     "schema": "main",
                     "threads": 1,
-                    "settings": {"memory_limit": settings.duckdb_memory_limit},
+                    "settings": {"memory_limit": settings.duckdb_memory_limit, "TimeZone": DUCKDB_TIME_ZONE},
                 }
             },
         }

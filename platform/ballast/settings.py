@@ -216,6 +216,9 @@ class Settings:
     # Which alert sinks are on (their addresses are secrets, read only through dagster.EnvVar).
     alert_sinks: tuple[str, ...] = ()
     retrain_cooldown_hours: float = 24.0
+    # A partition day whose quarantined share of raw rows exceeds this fails the blocking
+    # check on clean/transactions: a broken delivery must not flow on into features thin.
+    max_quarantine_share: float = 0.05
     contracts_dir: Path = CONTRACTS_DIR
 
     def __post_init__(self) -> None:
@@ -235,6 +238,10 @@ class Settings:
         ):
             if not 0 <= value <= 1:
                 raise SettingsError(f"{name}={value} must be between 0 and 1")
+        if not 0 < self.max_quarantine_share <= 1:
+            raise SettingsError(
+                f"BALLAST_MAX_QUARANTINE_SHARE={self.max_quarantine_share} must be above 0 and at most 1"
+            )
         _check_values(self)
         _check_paths(self)
 
@@ -273,6 +280,7 @@ class Settings:
             ("drift_p_value", "BALLAST_DRIFT_P_VALUE"),
             ("drift_psi", "BALLAST_DRIFT_PSI"),
             ("retrain_cooldown_hours", "BALLAST_RETRAIN_COOLDOWN_HOURS"),
+            ("max_quarantine_share", "BALLAST_MAX_QUARANTINE_SHARE"),
         ):
             if key in env:
                 kwargs[name] = _parse_float(key, env[key])

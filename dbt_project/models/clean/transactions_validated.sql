@@ -13,15 +13,29 @@ with source as (
 
 ),
 
+parsed as (
+
+    select
+        *,
+        trim(amount) as amount_text,
+        trim(event_timestamp) as timestamp_text,
+        {{ timestamp_parts('timestamp_text') }} as timestamp_parts
+    from source
+
+),
+
 typed as (
 
     select
         nullif(trim(transaction_id), '') as transaction_id,
         nullif(trim(customer_id), '') as customer_id,
         nullif(trim(merchant_id), '') as merchant_id,
-        try_cast(trim(amount) as decimal(18, 2)) as amount,
+        {{ amount_problem('amount_text') }} as amount_problem,
+        -- Cast only what is exact in two decimals, so that the cast never rounds.
+        case when amount_problem is null then try_cast(amount_text as decimal(18, 2)) end as amount,
         nullif(upper(trim(currency)), '') as currency,
-        {{ utc_timestamp('trim(event_timestamp)') }} as event_timestamp,
+        {{ timestamp_problem('timestamp_text', 'timestamp_parts') }} as timestamp_problem,
+        case when timestamp_problem is null then {{ utc_timestamp('timestamp_parts') }} end as event_timestamp,
         nullif(lower(trim(channel)), '') as channel,
         nullif(upper(trim(country)), '') as country,
         event_date,
@@ -38,7 +52,7 @@ typed as (
         event_timestamp as raw_event_timestamp,
         channel as raw_channel,
         country as raw_country
-    from source
+    from parsed
 
 ),
 
@@ -49,11 +63,13 @@ checked as (
         case
             when raw_line is not null then 'malformed_line'
             when transaction_id is null or customer_id is null or merchant_id is null then 'missing_id'
+            when timestamp_problem is not null then timestamp_problem
             when event_timestamp is null then 'bad_timestamp'
             when year(event_timestamp) < {{ var('min_year') }} or year(event_timestamp) > {{ var('max_year') }}
                 then 'bad_timestamp'
             when cast(event_timestamp as date) > current_date then 'future_timestamp'
             when cast(event_timestamp as date) <> event_date then 'out_of_partition'
+            when amount_problem is not null then amount_problem
             when amount is null
                 or amount < {{ var('min_amount') }}
                 or amount > {{ var('max_amount') }} then 'bad_amount'

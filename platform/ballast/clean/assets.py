@@ -5,14 +5,17 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtProject
 
+from ballast.clean.quarantine import quarantine_shares, shares_markdown
 from ballast.lib import code_version, lake
-from ballast.quality import contract_checks
+from ballast.quality import contract_checks, run_window
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 from ballast.transform import dbt_layer_assets, partition_dates
 
 CLEAN_TRANSACTIONS = dg.AssetKey(["clean", "transactions"])
 CLEAN_TRANSACTIONS_PARQUET = dg.AssetKey(["clean", "transactions_parquet"])
+QUARANTINE_SHARE_CHECK = "quarantine_share_within_limit"
+WORST_DAYS_SHOWN = 5
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
@@ -21,8 +24,53 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
         assets.append(transactions_parquet(settings, partitions_def))
     return dg.Definitions(
         assets=assets,
-        asset_checks=[contract_checks(settings, "clean_transactions.yml", CLEAN_TRANSACTIONS, blocking=True)],
+        asset_checks=[
+            contract_checks(settings, "clean_transactions.yml", CLEAN_TRANSACTIONS, blocking=True),
+            quarantine_share_check(settings),
+        ],
     )
+
+
+def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
+    limit = settings.max_quarantine_share
+
+    @dg.asset_check(
+        asset=CLEAN_TRANSACTIONS,
+        name=QUARANTINE_SHARE_CHECK,
+        description=(
+            f"Every partition day of the run has at most {limit:.1%} of its raw rows quarantined "
+            "(BALLAST_MAX_QUARANTINE_SHARE); a broken delivery stops here instead of thinning the features."
+        ),
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+    )
+    def quarantine_share_within_limit(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """Every partition day of the run has at most the configured share of its raw rows quarantined."""
+        first, last = run_window(context.run.tags)
+        with warehouse.connect(read_only=True) as con:
+            days = quarantine_shares(con, first, last)
+        over = days[days["share"] > limit]
+        shown = over if len(over) else days.head(WORST_DAYS_SHOWN)
+        metadata: dict = {
+            "window": f"{first} to {last}",
+            "max_quarantine_share": limit,
+            "days_checked": len(days),
+            "days_over_limit": len(over),
+            "worst_share": float(days["share"].max()) if len(days) else 0.0,
+            # The failing days, worst first; when none fails, the worst few for context.
+            "days": dg.MetadataValue.md(shares_markdown(shown)),
+        }
+        failing = ", ".join(over["event_date"].dt.strftime("%Y-%m-%d"))
+        return dg.AssetCheckResult(
+            passed=over.empty,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"quarantined share above {limit:.1%} on {failing}" if failing else None,
+            metadata=metadata,
+        )
+
+    return quarantine_share_within_limit
 
 
 def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
