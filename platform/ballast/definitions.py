@@ -35,7 +35,9 @@ def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat())
+    # end_offset=1: today's partition exists, so a file dated today loads now (a later
+    # delivery of the day refreshes it); a file dated after today is rejected.
+    return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), end_offset=1)
 
 
 def build_defs(settings: Settings) -> dg.Definitions:

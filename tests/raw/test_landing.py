@@ -214,12 +214,11 @@ def test_a_future_file_does_not_stretch_the_plan(tmp_path: Path) -> None:
     assert window.notes == ("note: 2 landing files not loaded (1 future_date, 1 no_date_in_name); see raw/rejected_files",)
 
 
-def test_todays_files_wait_for_their_partition(tmp_path: Path) -> None:
+def test_todays_files_are_planned(tmp_path: Path) -> None:
     _write(tmp_path / "transactions_2025-05-31.csv", HEADER)
     _write(tmp_path / "transactions_2025-06-01.csv", HEADER)
     window = plan(tmp_path, start_date=dt.date(2025, 1, 1), today=dt.date(2025, 6, 1))
-    assert (window.start, window.end) == (dt.date(2025, 5, 31), dt.date(2025, 5, 31))
-    assert window.notes == ("note: 1 landing file dated today (2025-06-01, UTC) load from tomorrow, when the day is over",)
+    assert (window.start, window.end, window.notes) == (dt.date(2025, 5, 31), dt.date(2025, 6, 1), ())
 
 
 def test_run_with_only_unloadable_files_is_one_clear_line(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -307,7 +307,7 @@ def group_by_date(files: list[LandingFile]) -> dict[dt.date, list[LandingFile]]:
 
 @dataclass(frozen=True)
 class Plan:
-    """The days a run covers: from the first to the last loadable file's date, before today."""
+    """The days a run covers: from the first to the last loadable file's date (today at the latest)."""
 
     start: dt.date
     end: dt.date
@@ -326,31 +326,28 @@ def _plural(n: int, word: str) -> str:
 def plan(landing_dir: Path, start_date: dt.date, today: dt.date | None = None) -> Plan:
     """The partitions a run materializes for the landing folder, with one-line notes on files it does not load.
 
-    A daily partition exists once its day is over (UTC), so files dated today wait for
-    tomorrow's run; files dated later are rejected, so one of them cannot stretch a run.
+    Today's partition exists (the day's files so far load now, and again when a later
+    delivery changes them); files dated later are rejected, so one of them cannot stretch
+    a run.
     """
     today = today or utc_today()
     found = survey(landing_dir, today, start_date)
     early = [e for e in found.ignored if e.reason == "before_start_date"]
-    waiting = [f for f in found.files if f.event_date >= today]
-    days = [f.event_date for f in found.files if f.event_date < today]
+    days = [f.event_date for f in found.files]
     notes = []
     if found.rejected:
         notes.append(
             f"note: {_plural(len(found.rejected), 'landing file')} not loaded ({_counts(found.rejected)}); see raw/rejected_files"
         )
-    if waiting:
-        notes.append(f"note: {_plural(len(waiting), 'landing file')} dated today ({today}, UTC) load from tomorrow, when the day is over")
     if early:
         notes.append(f"note: {len(early)} landing file(s) dated before BALLAST_START_DATE={start_date} are not loaded")
     if not days:
-        if early and not waiting:
+        if early:
             raise LandingError(
                 f"every landing file is dated before BALLAST_START_DATE={start_date}; set it to the first event date"
             )
-        detail = [f"{len(found.rejected)} not loaded: {_counts(found.rejected)}"] if found.rejected else []
-        detail += [f"{len(waiting)} dated today (UTC), loadable from tomorrow"] if waiting else []
-        raise LandingError(f"no landing files to load under {landing_dir}" + (f" ({'; '.join(detail)})" if detail else ""))
+        detail = f" ({len(found.rejected)} not loaded: {_counts(found.rejected)})" if found.rejected else ""
+        raise LandingError(f"no landing files to load under {landing_dir}{detail}")
     return Plan(min(days), max(days), tuple(notes))
 
 
