@@ -155,8 +155,11 @@ def _generate(args: argparse.Namespace) -> None:
 def _run(settings: Settings, announce: str) -> None:
     from ballast.lib.landing import LandingError, plan
     from ballast.lib.report import build_report, format_report
+    from ballast.run_guard import prepare_run
     from ballast.runs import refresh
 
+    # One run per home; runs whose process died are cleaned up first (said in one line).
+    prepare_run(settings)
     try:
         window = plan(settings.landing_dir, settings.start_date)
     except LandingError as exc:
@@ -347,13 +350,16 @@ def _lineage(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
+    from ballast.run_guard import prepare_dev
     from ballast.runs import PLANNED_EVENTS_ENV, write_dagster_yaml
 
     write_dagster_yaml(settings)
+    owner_env = prepare_dev(settings)
     bin_dir = Path(sys.executable).parent
     env = {
         **PLANNED_EVENTS_ENV,
         **os.environ,
+        **owner_env,
         "BALLAST_HOME": str(settings.home),
         "DAGSTER_HOME": str(settings.dagster_home),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",

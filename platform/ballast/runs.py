@@ -7,7 +7,9 @@ import dagster as dg
 import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from ballast import run_guard
 from ballast.definitions import REFRESH_JOB, build_defs
+from ballast.lib.atomic import write_atomic
 from ballast.lib.contracts import write_data_source
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -18,10 +20,22 @@ from ballast.settings import WAREHOUSE_POOL, Settings
 # to get the per-partition events back.
 PLANNED_EVENTS_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
-# Everything that writes the warehouse shares one pool: DuckDB allows one writer.
+# Everything that writes the warehouse shares one pool: DuckDB allows one writer. Runs
+# launched from the UI queue one at a time (a `ballast run` counts as one in progress).
+# Run monitoring (the `dagster dev` daemon) fails runs stuck starting or cancelling and
+# frees the pool slots of ended runs; the default run launcher cannot check a run
+# worker's health, so a run whose process died is found by run_guard.recover, which
+# `ballast run` and `ballast dev` call first.
 DAGSTER_YAML = {
     "telemetry": {"enabled": False},
-    "concurrency": {"pools": {"default_limit": 1}},
+    "concurrency": {"pools": {"default_limit": 1}, "runs": {"max_concurrent_runs": 1}},
+    "run_monitoring": {
+        "enabled": True,
+        "start_timeout_seconds": 180,
+        "cancel_timeout_seconds": 180,
+        "poll_interval_seconds": 30,
+        "free_slots_after_run_end_seconds": 30,
+    },
 }
 
 
@@ -31,7 +45,7 @@ def write_dagster_yaml(settings: Settings) -> None:
     text = f"# Written by Ballast. Pool '{WAREHOUSE_POOL}' (and any other) runs one step at a time.\n"
     text += yaml.safe_dump(DAGSTER_YAML, sort_keys=False)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        write_atomic(path, text)
 
 
 def instance(settings: Settings) -> dg.DagsterInstance:
@@ -64,20 +78,22 @@ def refresh(
     tags = {
         ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
         ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
+        **run_guard.run_tags(),
     }
     owned = dagster_instance is None
     dagster_instance = dagster_instance or instance(settings)
     try:
-        return job.execute_in_process(
-            run_config={
-                "loggers": {"console": {"config": {"log_level": log_level}}},
-                "ops": {op: {"config": config} for op, config in (op_config or {}).items()},
-            },
-            instance=dagster_instance,
-            tags=tags,
-            asset_selection=asset_keys,
-            raise_on_error=False,
-        )
+        with run_guard.marked_children(settings.home):
+            return job.execute_in_process(
+                run_config={
+                    "loggers": {"console": {"config": {"log_level": log_level}}},
+                    "ops": {op: {"config": config} for op, config in (op_config or {}).items()},
+                },
+                instance=dagster_instance,
+                tags=tags,
+                asset_selection=asset_keys,
+                raise_on_error=False,
+            )
     finally:
         if owned:
             dagster_instance.dispose()

@@ -8,6 +8,7 @@ tests on temporary homes all use exactly what `feast apply` in that folder would
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import runpy
 from dataclasses import dataclass
@@ -37,8 +38,19 @@ from ballast.lib.feature_repo import (
 FeastObject = Entity | DataSource | FeatureView | FeatureService
 
 
+class _FileRegistryServesWhileMaterializing(logging.Filter):
+    """Feast warns that serve_features_while_materializing has no effect on a file registry; its file registry honours it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("`serve_features_while_materializing` is enabled but `registry_type`")
+
+
+_SERVE_WHILE_MATERIALIZING_FILTER = _FileRegistryServesWhileMaterializing()
+
+
 def repo_config(home: Path, yaml_file: Path = STORE_YAML) -> RepoConfig:
     """Feast's config from the repo's yaml, with ${BALLAST_HOME} as `home` and other variables from the environment."""
+    logging.getLogger("feast.repo_config").addFilter(_SERVE_WHILE_MATERIALIZING_FILTER)  # adding twice is a no-op
     config = RepoConfig(**yaml.safe_load(os.path.expandvars(store_text(home, yaml_file))))
     config.repo_path = yaml_file.parent
     return config

@@ -53,15 +53,26 @@ def staging_dir(root: Path) -> Path:
 
 
 def swap_days(staging: Path, root: Path, date_column: str, first: dt.date, last: dt.date) -> None:
-    """Move each day's folder of [first, last] from `staging` into `root`, replacing (or removing) the old one."""
+    """Move each day's folder of [first, last] from `staging` into `root`, replacing (or removing) the old one.
+
+    An old folder is renamed away before it is deleted: a process killed while deleting
+    leaves a partial folder under a hidden trash name (removed by run_guard.recover),
+    never a day with some of its files missing.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    day = first
-    while day <= last:
-        name = f"{date_column}={day.isoformat()}"
-        shutil.rmtree(root / name, ignore_errors=True)
-        if (staging / name).exists():
-            (staging / name).rename(root / name)
-        day += dt.timedelta(days=1)
+    trash = root.parent / f".trash-{root.name}-{uuid.uuid4().hex}"
+    trash.mkdir()
+    try:
+        day = first
+        while day <= last:
+            name = f"{date_column}={day.isoformat()}"
+            if (root / name).exists():
+                (root / name).rename(trash / name)
+            if (staging / name).exists():
+                (staging / name).rename(root / name)
+            day += dt.timedelta(days=1)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def export_clean_transactions(con: duckdb.DuckDBPyConnection, lake_dir: Path, first: dt.date, last: dt.date) -> int:

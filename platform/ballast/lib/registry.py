@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,9 @@ def save(root: Path, name: str, model: Any, metadata: dict[str, Any]) -> ModelVe
     base.mkdir(parents=True, exist_ok=True)
     numbers = [int(_VERSION.match(v.version).group(1)) for v in versions(root, name)]
     version = f"v{(max(numbers) + 1 if numbers else 1):04d}"
-    staging = base / f".{version}.tmp"
-    staging.mkdir()
+    # A fresh staging folder: one left by a killed run must not block this save (recovery removes it).
+    staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.", suffix=".tmp"))
+    staging.chmod(0o755)  # mkdtemp's 0700 would make the version readable by its owner only
     sio.dump(model, staging / MODEL_FILE)
     full = {
         **metadata,

@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET
 from ballast.lib import churn, code_version, drift, evaluation, lineage, registry
+from ballast.lib.atomic import write_atomic
 from ballast.lib.feature_repo import FEATURE_SERVICE
 from ballast.resources import FeatureStoreResource, WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -51,9 +52,9 @@ def write_reference(settings: Settings, version: registry.ModelVersion, train_ro
     engine = drift.WhylogsEngine()
     newest = train_rows[churn.SNAPSHOT].max()
     train_rows = train_rows[train_rows[churn.SNAPSHOT] > newest - pd.Timedelta(days=settings.reference_days)]
-    (version.path / REFERENCE_FEATURES).write_bytes(engine.profile(train_rows[list(churn.FEATURES)]))
+    write_atomic(version.path / REFERENCE_FEATURES, engine.profile(train_rows[list(churn.FEATURES)]))
     scores = churn.score(registry.load(version), train_rows)
-    (version.path / REFERENCE_SCORES).write_bytes(engine.profile(pd.DataFrame({SCORE: scores})))
+    write_atomic(version.path / REFERENCE_SCORES, engine.profile(pd.DataFrame({SCORE: scores})))
     return {
         "engine": engine.name,
         "rows": len(train_rows),

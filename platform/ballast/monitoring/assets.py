@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from ballast.lib import churn, code_version, drift, registry
+from ballast.lib.atomic import write_atomic
 from ballast.lib.lineage import FEATURE_LOOKBACK_DAYS
 from ballast.model.assets import CHAMPION_KEY, FEATURES_KEY, REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
 from ballast.resources import WarehouseResource
@@ -72,10 +73,8 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
         profiled = 0
         summary = pd.DataFrame()
         for day, part in _days(frame, "feature_date"):
-            path = profile_path(settings, "features", day)
-            path.parent.mkdir(parents=True, exist_ok=True)
             blob = engine.profile(part[list(churn.FEATURES)])
-            path.write_bytes(blob)
+            write_atomic(profile_path(settings, "features", day), blob)
             profiled += 1
             summary = engine.summary(blob)
         return dg.MaterializeResult(
@@ -107,9 +106,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
         summary = pd.DataFrame()
         for day, part in _days(frame, "feature_date"):
             blob = engine.profile(pd.DataFrame({SCORE: churn.score(pipeline, part)}))
-            path = profile_path(settings, "scores", day)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob)
+            write_atomic(profile_path(settings, "scores", day), blob)
             summary = engine.summary(blob)
         return dg.MaterializeResult(
             metadata={
@@ -168,9 +165,8 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
                     "drifted": [r.column for r in features_only if drift.drifted(r, settings.drift_psi, settings.drift_p_value)],
                     "columns": table.to_dict(orient="records"),
                 }
-                drift_path(settings, day, "json").parent.mkdir(parents=True, exist_ok=True)
-                drift_path(settings, day, "json").write_text(json.dumps(record, indent=2))
-                drift_path(settings, day, "html").write_text(_html_report(day, current.version, table, share))
+                write_atomic(drift_path(settings, day, "json"), json.dumps(record, indent=2))
+                write_atomic(drift_path(settings, day, "html"), _html_report(day, current.version, table, share))
                 per_day.append(record)
                 latest = table
             day += dt.timedelta(days=1)
