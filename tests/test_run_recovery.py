@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -503,9 +504,9 @@ def test_dagster_yaml_is_accepted_with_run_monitoring_and_a_run_queue(tmp_path: 
         dagster_instance.dispose()
 
 
-@pytest.mark.parametrize("command", ["run", "dev"])
+@pytest.mark.parametrize("command", ["run", "dev", "sensor"])
 def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped(command: str, tmp_path: Path) -> None:
-    """Before `ballast run` and before `ballast dev` starts the UI."""
+    """Before `ballast run`, before `ballast dev` starts the UI, and while it runs (the sensor)."""
     script = tmp_path / "dying_run.py"
     script.write_text(DYING_RUN)
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
@@ -527,6 +528,9 @@ def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped
         said: list[str] = []
         if command == "run":
             run_guard.prepare_run(settings, notify=said.append)
+        elif command == "sensor":
+            skip = run_guard.dead_run_sensor(settings)(dg.build_sensor_context(instance=dagster_instance))
+            said.append(skip.skip_message)
         else:
             env = run_guard.prepare_dev(settings, notify=said.append)
             assert json.loads(env[run_guard.OWNER_ENV])["pid"] == os.getpid(), "dagster dev's processes are marked as its own"
@@ -544,6 +548,34 @@ def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped
         dagster_instance.dispose()
         if settings.home in run_guard._held:
             run_guard._held.pop(settings.home).release()
+
+
+def test_a_run_that_never_started_is_failed_unless_ballast_dev_is_alive(tmp_path: Path) -> None:
+    """A run created but never started records no process: with no live `ballast dev` to start it, nothing will."""
+
+    @dg.asset
+    def never_started() -> None: ...
+
+    settings = _settings(tmp_path)
+    dagster_instance = instance(settings)
+    try:
+        job = dg.Definitions(assets=[never_started]).resolve_implicit_global_asset_job_def()
+        stale = dagster_instance.create_run_for_job(job)
+        assert stale.status == dg.DagsterRunStatus.NOT_STARTED
+        # This process plays a live `ballast dev`: the run is left to it.
+        me = run_guard.Owner.current()
+        dev_file = tmp_path / run_guard.DEV_OWNER_FILE
+        dev_file.write_text(json.dumps({"pid": me.pid, "host": me.host, "started": me.started}))
+        first = run_guard.recover_runs(settings, dagster_instance)
+        assert first.live_runs == [f"run {stale.run_id[:8]} (process unknown)"], first.line()
+        # A `ballast dev` that has ended (this pid with another start time) owns nothing.
+        dev_file.write_text(json.dumps({"pid": me.pid, "host": me.host, "started": me.started - 3600}))
+        assert run_guard.recover_runs(settings, dagster_instance).line() == (
+            f"recovered: run {stale.run_id[:8]} (no process, no ballast dev) marked failed"
+        )
+        assert dagster_instance.get_run_by_id(stale.run_id).status == dg.DagsterRunStatus.FAILURE
+    finally:
+        dagster_instance.dispose()
 
 
 def test_a_second_ballast_run_waits_and_names_the_pid_it_waits_for(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from ballast.monitoring import assets as monitoring_assets
 from ballast.monitoring import sensors as monitoring_sensors
 from ballast.raw import assets as raw_assets
 from ballast.resources import build_resources, dbt_project, ensure_dbt_manifest
+from ballast.run_guard import dead_run_sensor
 from ballast.settings import Settings
 
 REFRESH_JOB = "refresh_platform_job"
@@ -68,7 +69,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         layers,
         dg.Definitions(
             jobs=[refresh, monitoring_sensors.retrain_job()],
-            sensors=[automation, *monitoring_sensors.build_sensors(settings)],
+            sensors=[automation, dead_run_sensor(settings), *monitoring_sensors.build_sensors(settings)],
             resources=build_resources(settings, project),
         ),
     )

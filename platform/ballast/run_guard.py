@@ -25,6 +25,7 @@ import dagster as dg
 import psutil
 
 from ballast.lib import feature_repo
+from ballast.lib.atomic import write_atomic
 from ballast.settings import Settings
 
 # Tags on every run started through ballast.runs.refresh: the process that executes it.
@@ -35,6 +36,9 @@ PROCESS_STARTED_TAG = "ballast/process_started"
 # so recovery finds them even after they were re-parented to init.
 OWNER_ENV = "BALLAST_RUN_OWNER"
 LOCK_FILE = "run.lock"
+DEAD_RUN_SENSOR = "dead_run_recovery_sensor"
+# Which process `ballast dev` is (it becomes `dagster dev`, same pid): it owns the UI's runs.
+DEV_OWNER_FILE = "dev.json"
 IN_PROGRESS = [
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
@@ -194,17 +198,36 @@ def _free_slots(instance: dg.DagsterInstance, run_id: str, recovery: Recovery) -
     instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
-def _fail_dead_runs(instance: dg.DagsterInstance, recovery: Recovery) -> None:
+def _dev_owner(home: Path) -> Owner | None:
+    """The `ballast dev` last started on this home, if its record can be read."""
+    try:
+        found = json.loads((home / DEV_OWNER_FILE).read_text())
+        return Owner(int(found["pid"]), found["host"], found["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _fail_dead_runs(instance: dg.DagsterInstance, home: Path, recovery: Recovery) -> None:
     for record in instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS)):
         run = record.dagster_run
         owner = _run_owner(instance, run)
-        if owner is None or not owner.is_local() or owner.is_alive():
+        if owner is None:
+            # No process recorded: only a UI launch that has not started yet, which the
+            # live `ballast dev` of this home owns; with none alive, nothing will run it.
+            dev = _dev_owner(home)
+            if dev is not None and dev.is_alive():
+                recovery.live_runs.append(_describe(run, owner))
+                continue
+            message = "Ballast found no process for this run and no `ballast dev` running on its home."
+            said = f"run {run.run_id[:8]} (no process, no ballast dev)"
+        elif not owner.is_local() or owner.is_alive():
             recovery.live_runs.append(_describe(run, owner))
             continue
-        instance.report_run_failed(
-            run, f"Ballast found the process of this run (pid {owner.pid}) gone: it was killed or crashed."
-        )
-        recovery.runs.append(f"run {run.run_id[:8]} (pid {owner.pid}, gone)")
+        else:
+            message = f"Ballast found the process of this run (pid {owner.pid}) gone: it was killed or crashed."
+            said = f"run {run.run_id[:8]} (pid {owner.pid}, gone)"
+        instance.report_run_failed(run, message)
+        recovery.runs.append(said)
         _free_slots(instance, run.run_id, recovery)
     # Slots of runs that ended without freeing them (e.g. marked failed in the UI).
     storage = instance.event_log_storage
@@ -259,12 +282,18 @@ def _remove_leftovers(settings: Settings) -> list[Path]:
     return found
 
 
-def recover(settings: Settings, instance: dg.DagsterInstance) -> Recovery:
-    """Clean up after runs on this home whose process is gone; leaves live runs alone."""
+def recover_runs(settings: Settings, instance: dg.DagsterInstance) -> Recovery:
+    """Stop the orphans of dead runs, fail those runs and free their pool slots; leaves live runs alone."""
     recovery = Recovery()
     # First the orphans, so that no dbt or Spark of a dead run still writes while we clean.
     recovery.killed = _kill_orphans(settings.home)
-    _fail_dead_runs(instance, recovery)
+    _fail_dead_runs(instance, settings.home, recovery)
+    return recovery
+
+
+def recover(settings: Settings, instance: dg.DagsterInstance) -> Recovery:
+    """Clean up after runs on this home whose process is gone; leaves live runs alone."""
+    recovery = recover_runs(settings, instance)
     if not recovery.live_runs:
         # Only with no run alive: a live run's staging files and MATERIALIZING state are its own.
         recovery.feature_views = _reset_feature_views(settings.home)
@@ -350,4 +379,23 @@ def prepare_dev(settings: Settings, notify: Notify = say) -> dict[str, str]:
             notify(line)
     finally:
         dagster_instance.dispose()
-    return Owner.current().env(settings.home)
+    owner = Owner.current()
+    write_atomic(settings.home / DEV_OWNER_FILE, json.dumps({"pid": owner.pid, "host": owner.host, "started": owner.started}))
+    return owner.env(settings.home)
+
+
+def dead_run_sensor(settings: Settings) -> dg.SensorDefinition:
+    """While `dagster dev` runs: dead runs are failed and their pool slots freed without waiting for the next `ballast run`."""
+
+    # On by default: it starts no run, it only releases what a dead run holds. Staging
+    # files and Feast's MATERIALIZING state are left to the next run's start, when no
+    # other run can own them.
+    @dg.sensor(name=DEAD_RUN_SENSOR, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+    def dead_run_recovery_sensor(context: dg.SensorEvaluationContext):
+        """Marks runs whose process died as failed, frees their pool slots and stops their orphaned dbt or Spark processes."""
+        line = recover_runs(settings, context.instance).line()
+        if line:
+            context.log.warning(line)
+        return dg.SkipReason(line or "no dead run")
+
+    return dead_run_recovery_sensor
