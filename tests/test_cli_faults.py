@@ -368,6 +368,27 @@ def test_a_failed_run_prints_its_root_cause_and_the_log(tmp_path: Path, capsys) 
     assert "legacy_flag" in log.read_text()
 
 
+def test_a_run_stopped_by_a_blocking_check_names_the_check_and_the_days(tmp_path: Path, capsys) -> None:
+    # Half of one day's rows have a third decimal: the quarantine-share check stops the run before features.
+    settings = make_settings(tmp_path / "home")
+    settings.ensure_dirs()
+    generate(GenerateSpec(out=settings.landing_dir, customers=20, days=2, start=START, seed=5))
+    day = START + dt.timedelta(days=1)
+    header = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
+    rows = [f"X{i},C{i},M1,12.345,USD,{day}T10:00:00Z,web,US" for i in range(200)]
+    (settings.landing_dir / f"resend_{day}.csv").write_text("\n".join([header, *rows]) + "\n")
+    code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home), BALLAST_START_DATE=START.isoformat())
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("ballast: error: the run failed (1 failed step(s)); full log: ")
+    [step] = lines[:-1]
+    assert step == (
+        "ballast: error: step clean__transactions_quarantine_share_within_limit failed: blocking check"
+        f" clean/transactions:quarantine_share_within_limit failed (quarantined share above 5.0% on {day})"
+    )
+    assert "DagsterAssetCheckFailedError" not in err
+
+
 def test_the_root_cause_of_a_python_error_in_a_step_is_the_users_exception() -> None:
     @dg.op
     def load_rates() -> None:

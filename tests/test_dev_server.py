@@ -60,7 +60,7 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
         proc.wait(timeout=20)
     groups = {n["groupName"] for n in nodes}
     assert groups == {"raw", "clean", "features", "model", "monitoring"}
-    assert len(nodes) == 17
+    assert len(nodes) == 18
     checks = sum(len(n["assetChecksOrError"].get("checks", [])) for n in nodes)
     assert checks >= 60
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()

@@ -181,6 +181,8 @@ def _run(settings: Settings, announce: str) -> None:
     if not result.success and not gates_only:
         for event in failures:
             reason = _failure_reason(event.step_failure_data)
+            if _blocked_by_checks(event.step_failure_data):
+                reason = _failed_checks(result) or reason
             print(f"ballast: error: step {event.step_key} failed: {reason}", file=sys.stderr)
         steps = f"{len(failures)} failed step(s)" if failures else "no step failed; the run itself did"
         raise UserError(f"the run failed ({steps}); full log: {log_path}")
@@ -202,6 +204,27 @@ def _failure_reason(failure) -> str:
     while error.cls_name and error.cls_name.startswith("Dagster") and (error.cause or error.context):
         error = error.cause or error.context
     return _one_line(error.message)
+
+
+def _blocked_by_checks(failure) -> bool:
+    error = failure.error
+    while error is not None:
+        if error.cls_name == "DagsterAssetCheckFailedError":
+            return True
+        error = error.cause or error.context
+    return False
+
+
+def _failed_checks(result) -> str:
+    """The blocking checks that stopped the run, each with what it found (its description)."""
+    import dagster as dg
+
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    return "; ".join(
+        f"blocking check {e.asset_key.to_user_string()}:{e.check_name} failed"
+        + (f" ({_one_line(e.description)})" if e.description else "")
+        for e in failed
+    )
 
 
 def _one_line(text: str) -> str:
