@@ -30,6 +30,7 @@ import pytest
 from ballast import run_guard
 from ballast.lib import feature_repo, lake, registry
 from ballast.lib.churn import MODEL_NAME
+from ballast.lib.report import LAYER_TABLES
 from ballast.runs import instance
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
 
@@ -53,16 +54,7 @@ KILLS = (
 )
 # Columns that name a load or run, not data: they differ between any two runs.
 VOLATILE = {"load_id", "model_version"}
-TABLES = (
-    "raw.transactions",
-    "raw.rejected_files",
-    "clean.transactions",
-    "clean.transactions_quarantine",
-    "features.customer_daily_features",
-    "model.churn_labels",
-    "model.training_set",
-    "model.churn_scores",
-)
+TABLES = LAYER_TABLES
 
 
 def _env(home: Path, landing: Path) -> dict[str, str]:
