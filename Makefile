@@ -11,7 +11,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test dev bench clean
+.PHONY: setup demo test lint dev bench clean
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -28,6 +28,12 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+# Style (ruff) and architecture (import-linter: each layer imports only those below it).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 dev: setup
 	$(VENV)/bin/ballast dev

@@ -54,7 +54,13 @@ CUSTOMERS = 2000
 DAYS = 180
 SEED = 7
 FAULTS = 0.005
-TARGETS = {"ratio_at_1e7": 1.5, "peak_gb_at_1e7": 4.0, "graph_seconds_at_1e5": 45.0, "history_ratio": 1.2, "dev_seconds": 30.0}
+TARGETS = {
+    "ratio_at_1e7": 1.5,
+    "peak_gb_at_1e7": 4.0,
+    "graph_seconds_at_1e5": 45.0,
+    "history_ratio": 1.2,
+    "dev_seconds": 30.0,
+}
 LAYERS = ("raw", "clean", "features", "model", "monitoring")
 
 
@@ -102,7 +108,14 @@ def measure(argv: list[str], env: dict[str, str], log: Path) -> dict:
 
 def environment(home: Path, landing: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BALLAST_", "DAGSTER_"))}
-    env.update({"BALLAST_HOME": str(home), "BALLAST_LANDING_DIR": str(landing), "BALLAST_START_DATE": START.isoformat(), **extra})
+    env.update(
+        {
+            "BALLAST_HOME": str(home),
+            "BALLAST_LANDING_DIR": str(landing),
+            "BALLAST_START_DATE": START.isoformat(),
+            **extra,
+        }
+    )
     return env
 
 
@@ -114,13 +127,23 @@ def median(values: list[float]) -> float:
 
 
 def generate(landing: Path, rows: int, days: int = DAYS, customers: int = CUSTOMERS) -> None:
-    from ballast.lib.generator import GenerateSpec
-    from ballast.lib.generator import generate as write
+    from ballast.cli.generator import GenerateSpec
+    from ballast.cli.generator import generate as write
 
     if (landing / "_manifest.json").exists():
         return
     landing.mkdir(parents=True, exist_ok=True)
-    write(GenerateSpec(out=landing, customers=customers, days=days, start=START, seed=SEED, faults=FAULTS, rows_per_day=max(1, rows // days)))
+    write(
+        GenerateSpec(
+            out=landing,
+            customers=customers,
+            days=days,
+            start=START,
+            seed=SEED,
+            faults=FAULTS,
+            rows_per_day=max(1, rows // days),
+        )
+    )
 
 
 def landing_rows(landing: Path) -> int:
@@ -138,7 +161,9 @@ def compile_sql(work: Path, start: dt.date, end: dt.date) -> Path:
         settings.ensure_dirs()
         project = dbt_project(settings)
         dbt_vars = json.dumps(settings.dbt_vars(start, end))
-        invocation = dbt_cli(project, settings).cli(["compile", "--vars", dbt_vars], target_path=target, raise_on_error=False)
+        invocation = dbt_cli(project, settings).cli(
+            ["compile", "--vars", dbt_vars], target_path=target, raise_on_error=False
+        )
         invocation.wait()
         if not invocation.is_successful():
             raise RuntimeError(f"dbt compile failed; see {target}")
@@ -176,9 +201,11 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
     import duckdb
     import pandas as pd
 
-    from ballast.lib import churn, drift, evaluation, feature_repo
-    from ballast.lib.landing import RAW_DDL, Limits, files_by_date, load_file
+    from ballast import profiling
+    from ballast.features import feast_repo
+    from ballast.model import evaluation, training
     from ballast.model.assets import ENTITIES_SQL, LABELS_SQL
+    from ballast.raw.landing import RAW_DDL, Limits, files_by_date, load_file
     from ballast.settings import Settings
 
     settings = Settings(home=home, landing_dir=landing, start_date=START)
@@ -229,12 +256,12 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
     build("features")
     contract("features.customer_daily_features")
     created = dt.datetime.now(dt.UTC)
-    feature_repo.export_features(con, settings.lake_dir, start, end, created)
+    feast_repo.export_features(con, settings.lake_dir, start, end, created)
     # The online store's writes: one row per customer, day and feature, upserted in order.
     rows = con.execute(
-        f"unpivot (select customer_id, feature_timestamp, {', '.join(f'cast({c} as varchar) as {c}' for c in churn.FEATURES)}"
+        f"unpivot (select customer_id, feature_timestamp, {', '.join(f'cast({c} as varchar) as {c}' for c in training.FEATURES)}"
         " from features.customer_daily_features order by feature_date, customer_id)"
-        f" on {', '.join(churn.FEATURES)} into name feature_name value value"
+        f" on {', '.join(training.FEATURES)} into name feature_name value value"
     ).fetchall()
     online = sqlite3.connect(home / "online.db")
     online.execute(
@@ -256,7 +283,7 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
     entities = ENTITIES_SQL.replace("order by snapshot_date, customer_id", "")
     training = con.execute(
         f"""
-        select e.*, {", ".join(f"f.{c}" for c in churn.FEATURES)}
+        select e.*, {", ".join(f"f.{c}" for c in training.FEATURES)}
         from ({entities}) as e
         asof left join features.customer_daily_features as f
             on e.customer_id = f.customer_id and f.feature_timestamp <= e.event_timestamp
@@ -264,31 +291,33 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
         """,
         {"anchor": settings.start_date, "every": settings.snapshot_every_days},
     ).df()
-    trained = churn.train(training, settings.holdout_fraction)
-    _, holdout = churn.time_split(training, settings.holdout_fraction)
-    found = evaluation.evaluate(churn.score(trained.pipeline, holdout), holdout, settings.segment_column, evaluation.Thresholds())
+    trained = training.train(training, settings.holdout_fraction)
+    _, holdout = training.time_split(training, settings.holdout_fraction)
+    found = evaluation.evaluate(
+        training.score(trained.pipeline, holdout), holdout, settings.segment_column, evaluation.Thresholds()
+    )
     evaluation.gates(found, None, evaluation.Thresholds())
     last = con.execute(
         "select * from features.customer_daily_features where feature_date = (select max(feature_date) from features.customer_daily_features)"
     ).df()
     con.execute("create schema if not exists model")
-    scores = pd.DataFrame({"customer_id": last["customer_id"], "churn_score": churn.score(trained.pipeline, last)})
+    scores = pd.DataFrame({"customer_id": last["customer_id"], "churn_score": training.score(trained.pipeline, last)})  # noqa: F841 (read by the SQL below, by name)
     con.execute("create or replace table model.churn_scores as select * from scores")
     lap("model")
 
     # monitoring: a whylogs profile of features and scores per day, and drift against a reference.
-    engine = drift.WhylogsEngine()
+    engine = profiling.WhylogsEngine()
     frame = con.execute("select * from features.customer_daily_features order by feature_date").df()
-    reference = engine.profile(training[list(churn.FEATURES)])
-    numeric = [c for c in churn.FEATURES if c not in churn.CATEGORICAL_FEATURES]
-    categorical = list(churn.CATEGORICAL_FEATURES)
+    reference = engine.profile(training[list(training.FEATURES)])
+    numeric = [c for c in training.FEATURES if c not in training.CATEGORICAL_FEATURES]
+    categorical = list(training.CATEGORICAL_FEATURES)
     profiles = settings.monitoring_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     for day, part in frame.groupby("feature_date", sort=True):
-        blob = engine.profile(part[list(churn.FEATURES)])
+        blob = engine.profile(part[list(training.FEATURES)])
         (profiles / f"features-{day.date()}.bin").write_bytes(blob)
         (profiles / f"scores-{day.date()}.bin").write_bytes(
-            engine.profile(pd.DataFrame({"churn_score": churn.score(trained.pipeline, part)}))
+            engine.profile(pd.DataFrame({"churn_score": training.score(trained.pipeline, part)}))
         )
         engine.compare(blob, reference, numeric, categorical)
     lap("monitoring")
@@ -329,7 +358,11 @@ def spark_features(home: Path, landing: Path, start: dt.date, end: dt.date) -> N
     from ballast.settings import Settings
 
     settings = Settings(
-        home=home, landing_dir=landing, start_date=START, feature_engine="spark", spark_master="local[*]",
+        home=home,
+        landing_dir=landing,
+        start_date=START,
+        feature_engine="spark",
+        spark_master="local[*]",
         spark_conf=(("spark.ui.enabled", "false"), ("spark.driver.memory", "4g")),
     )
     keys = [dg.AssetKey(["clean", "transactions_parquet"]), dg.AssetKey(["features", "customer_daily_features"])]
@@ -360,12 +393,30 @@ def bench_size(work: Path, rows: int, repeats: int, spark: bool) -> dict:
                 measured.update(step_layers(home))
             else:
                 layers_file = home / "floor_layers.json"
-                argv = [PYTHON, __file__, "floor", "--home", str(home), "--landing", str(landing), "--compiled", str(compiled),
-                        "--start", START.isoformat(), "--end", end.isoformat(), "--out", str(layers_file)]
+                argv = [
+                    PYTHON,
+                    __file__,
+                    "floor",
+                    "--home",
+                    str(home),
+                    "--landing",
+                    str(landing),
+                    "--compiled",
+                    str(compiled),
+                    "--start",
+                    START.isoformat(),
+                    "--end",
+                    end.isoformat(),
+                    "--out",
+                    str(layers_file),
+                ]
                 measured = measure(argv, environment(home, landing), log)
                 measured["layers"] = json.loads(layers_file.read_text())
-            print(f"  {rows:>10,} {kind:5} #{repeat}: {measured['wall_s']:.1f} s wall, {measured['cpu_s']:.1f} s CPU, "
-                  f"{measured['peak_mb']:.0f} MB", flush=True)
+            print(
+                f"  {rows:>10,} {kind:5} #{repeat}: {measured['wall_s']:.1f} s wall, {measured['cpu_s']:.1f} s CPU, "
+                f"{measured['peak_mb']:.0f} MB",
+                flush=True,
+            )
             runs[kind].append(measured)
             if not (kind == "graph" and repeat == 0):
                 shutil.rmtree(home, ignore_errors=True)
@@ -394,7 +445,19 @@ def bench_spark(size: Path, landing: Path) -> dict:
     home.mkdir()
     shutil.copy2(source / "warehouse.duckdb", home / "warehouse.duckdb")
     end = START + dt.timedelta(days=DAYS - 1)
-    argv = [PYTHON, __file__, "spark", "--home", str(home), "--landing", str(landing), "--start", START.isoformat(), "--end", end.isoformat()]
+    argv = [
+        PYTHON,
+        __file__,
+        "spark",
+        "--home",
+        str(home),
+        "--landing",
+        str(landing),
+        "--start",
+        START.isoformat(),
+        "--end",
+        end.isoformat(),
+    ]
     measured = measure(argv, environment(home, landing), size / "spark.log")
     steps = step_layers(home)["steps"]
     duckdb_steps = step_layers(source)["steps"]
@@ -409,7 +472,7 @@ def bench_spark(size: Path, landing: Path) -> dict:
 
 def bench_history(work: Path, repeats: int) -> dict:
     """One new day's partitioned assets with 30 and with 365 days of history behind it."""
-    from ballast.lib.landing import discover
+    from ballast.raw.landing import discover
 
     days = 366
     source = work / "history" / "landing"
@@ -428,13 +491,43 @@ def bench_history(work: Path, repeats: int) -> dict:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.link(found.path, target)
         env = environment(home, landing, BALLAST_START_DATE=first.isoformat())
-        backfill = [PYTHON, __file__, "partition", "--home", str(home), "--landing", str(landing), "--start", first.isoformat(),
-                    "--end", (new_day - dt.timedelta(days=1)).isoformat(), "--selection", "backfill", "--start-date", first.isoformat()]
+        backfill = [
+            PYTHON,
+            __file__,
+            "partition",
+            "--home",
+            str(home),
+            "--landing",
+            str(landing),
+            "--start",
+            first.isoformat(),
+            "--end",
+            (new_day - dt.timedelta(days=1)).isoformat(),
+            "--selection",
+            "backfill",
+            "--start-date",
+            first.isoformat(),
+        ]
         measure(backfill, env, home.with_suffix(".backfill.log"))
         runs = []
         for repeat in range(repeats):
-            argv = [PYTHON, __file__, "partition", "--home", str(home), "--landing", str(landing), "--start", new_day.isoformat(),
-                    "--end", new_day.isoformat(), "--selection", "partitioned", "--start-date", first.isoformat()]
+            argv = [
+                PYTHON,
+                __file__,
+                "partition",
+                "--home",
+                str(home),
+                "--landing",
+                str(landing),
+                "--start",
+                new_day.isoformat(),
+                "--end",
+                new_day.isoformat(),
+                "--selection",
+                "partitioned",
+                "--start-date",
+                first.isoformat(),
+            ]
             measured = measure(argv, env, home.with_suffix(f".{repeat}.log"))
             measured.update(step_layers(home))
             runs.append(measured)
@@ -460,8 +553,14 @@ def bench_dev(work: Path) -> dict:
     port = "3917"
     env = environment(home, home / "landing")
     started = time.perf_counter()
-    proc = subprocess.Popen([BALLAST, "dev", "--port", port], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen(
+        [BALLAST, "dev", "--port", port],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
         while time.perf_counter() - started < 180:
             try:
@@ -482,8 +581,19 @@ def bench_dev(work: Path) -> dict:
 
 
 def versions() -> dict:
-    names = ("dagster", "dagster-dbt", "dagster-pyspark", "dbt-core", "dbt-duckdb", "duckdb", "soda-core", "feast",
-             "whylogs", "pyspark", "scikit-learn")
+    names = (
+        "dagster",
+        "dagster-dbt",
+        "dagster-pyspark",
+        "dbt-core",
+        "dbt-duckdb",
+        "duckdb",
+        "soda-core",
+        "feast",
+        "whylogs",
+        "pyspark",
+        "scikit-learn",
+    )
     return {name: metadata.version(name) for name in names}
 
 
@@ -491,7 +601,9 @@ def markdown(report: dict) -> str:
     lines = [
         f"# End-to-end benchmark ({report['date']})",
         "",
-        f"Machine: {report['machine']}. Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
+        f"Machine: {report['machine']}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+        + ".",
         "",
         "| transactions | graph wall (s) | floor wall (s) | graph / floor | graph CPU (s) | floor CPU (s) | graph peak (MB) | floor peak (MB) | repeats |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -502,25 +614,46 @@ def markdown(report: dict) -> str:
             f"| {size['transactions']:,} | {g['wall_s']:.1f} | {f['wall_s']:.1f} | {size['ratio']:.2f} | {g['cpu_s']:.1f} | "
             f"{f['cpu_s']:.1f} | {g['peak_mb']:.0f} | {f['peak_mb']:.0f} | {size['repeats']} |"
         )
-    lines += ["", "Per layer, median seconds (graph: Dagster step time; the rest of the graph's wall time is process start,",
-              "imports, run set-up and the CLI's report):", "",
-              "| transactions | | " + " | ".join(LAYERS) + " | total (graph: the Dagster run) |", "|---:|---|" + "---:|" * (len(LAYERS) + 1)]
+    lines += [
+        "",
+        "Per layer, median seconds (graph: Dagster step time; the rest of the graph's wall time is process start,",
+        "imports, run set-up and the CLI's report):",
+        "",
+        "| transactions | | " + " | ".join(LAYERS) + " | total (graph: the Dagster run) |",
+        "|---:|---|" + "---:|" * (len(LAYERS) + 1),
+    ]
     for size in sorted(report["sizes"], key=lambda s: s["transactions"]):
         for kind in ("graph", "floor"):
             layers = size[kind]["layers_s"]
             total = layers["run"] if kind == "graph" else sum(layers[name] for name in LAYERS)
-            lines.append(f"| {size['transactions']:,} | {kind} | " + " | ".join(f"{layers[name]:.1f}" for name in LAYERS) + f" | {total:.1f} |")
+            lines.append(
+                f"| {size['transactions']:,} | {kind} | "
+                + " | ".join(f"{layers[name]:.1f}" for name in LAYERS)
+                + f" | {total:.1f} |"
+            )
     spark = sorted((s for s in report["sizes"] if "spark" in s), key=lambda s: s["transactions"])
     if spark:
-        lines += ["", "Feature engine (clean export + features steps for Spark; the dbt features step for DuckDB), seconds:", "",
-                  "| transactions | DuckDB (dbt) | Spark (local[*]) |", "|---:|---:|---:|"]
+        lines += [
+            "",
+            "Feature engine (clean export + features steps for Spark; the dbt features step for DuckDB), seconds:",
+            "",
+            "| transactions | DuckDB (dbt) | Spark (local[*]) |",
+            "|---:|---:|---:|",
+        ]
         for size in spark:
-            lines.append(f"| {size['transactions']:,} | {size['spark']['duckdb_feature_s']:.1f} | {size['spark']['spark_feature_s']:.1f} |")
+            lines.append(
+                f"| {size['transactions']:,} | {size['spark']['duckdb_feature_s']:.1f} | {size['spark']['spark_feature_s']:.1f} |"
+            )
     if "history" in report:
         h = report["history"]
-        lines += ["", "One daily partition (partitioned assets), median wall seconds of the process:", "",
-                  "| 30 days of history | 365 days of history | ratio | ratio of Dagster run time |", "|---:|---:|---:|---:|",
-                  f"| {h['30d']['wall_s']:.1f} | {h['365d']['wall_s']:.1f} | {h['ratio']:.2f} | {h['run_ratio']:.2f} |"]
+        lines += [
+            "",
+            "One daily partition (partitioned assets), median wall seconds of the process:",
+            "",
+            "| 30 days of history | 365 days of history | ratio | ratio of Dagster run time |",
+            "|---:|---:|---:|---:|",
+            f"| {h['30d']['wall_s']:.1f} | {h['365d']['wall_s']:.1f} | {h['ratio']:.2f} | {h['run_ratio']:.2f} |",
+        ]
     if "dev" in report:
         lines += ["", f"`make dev` (`ballast dev`) to a UI that answers: {report['dev']['served_s']:.1f} s."]
     lines += ["", "Targets:", "", "| target | measured | met |", "|---|---:|---|"]
@@ -534,18 +667,48 @@ def target_rows(report: dict) -> list[tuple[str, str, bool]]:
     rows = []
     if 10_000_000 in by_size:
         big = by_size[10_000_000]
-        rows.append((f"graph / floor at 1e7 <= {TARGETS['ratio_at_1e7']}", f"{big['ratio']:.2f}", big["ratio"] <= TARGETS["ratio_at_1e7"]))
+        rows.append(
+            (
+                f"graph / floor at 1e7 <= {TARGETS['ratio_at_1e7']}",
+                f"{big['ratio']:.2f}",
+                big["ratio"] <= TARGETS["ratio_at_1e7"],
+            )
+        )
         peak = big["graph"]["peak_mb"] / 1024
-        rows.append((f"graph peak memory at 1e7 <= {TARGETS['peak_gb_at_1e7']} GB", f"{peak:.2f} GB", peak <= TARGETS["peak_gb_at_1e7"]))
+        rows.append(
+            (
+                f"graph peak memory at 1e7 <= {TARGETS['peak_gb_at_1e7']} GB",
+                f"{peak:.2f} GB",
+                peak <= TARGETS["peak_gb_at_1e7"],
+            )
+        )
     if 100_000 in by_size:
         wall = by_size[100_000]["graph"]["wall_s"]
-        rows.append((f"graph at 1e5 <= {TARGETS['graph_seconds_at_1e5']:.0f} s", f"{wall:.1f} s", wall <= TARGETS["graph_seconds_at_1e5"]))
+        rows.append(
+            (
+                f"graph at 1e5 <= {TARGETS['graph_seconds_at_1e5']:.0f} s",
+                f"{wall:.1f} s",
+                wall <= TARGETS["graph_seconds_at_1e5"],
+            )
+        )
     if "history" in report:
         ratio = report["history"]["ratio"]
-        rows.append((f"one partition, 365 / 30 days of history <= {TARGETS['history_ratio']}", f"{ratio:.2f}", ratio <= TARGETS["history_ratio"]))
+        rows.append(
+            (
+                f"one partition, 365 / 30 days of history <= {TARGETS['history_ratio']}",
+                f"{ratio:.2f}",
+                ratio <= TARGETS["history_ratio"],
+            )
+        )
     if "dev" in report:
         served = report["dev"]["served_s"]
-        rows.append((f"make dev to a served UI <= {TARGETS['dev_seconds']:.0f} s", f"{served:.1f} s", served <= TARGETS["dev_seconds"]))
+        rows.append(
+            (
+                f"make dev to a served UI <= {TARGETS['dev_seconds']:.0f} s",
+                f"{served:.1f} s",
+                served <= TARGETS["dev_seconds"],
+            )
+        )
     return rows
 
 

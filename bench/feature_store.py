@@ -30,8 +30,8 @@ import feast
 import yaml
 from feast import FeatureStore, RepoConfig
 
-from ballast.lib import feature_repo
-from ballast.lib import feature_store as fs
+from ballast.features import feast_repo
+from ballast.features import feast_store as fs
 
 DAY = dt.date(2025, 1, 1)
 RESULTS = Path(__file__).parent / "results" / "feature_store.json"
@@ -45,7 +45,7 @@ TARGETS = {
 
 def write_features(lake_dir: Path, customers: int) -> None:
     """One day of features for `customers` customers, with the export's columns and types."""
-    folder = feature_repo.feature_dir(lake_dir) / f"feature_date={DAY}"
+    folder = feast_repo.feature_dir(lake_dir) / f"feature_date={DAY}"
     folder.mkdir(parents=True)
     con = duckdb.connect()
     try:
@@ -81,15 +81,15 @@ def open_store(home: Path, online_type: str | None) -> FeatureStore:
     """The repo's store on `home`; `online_type` swaps the online store class (e.g. Feast's stock `sqlite`)."""
     if online_type is None:
         return fs.open_store(home)
-    raw = yaml.safe_load(feature_repo.store_text(home))
+    raw = yaml.safe_load(feast_repo.store_text(home))
     raw["online_store"]["type"] = online_type
     config = RepoConfig(**raw)
-    config.repo_path = feature_repo.FEATURE_REPO_DIR
-    return FeatureStore(repo_path=str(feature_repo.FEATURE_REPO_DIR), config=config)
+    config.repo_path = feast_repo.FEATURE_REPO_DIR
+    return FeatureStore(repo_path=str(feast_repo.FEATURE_REPO_DIR), config=config)
 
 
 def reset_online(home: Path) -> None:
-    for path in (feature_repo.online_store_path(home), feature_repo.registry_path(home)):
+    for path in (feast_repo.online_store_path(home), feast_repo.registry_path(home)):
         path.unlink(missing_ok=True)
 
 
@@ -107,9 +107,9 @@ def time_materialize(home: Path, online_type: str | None, repeats: int) -> list[
 
 def time_floor(home: Path, repeats: int) -> list[float]:
     """A plain executemany of exactly the rows the online store holds, into an empty table of the same layout."""
-    source = sqlite3.connect(feature_repo.online_store_path(home))
+    source = sqlite3.connect(feast_repo.online_store_path(home))
     rows = source.execute(
-        f'select entity_key, feature_name, value, event_ts, created_ts from "{feature_repo.ONLINE_TABLE}"'
+        f'select entity_key, feature_name, value, event_ts, created_ts from "{feast_repo.ONLINE_TABLE}"'
     ).fetchall()
     source.close()
     seconds = []
@@ -131,7 +131,7 @@ def time_floor(home: Path, repeats: int) -> list[float]:
 
 
 def time_lookups(store: FeatureStore, customers: int, batch: int, calls: int, seed: int) -> list[float]:
-    service = store.get_feature_service(feature_repo.FEATURE_SERVICE)
+    service = store.get_feature_service(feast_repo.FEATURE_SERVICE)
     pick = random.Random(seed)
     ids = [f"C{i:07d}" for i in range(customers)]
     for _ in range(20):  # warm caches and the registry

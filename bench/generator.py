@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.cli.generator import GenerateSpec, generate
 
 TARGET_SECONDS = 60.0
 

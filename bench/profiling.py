@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import whylogs
 
-from ballast.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_FAULT_RATE, DEMO_SEED
-from ballast.lib.churn import CATEGORICAL_FEATURES, FEATURES
-from ballast.lib.drift import WhylogsEngine
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.cli.generator import GenerateSpec, generate
+from ballast.cli.main import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_FAULT_RATE, DEMO_SEED
+from ballast.model.training import CATEGORICAL_FEATURES, FEATURES
+from ballast.profiling import WhylogsEngine
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 
@@ -44,27 +44,49 @@ def throughput() -> dict:
         runs.append(time.process_time() - started)
     seconds = float(np.median(runs))
     values = ROWS * len(numeric)
-    return {"rows": ROWS, "columns": len(numeric), "cpu_seconds": seconds, "values_per_second_per_core": values / seconds}
+    return {
+        "rows": ROWS,
+        "columns": len(numeric),
+        "cpu_seconds": seconds,
+        "values_per_second_per_core": values / seconds,
+    }
 
 
 def demo_share() -> dict:
     with tempfile.TemporaryDirectory(prefix="ballast_bench_profiling_") as tmp:
         settings = Settings(home=Path(tmp), landing_dir=Path(tmp) / "landing")
         settings.ensure_dirs()
-        generate(GenerateSpec(out=settings.landing_dir, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, start=START,
-                              seed=DEMO_SEED, faults=DEMO_FAULT_RATE))
+        generate(
+            GenerateSpec(
+                out=settings.landing_dir,
+                customers=DEMO_CUSTOMERS,
+                days=DEMO_DAYS,
+                start=START,
+                seed=DEMO_SEED,
+                faults=DEMO_FAULT_RATE,
+            )
+        )
         dagster_instance = instance(settings)
         try:
-            result = refresh(settings, START, START + dt.timedelta(days=DEMO_DAYS - 1),
-                             dagster_instance=dagster_instance, log_level="WARNING")
+            result = refresh(
+                settings,
+                START,
+                START + dt.timedelta(days=DEMO_DAYS - 1),
+                dagster_instance=dagster_instance,
+                log_level="WARNING",
+            )
             stats = {s.step_key: s.end_time - s.start_time for s in dagster_instance.get_run_step_stats(result.run_id)}
             record = dagster_instance.get_run_record_by_id(result.run_id)
             wall = record.end_time - record.start_time
         finally:
             dagster_instance.dispose()
     profiling = sum(v for k, v in stats.items() if k in ("monitoring__feature_profiles", "monitoring__score_profiles"))
-    return {"run_seconds": wall, "profiling_seconds": profiling, "share": profiling / wall,
-            "steps": {k: round(v, 2) for k, v in sorted(stats.items())}}
+    return {
+        "run_seconds": wall,
+        "profiling_seconds": profiling,
+        "share": profiling / wall,
+        "steps": {k: round(v, 2) for k, v in sorted(stats.items())},
+    }
 
 
 def main() -> None:

@@ -15,14 +15,16 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.data_format import ParquetFormat
 from feast.types import Float64, Int32, String
 
-from ballast.lib.churn import FEATURES as CHURN_MODEL_FEATURES
+from ballast.features.feast_repo import FEATURES as CHURN_MODEL_FEATURES
 
 # The lake lives under BALLAST_HOME, like every path in feature_store.yaml. The Feast CLI
 # takes it from the environment; Ballast's assets run this file with their own home
 # (runpy's init_globals), so a test's temporary home never touches the environment.
 if "BALLAST_HOME" not in globals():
     if not os.environ.get("BALLAST_HOME"):
-        raise RuntimeError("BALLAST_HOME is not set; export it (e.g. BALLAST_HOME=$PWD/../.ballast) before running feast here")
+        raise RuntimeError(
+            "BALLAST_HOME is not set; export it (e.g. BALLAST_HOME=$PWD/../.ballast) before running feast here"
+        )
     BALLAST_HOME = os.environ["BALLAST_HOME"]
 
 # A customer of the platform, keyed like every table in the warehouse.
@@ -64,7 +66,9 @@ customer_daily_features = FeatureView(
         Field(name="days_since_last_txn", dtype=Int32, description="Days since the last transaction."),
         Field(name="tenure_days", dtype=Int32, description="Days since the first transaction."),
         Field(name="distinct_merchants_30d", dtype=Int32, description="Distinct merchants in the last 30 days."),
-        Field(name="web_share_30d", dtype=Float64, description="Share of the last 30 days' transactions made on the web."),
+        Field(
+            name="web_share_30d", dtype=Float64, description="Share of the last 30 days' transactions made on the web."
+        ),
         Field(name="home_country", dtype=String, description="Most frequent country over 90 days."),
     ],
     source=customer_daily_features_source,
@@ -74,8 +78,9 @@ customer_daily_features = FeatureView(
 )
 
 # What model/churn_model trains on and what online scoring must look up: versioned, so
-# a model can be traced to the exact feature list it saw. The list is the model code's
-# own (ballast.lib.churn.FEATURES), so the service and the model cannot drift apart.
+# a model can be traced to the exact feature list it saw. The list is
+# ballast.features.feast_repo.FEATURES, which the model trains on, so the service and the
+# model cannot drift apart.
 churn_v1 = FeatureService(
     name="churn_v1",
     features=[customer_daily_features[list(CHURN_MODEL_FEATURES)]],

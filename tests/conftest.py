@@ -12,8 +12,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ballast.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.cli.generator import GenerateSpec, generate
+from ballast.cli.main import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_SEED
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 
@@ -60,7 +60,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
     settings = make_settings(tmp_path_factory.mktemp("ballast_home"), max_quarantine_share=SESSION_MAX_QUARANTINE_SHARE)
     settings.ensure_dirs()
     spec = GenerateSpec(
-        out=settings.landing_dir, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, start=START, seed=DEMO_SEED, faults=FAULT_RATE
+        out=settings.landing_dir,
+        customers=DEMO_CUSTOMERS,
+        days=DEMO_DAYS,
+        start=START,
+        seed=DEMO_SEED,
+        faults=FAULT_RATE,
     )
     generate(spec)
     end = START + dt.timedelta(days=DEMO_DAYS - 1)

@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ballast.contracts import contract_checks
 from ballast.definitions import REFRESH_JOB, build_defs
-from ballast.lib.contracts import contract_checks
 from ballast.settings import CONTRACTS_DIR, FEAST_POOL, REPO_ROOT, WAREHOUSE_POOL
 from tests.conftest import make_settings
 
@@ -25,7 +25,8 @@ EXPECTED = {
     "features/online_store": ("features", {"features/customer_daily_features_parquet", "features/feature_registry"}),
     "model/churn_labels": ("model", {"features/customer_daily_features", "clean/transactions"}),
     "model/training_set": (
-        "model", {"model/churn_labels", "features/customer_daily_features_parquet", "features/feature_registry"}
+        "model",
+        {"model/churn_labels", "features/customer_daily_features_parquet", "features/feature_registry"},
     ),
     "model/churn_model": ("model", {"model/training_set"}),
     "model/churn_evaluation": ("model", {"model/churn_model"}),
@@ -111,7 +112,11 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
     dagster = Path(sys.executable).parent / "dagster"
     proc = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful for code location ballast" in proc.stdout + proc.stderr

@@ -1,6 +1,5 @@
 """The production configurations in deploy/ load and switch what they say, without any server."""
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -32,7 +31,9 @@ def test_the_production_instance_is_valid_dagster_config_on_postgres_with_docker
 
 def test_a_mistake_in_the_production_instance_is_refused(tmp_path: Path) -> None:
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
-    config["storage"]["postgres"]["postgres_db"]["hostnme"] = config["storage"]["postgres"]["postgres_db"].pop("hostname")
+    config["storage"]["postgres"]["postgres_db"]["hostnme"] = config["storage"]["postgres"]["postgres_db"].pop(
+        "hostname"
+    )
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(DagsterInvalidConfigError, match="hostnme"):
         dagster_instance_config(str(tmp_path))
@@ -47,7 +48,7 @@ def production(tmp_path: Path) -> tuple[dict, dg.Definitions]:
 
 
 def test_production_settings_put_features_on_a_spark_cluster(production) -> None:
-    env, defs = production
+    _env, defs = production
     spark = defs.resources["pyspark"]
     assert type(spark).__name__ == "PySparkResource"
     assert spark.spark_config["spark.master"] == "spark://spark-master:7077"

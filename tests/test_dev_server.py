@@ -37,7 +37,10 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
     env = {**os.environ, "BALLAST_HOME": str(tmp_path)}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "ballast"), "dev", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         nodes = None

@@ -9,12 +9,14 @@ from ballast.settings import Settings, SettingsError
 
 
 def test_spark_properties_come_from_the_environment_over_ballasts_defaults(tmp_path: Path) -> None:
-    settings = Settings.from_env({
-        "BALLAST_HOME": str(tmp_path),
-        "BALLAST_FEATURE_ENGINE": "Spark",
-        "BALLAST_SPARK_MASTER": "spark://spark-master:7077",
-        "BALLAST_SPARK_CONF": '{"spark.executor.memory": "8g", "spark.sql.session.timeZone": "UTC"}',
-    })
+    settings = Settings.from_env(
+        {
+            "BALLAST_HOME": str(tmp_path),
+            "BALLAST_FEATURE_ENGINE": "Spark",
+            "BALLAST_SPARK_MASTER": "spark://spark-master:7077",
+            "BALLAST_SPARK_CONF": '{"spark.executor.memory": "8g", "spark.sql.session.timeZone": "UTC"}',
+        }
+    )
     assert settings.feature_engine == "spark"
     assert settings.spark_config["spark.master"] == "spark://spark-master:7077"
     assert settings.spark_config["spark.executor.memory"] == "8g"
@@ -23,7 +25,11 @@ def test_spark_properties_come_from_the_environment_over_ballasts_defaults(tmp_p
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("executor.memory=8g", "is not JSON"), ('["spark.a"]', "JSON object"), ('{"executor.memory": "8g"}', '"spark.\\*"')],
+    [
+        ("executor.memory=8g", "is not JSON"),
+        ('["spark.a"]', "JSON object"),
+        ('{"executor.memory": "8g"}', '"spark.\\*"'),
+    ],
 )
 def test_a_bad_spark_conf_is_refused_by_name(tmp_path: Path, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=f"BALLAST_SPARK_CONF.*{message}"):

@@ -1,16 +1,21 @@
 """The Ballast code location: every layer's definitions merged, plus cross-layer policy."""
 
+from typing import Any
 
 import dagster as dg
+from dagster_dbt import DbtProject
 
 from ballast.clean import assets as clean_assets
+from ballast.common.partitions import daily_partitions
 from ballast.features import assets as features_assets
+from ballast.features.assets import FeatureStoreResource
 from ballast.model import assets as model_assets
 from ballast.monitoring import assets as monitoring_assets
 from ballast.monitoring import sensors as monitoring_sensors
+from ballast.monitoring.recovery import dead_run_sensor
+from ballast.monitoring.sensors import AlertSinks
 from ballast.raw import assets as raw_assets
-from ballast.resources import build_resources, dbt_project, ensure_dbt_manifest
-from ballast.run_guard import dead_run_sensor
+from ballast.resources import WarehouseResource, dbt_cli, dbt_project, ensure_dbt_manifest
 from ballast.settings import Settings
 
 REFRESH_JOB = "refresh_platform_job"
@@ -33,12 +38,6 @@ def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     if spec.group_name == "raw" or spec.automation_condition is not None:
         return spec
     return spec.replace_attributes(automation_condition=DOWNSTREAM_AUTOMATION)
-
-
-def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
-    # end_offset=1: today's partition exists, so a file dated today loads now (a later
-    # delivery of the day refreshes it); a file dated after today is rejected.
-    return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), end_offset=1)
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
@@ -78,3 +77,23 @@ def build_defs(settings: Settings) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     return build_defs(Settings.from_env())
+
+
+def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
+    resources = {
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit),
+        "dbt": dbt_cli(project, settings),
+        "feature_store": FeatureStoreResource(home=str(settings.home)),
+        "alert_sinks": AlertSinks(
+            alert_log=str(settings.monitoring_dir / "alerts" / "alerts.jsonl"),
+            webhook_url=dg.EnvVar("BALLAST_ALERT_WEBHOOK_URL") if "webhook" in settings.alert_sinks else None,
+            slack_webhook_url=dg.EnvVar("BALLAST_SLACK_WEBHOOK_URL") if "slack" in settings.alert_sinks else None,
+        ),
+    }
+    if settings.feature_engine == "spark":
+        # Imported here: PySpark is only a cost for those who choose the Spark engine. The
+        # session starts in the one step that uses it (or joins the process's session).
+        from dagster_pyspark import PySparkResource
+
+        resources["pyspark"] = PySparkResource(spark_config=settings.spark_config)
+    return resources

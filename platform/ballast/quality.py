@@ -3,26 +3,11 @@
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
-from ballast.lib import contracts
+from ballast import contracts
+from ballast.common.partitions import run_window
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
-
-WHOLE_TABLE = ("0001-01-01", "9999-12-31")
-
-
-def run_window(tags: dict[str, str]) -> tuple[str, str]:
-    """The partition window of a run from its tags; the whole table for an unpartitioned run."""
-    if ASSET_PARTITION_RANGE_START_TAG in tags:
-        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
-    if PARTITION_NAME_TAG in tags:
-        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
-    return WHOLE_TABLE
 
 
 def _metadata(outcome: contracts.CheckOutcome, window: tuple[str, str]) -> dict:

@@ -1,9 +1,9 @@
-"""Resources built from settings: the DuckDB warehouse and the dbt project and CLI."""
+"""Resources every layer uses, built from settings: the DuckDB warehouse and the dbt project and CLI."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,6 @@ import duckdb
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
 
-from ballast.lib.alerts import JsonlSink, SlackSink, WebhookSink
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
@@ -40,39 +39,6 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
-
-
-class FeatureStoreResource(dg.ConfigurableResource):
-    """The Feast repo in feature_repo/, opened with this Ballast home's paths."""
-
-    home: str
-
-    def open(self):
-        """A Feast FeatureStore (imported here: Feast takes seconds to import)."""
-        from ballast.lib import feature_store
-
-        return feature_store.open_store(Path(self.home))
-
-    def definitions(self) -> list:
-        from ballast.lib import feature_store
-
-        return feature_store.definitions(Path(self.home))
-
-
-class AlertSinks(dg.ConfigurableResource):
-    """Where check-failure alerts go. Webhook addresses are secrets: set them with dagster.EnvVar."""
-
-    alert_log: str
-    webhook_url: str | None = None
-    slack_webhook_url: str | None = None
-
-    def sinks(self) -> list:
-        found = [JsonlSink(Path(self.alert_log))]
-        if self.webhook_url:
-            found.append(WebhookSink(self.webhook_url))
-        if self.slack_webhook_url:
-            found.append(SlackSink(self.slack_webhook_url))
-        return found
 
 
 def write_dbt_profile(settings: Settings) -> Path:
@@ -116,7 +82,9 @@ def ensure_dbt_manifest(project: DbtProject, settings: Settings) -> None:
     manifest = project.manifest_path
     if manifest.exists():
         built = manifest.stat().st_mtime
-        sources = (p for p in project.project_dir.rglob("*") if p.suffix in (".sql", ".yml") and "target" not in p.parts)
+        sources = (
+            p for p in project.project_dir.rglob("*") if p.suffix in (".sql", ".yml") and "target" not in p.parts
+        )
         if all(p.stat().st_mtime <= built for p in sources):
             return
     dbt_cli(project, settings).cli(["parse", "--quiet"], target_path=project.target_path).wait()
@@ -133,23 +101,3 @@ class LayerTranslator(DagsterDbtTranslator):
 
 def dbt_translator() -> LayerTranslator:
     return LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
-
-
-def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
-    resources = {
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit),
-        "dbt": dbt_cli(project, settings),
-        "feature_store": FeatureStoreResource(home=str(settings.home)),
-        "alert_sinks": AlertSinks(
-            alert_log=str(settings.monitoring_dir / "alerts" / "alerts.jsonl"),
-            webhook_url=dg.EnvVar("BALLAST_ALERT_WEBHOOK_URL") if "webhook" in settings.alert_sinks else None,
-            slack_webhook_url=dg.EnvVar("BALLAST_SLACK_WEBHOOK_URL") if "slack" in settings.alert_sinks else None,
-        ),
-    }
-    if settings.feature_engine == "spark":
-        # Imported here: PySpark is only a cost for those who choose the Spark engine. The
-        # session starts in the one step that uses it (or joins the process's session).
-        from dagster_pyspark import PySparkResource
-
-        resources["pyspark"] = PySparkResource(spark_config=settings.spark_config)
-    return resources

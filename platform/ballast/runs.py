@@ -1,16 +1,21 @@
-"""Running the platform outside the UI: the Dagster instance under BALLAST_HOME and refresh runs."""
+"""Running the platform outside the UI: the Dagster instance under BALLAST_HOME, one CLI run at a time, refresh runs."""
 
 import datetime as dt
+import fcntl
+import json
 import os
+import socket
+import time
+from pathlib import Path
 
 import dagster as dg
 import yaml
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from ballast import run_guard
+from ballast.common.atomic import write_atomic
+from ballast.common.partitions import range_tags
+from ballast.contracts import write_data_source
 from ballast.definitions import REFRESH_JOB, build_defs
-from ballast.lib.atomic import write_atomic
-from ballast.lib.contracts import write_data_source
+from ballast.monitoring import recovery
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 # A backfill run plans one event per asset, not one per asset and partition: with SQLite
@@ -24,7 +29,7 @@ PLANNED_EVENTS_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 # launched from the UI queue one at a time (a `ballast run` counts as one in progress).
 # Run monitoring (the `dagster dev` daemon) fails runs stuck starting or cancelling and
 # frees the pool slots of ended runs; the default run launcher cannot check a run
-# worker's health, so a run whose process died is found by run_guard.recover, which
+# worker's health, so a run whose process died is found by recovery.recover, which
 # `ballast run` and `ballast dev` call first.
 DAGSTER_YAML = {
     "telemetry": {"enabled": False},
@@ -76,14 +81,13 @@ def refresh(
     if selection is not None:
         asset_keys = list(selection.resolve(defs.resolve_asset_graph()))
     tags = {
-        ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
-        ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
-        **run_guard.run_tags(),
+        **range_tags(start, end),
+        **recovery.run_tags(),
     }
     owned = dagster_instance is None
     dagster_instance = dagster_instance or instance(settings)
     try:
-        with run_guard.marked_children(settings.home):
+        with recovery.marked_children(settings.home):
             return job.execute_in_process(
                 run_config={
                     "loggers": {"console": {"config": {"log_level": log_level}}},
@@ -97,3 +101,88 @@ def refresh(
     finally:
         if owned:
             dagster_instance.dispose()
+
+
+LOCK_FILE = "run.lock"
+
+
+class HomeLock:
+    """An exclusive lock on a Ballast home for one CLI run, released by the OS when the process ends however it ends."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / LOCK_FILE
+        self._file = None
+
+    def acquire(self, notify: recovery.Notify) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            notify(f"waiting for {self._holder()} on {self.path.parent} to finish")
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        self._file.flush()
+
+    def _holder(self) -> str:
+        self._file.seek(0)
+        try:
+            return f"ballast run (pid {json.loads(self._file.read())['pid']})"
+        except (ValueError, KeyError, TypeError):
+            return "another ballast run"
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+_held: dict[Path, HomeLock] = {}
+
+
+def prepare_run(settings: Settings, notify: recovery.Notify = recovery.say) -> None:
+    """Before a CLI run: take the home (waiting for another CLI run, and saying so), recover dead runs, wait for live ones.
+
+    The home stays locked until this process exits.
+    """
+    if settings.home not in _held:
+        lock = HomeLock(settings.home)
+        lock.acquire(notify)
+        _held[settings.home] = lock
+    dagster_instance = instance(settings)
+    waiting = False
+    try:
+        while True:
+            found = recovery.recover(settings, dagster_instance)
+            line = found.line()
+            if line:
+                notify(line)
+            if not found.live_runs:
+                return
+            # A run launched from the UI: wait for it (and recover it if its process dies meanwhile).
+            if not waiting:
+                notify(f"waiting for {', '.join(found.live_runs)} on this home to finish")
+                waiting = True
+            time.sleep(recovery.WAIT_POLL_SECONDS)
+    finally:
+        dagster_instance.dispose()
+
+
+def prepare_dev(settings: Settings, notify: recovery.Notify = recovery.say) -> dict[str, str]:
+    """Before `dagster dev`: recover dead runs; returns the environment that marks its processes as this one's."""
+    dagster_instance = instance(settings)
+    try:
+        line = recovery.recover(settings, dagster_instance).line()
+        if line:
+            notify(line)
+    finally:
+        dagster_instance.dispose()
+    owner = recovery.Owner.current()
+    write_atomic(
+        settings.home / recovery.DEV_OWNER_FILE,
+        json.dumps({"pid": owner.pid, "host": owner.host, "started": owner.started}),
+    )
+    return owner.env(settings.home)

@@ -65,9 +65,13 @@ def _parse_spark_conf(value: str) -> tuple[tuple[str, str], ...]:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise SettingsError(f"BALLAST_SPARK_CONF is not JSON ({exc.msg}); expected an object of Spark properties") from None
+        raise SettingsError(
+            f"BALLAST_SPARK_CONF is not JSON ({exc.msg}); expected an object of Spark properties"
+        ) from None
     if not isinstance(parsed, dict) or not all(str(k).startswith("spark.") for k in parsed):
-        raise SettingsError('BALLAST_SPARK_CONF must be a JSON object of "spark.*" properties, e.g. {"spark.executor.memory": "4g"}')
+        raise SettingsError(
+            'BALLAST_SPARK_CONF must be a JSON object of "spark.*" properties, e.g. {"spark.executor.memory": "4g"}'
+        )
     return tuple((str(k), str(v)) for k, v in parsed.items())
 
 
@@ -158,7 +162,9 @@ def _check_paths(s: Settings) -> None:
     """Refuse a home, landing folder or contracts folder that cannot work, naming the variable and the path."""
     problem = folder_problem(s.home)
     if problem:
-        raise SettingsError(f"BALLAST_HOME={s.home} {problem}; set BALLAST_HOME to a folder Ballast may create and write")
+        raise SettingsError(
+            f"BALLAST_HOME={s.home} {problem}; set BALLAST_HOME to a folder Ballast may create and write"
+        )
     problem = folder_problem(s.landing_dir)
     if problem:
         raise SettingsError(
@@ -230,7 +236,9 @@ class Settings:
             raise SettingsError(f"BALLAST_HOLDOUT_FRACTION={self.holdout_fraction} must be between 0 and 1")
         unknown = set(self.alert_sinks) - set(ALERT_SINKS)
         if unknown:
-            raise SettingsError(f"BALLAST_ALERT_SINKS has {', '.join(sorted(unknown))}; choose from {', '.join(ALERT_SINKS)}")
+            raise SettingsError(
+                f"BALLAST_ALERT_SINKS has {', '.join(sorted(unknown))}; choose from {', '.join(ALERT_SINKS)}"
+            )
         for name, value in (
             ("BALLAST_MIN_AUC", self.min_auc),
             ("BALLAST_CHAMPION_RATIO", self.champion_ratio),
@@ -259,9 +267,7 @@ class Settings:
         if "BALLAST_START_DATE" in env:
             kwargs["start_date"] = _parse_date("BALLAST_START_DATE", env["BALLAST_START_DATE"])
         if "BALLAST_CURRENCIES" in env:
-            kwargs["currencies"] = tuple(
-                c.strip().upper() for c in env["BALLAST_CURRENCIES"].split(",") if c.strip()
-            )
+            kwargs["currencies"] = tuple(c.strip().upper() for c in env["BALLAST_CURRENCIES"].split(",") if c.strip())
         if "BALLAST_FEATURE_ENGINE" in env:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
         if "BALLAST_DUCKDB_MEMORY_LIMIT" in env:

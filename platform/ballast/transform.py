@@ -1,6 +1,5 @@
 """dbt models of one layer as partitioned Dagster assets, built in one dbt run per backfill."""
 
-
 import datetime as dt
 import json
 from pathlib import Path
@@ -9,14 +8,9 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
+from ballast.common.partitions import partition_dates
 from ballast.resources import WarehouseResource, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
-
-
-def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    """First and last day (both inclusive) of the partitions this run materializes."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
 def dbt_layer_assets(

@@ -57,10 +57,12 @@ def test_clean_rows_are_typed_valid_and_unique(platform: Platform) -> None:
         """
     )
     assert rows == ids and bad == 0
-    types = dict(platform.query(
-        "select column_name, data_type from information_schema.columns"
-        " where table_schema = 'clean' and table_name = 'transactions'"
-    ))
+    types = dict(
+        platform.query(
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'clean' and table_name = 'transactions'"
+        )
+    )
     assert types["amount"] == "DECIMAL(18,2)" and types["event_timestamp"] == "TIMESTAMP"
 
 

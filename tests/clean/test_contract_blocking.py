@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.cli.generator import GenerateSpec, generate
 from ballast.definitions import build_defs
 from ballast.runs import instance, refresh
 from ballast.settings import CONTRACTS_DIR, Settings
@@ -67,11 +67,14 @@ def test_failed_contract_check_reports_its_metrics(strict_run: StrictRun) -> Non
 
 
 def test_features_are_not_built_on_data_that_broke_the_contract(strict_run: StrictRun) -> None:
-    materialized = {e.asset_key for e in strict_run.result.get_asset_materialization_events() for e in [e.materialization]}
+    materialized = {
+        e.asset_key for e in strict_run.result.get_asset_materialization_events() for e in [e.materialization]
+    }
     assert CLEAN in materialized
     assert FEATURES not in materialized
     skipped_or_failed = {
-        e.step_key for e in strict_run.result.all_events
+        e.step_key
+        for e in strict_run.result.all_events
         if e.event_type in (dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.STEP_FAILURE)
     }
     started = {e.step_key for e in strict_run.result.all_events if e.event_type == dg.DagsterEventType.STEP_START}

@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS, QUARANTINE_SHARE_CHECK
-from ballast.cli import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_FAULT_RATE, DEMO_SEED
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.cli.generator import GenerateSpec, generate
+from ballast.cli.main import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_FAULT_RATE, DEMO_SEED
 from ballast.runs import refresh
 from ballast.settings import Settings, SettingsError
 from tests.conftest import START, make_settings, query
@@ -35,9 +35,16 @@ def thin_run(tmp_path_factory: pytest.TempPathFactory) -> ThinRun:
     settings = make_settings(tmp_path_factory.mktemp("thin_home"))
     assert settings.max_quarantine_share == 0.05
     settings.ensure_dirs()
-    generate(GenerateSpec(
-        out=settings.landing_dir, customers=DEMO_CUSTOMERS, days=DEMO_DAYS, start=START, seed=DEMO_SEED, faults=DEMO_FAULT_RATE
-    ))
+    generate(
+        GenerateSpec(
+            out=settings.landing_dir,
+            customers=DEMO_CUSTOMERS,
+            days=DEMO_DAYS,
+            start=START,
+            seed=DEMO_SEED,
+            faults=DEMO_FAULT_RATE,
+        )
+    )
     header = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
     rows = [f"R{i:04d},C{i:07d},M00001,{i + 1}.125,USD,{BROKEN_DAY}T12:00:00Z,web,US" for i in range(BROKEN_ROWS)]
     (settings.landing_dir / f"transactions_{BROKEN_DAY}_resend.csv").write_text("\n".join([header, *rows]) + "\n")
@@ -67,7 +74,12 @@ def test_the_thin_day_fails_the_blocking_check_and_is_named(thin_run: ThinRun) -
     assert check.metadata["days_over_limit"].value == 1
     assert check.metadata["days_checked"].value == DEMO_DAYS
     table = check.metadata["days"].value.splitlines()
-    assert [c.strip() for c in table[0].strip("|").split("|")] == ["event_date", "raw_rows", "quarantined_rows", "share"]
+    assert [c.strip() for c in table[0].strip("|").split("|")] == [
+        "event_date",
+        "raw_rows",
+        "quarantined_rows",
+        "share",
+    ]
     assert [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]] == [
         [str(BROKEN_DAY), str(raw), str(quarantined), f"{100 * quarantined / raw:.1f} %"]
     ]
@@ -79,7 +91,9 @@ def test_features_are_not_built_from_a_thin_day(thin_run: ThinRun) -> None:
     assert CLEAN_TRANSACTIONS in materialized and FEATURES not in materialized
     started = {e.step_key for e in thin_run.result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
     assert "features_dbt_models" not in started
-    assert query(thin_run.settings, "select count(*) from information_schema.tables where table_schema = 'features'") == [(0,)]
+    assert query(
+        thin_run.settings, "select count(*) from information_schema.tables where table_schema = 'features'"
+    ) == [(0,)]
 
 
 def test_the_worst_days_are_listed_worst_first(thin_run: ThinRun) -> None:

@@ -60,7 +60,9 @@ class Case:
     parquet: bool = False
 
 
-def clean(amount: str = "10.00", ts: str = "{d}T10:00:00Z", stored_amount: str = "10.00", utc: str = "{d} 10:00:00", **kw) -> Case:
+def clean(
+    amount: str = "10.00", ts: str = "{d}T10:00:00Z", stored_amount: str = "10.00", utc: str = "{d} 10:00:00", **kw
+) -> Case:
     return Case(amount=amount, ts=ts, stored_amount=stored_amount, utc=utc, **kw)
 
 
@@ -141,11 +143,16 @@ def _land(landing: Path) -> None:
         rows = [(f"{name}-0", case.amount, _fill(case.ts, d))]
         rows += [(f"{name}-0", amount, _fill(ts, d)) for amount, ts in case.extra_rows]
         if case.parquet:
-            table = pa.table({
-                "transaction_id": [r[0] for r in rows], "customer_id": ["C1"] * len(rows), "merchant_id": ["M1"] * len(rows),
-                "amount": pa.array([r[1] for r in rows], pa.float64()), "currency": ["USD"] * len(rows),
-                "event_timestamp": [r[2] for r in rows],
-            })
+            table = pa.table(
+                {
+                    "transaction_id": [r[0] for r in rows],
+                    "customer_id": ["C1"] * len(rows),
+                    "merchant_id": ["M1"] * len(rows),
+                    "amount": pa.array([r[1] for r in rows], pa.float64()),
+                    "currency": ["USD"] * len(rows),
+                    "event_timestamp": [r[2] for r in rows],
+                }
+            )
             pq.write_table(table, landing / f"transactions_{d}.parquet")
         else:
             lines = [HEADER, *(f"{tid},C1,M1,{amount},USD,{ts},web,US" for tid, amount, ts in rows)]
@@ -156,9 +163,20 @@ def _run(settings: Settings, tz: str, expected_utc_offset: str) -> float:
     """Raw and clean for every case's day, in a child process with machine time zone `tz`; the seconds it took."""
     began = time.monotonic()
     subprocess.run(
-        [sys.executable, "-c", RUNNER, str(settings.home), FIRST_DAY.isoformat(), LAST_DAY.isoformat(),
-         str(BATTERY_MAX_QUARANTINE_SHARE), expected_utc_offset],
-        cwd=REPO_ROOT, env={**os.environ, "TZ": tz}, check=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            str(settings.home),
+            FIRST_DAY.isoformat(),
+            LAST_DAY.isoformat(),
+            str(BATTERY_MAX_QUARANTINE_SHARE),
+            expected_utc_offset,
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "TZ": tz},
+        check=True,
+        timeout=600,
     )
     return time.monotonic() - began
 
@@ -176,7 +194,9 @@ class Battery:
 def battery(tmp_path_factory: pytest.TempPathFactory) -> Battery:
     homes = []
     for tz, offset in ((TOKYO, "+0900"), ("UTC", "+0000")):
-        settings = make_settings(tmp_path_factory.mktemp("battery_home"), max_quarantine_share=BATTERY_MAX_QUARANTINE_SHARE)
+        settings = make_settings(
+            tmp_path_factory.mktemp("battery_home"), max_quarantine_share=BATTERY_MAX_QUARANTINE_SHARE
+        )
         settings.ensure_dirs()
         _land(settings.landing_dir)
         seconds = _run(settings, tz, offset)
@@ -190,11 +210,14 @@ def test_value_lands_where_it_should(battery: Battery, name: str) -> None:
     case, d = CASES[name], day_of(name)
     [(raw,)] = battery.query("select count(*) from raw.transactions where event_date = ?", [d])
     stored = battery.query(
-        "select amount::varchar, strftime(event_timestamp, '%Y-%m-%d %H:%M:%S.%f') from clean.transactions where event_date = ?", [d]
+        "select amount::varchar, strftime(event_timestamp, '%Y-%m-%d %H:%M:%S.%f') from clean.transactions where event_date = ?",
+        [d],
     )
-    quarantined = dict(battery.query(
-        "select reject_reason, count(*) from clean.transactions_quarantine where event_date = ? group by 1", [d]
-    ))
+    quarantined = dict(
+        battery.query(
+            "select reject_reason, count(*) from clean.transactions_quarantine where event_date = ? group by 1", [d]
+        )
+    )
     if case.reason is None:
         instant = dt.datetime.fromisoformat(_fill(case.utc, d)).strftime("%Y-%m-%d %H:%M:%S.%f")
         expected_quarantine = {"duplicate_id": len(case.extra_rows)} if case.extra_rows else {}
@@ -205,13 +228,16 @@ def test_value_lands_where_it_should(battery: Battery, name: str) -> None:
 
 
 def test_quarantined_values_are_kept_exactly_as_received(battery: Battery) -> None:
-    rows = dict(battery.query(
-        "select transaction_id, amount || ' | ' || event_timestamp from clean.transactions_quarantine"
-        " where reject_reason <> 'duplicate_id'"
-    ))
+    rows = dict(
+        battery.query(
+            "select transaction_id, amount || ' | ' || event_timestamp from clean.transactions_quarantine"
+            " where reject_reason <> 'duplicate_id'"
+        )
+    )
     expected = {
         f"{name}-0": f"{case.amount if not case.parquet else repr(case.amount)} | {_fill(case.ts, day_of(name))}"
-        for name, case in CASES.items() if case.reason is not None
+        for name, case in CASES.items()
+        if case.reason is not None
     }
     expected = {k: v.replace('"', "") for k, v in expected.items()}
     assert rows == expected
@@ -244,19 +270,46 @@ def test_every_duckdb_session_computes_in_utc_on_a_tokyo_machine(tmp_path: Path)
     write_dbt_profile(settings)
     tokyo = {**os.environ, "TZ": TOKYO}
     dbt = subprocess.run(
-        [DBT_EXECUTABLE, "show", "--inline", "select current_setting('TimeZone') as tz", "--output", "json", "--quiet",
-         "--profiles-dir", str(settings.dbt_profiles_dir), "--project-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
-        env=tokyo, capture_output=True, text=True, check=True, timeout=120,
+        [
+            DBT_EXECUTABLE,
+            "show",
+            "--inline",
+            "select current_setting('TimeZone') as tz",
+            "--output",
+            "json",
+            "--quiet",
+            "--profiles-dir",
+            str(settings.dbt_profiles_dir),
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        env=tokyo,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert json.loads(dbt.stdout)["show"] == [{"tz": "UTC"}]
     ours = subprocess.run(
-        [sys.executable, "-c", (
-            "import sys, time; from ballast.resources import WarehouseResource\n"
-            "assert time.strftime('%z') == '+0900'\n"
-            "with WarehouseResource(path=sys.argv[1]).connect() as con:\n"
-            "    print(con.execute(\"select current_setting('TimeZone')\").fetchone()[0])"
-        ), str(settings.warehouse_path)],
-        env=tokyo, capture_output=True, text=True, check=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from ballast.resources import WarehouseResource\n"
+                "assert time.strftime('%z') == '+0900'\n"
+                "with WarehouseResource(path=sys.argv[1]).connect() as con:\n"
+                "    print(con.execute(\"select current_setting('TimeZone')\").fetchone()[0])"
+            ),
+            str(settings.warehouse_path),
+        ],
+        env=tokyo,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert ours.stdout.strip() == "UTC"

@@ -21,9 +21,10 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from ballast import cli
 from ballast.definitions import build_defs
+from ballast.features import feast_repo
+from ballast.features import feast_store as fs
 from ballast.features.assets import FEATURE_REGISTRY, ONLINE_STORE, PARITY_CHECK
-from ballast.lib import churn, feature_repo
-from ballast.lib import feature_store as fs
+from ballast.model import training
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 from tests.conftest import Platform, make_settings
@@ -32,7 +33,7 @@ PARITY_KEY = dg.AssetCheckKey(ONLINE_STORE, PARITY_CHECK)
 
 
 def _lake_rows(settings: Settings, where: str = "true") -> pd.DataFrame:
-    pattern = str(feature_repo.feature_dir(settings.lake_dir) / "*" / "*.parquet")
+    pattern = str(feast_repo.feature_dir(settings.lake_dir) / "*" / "*.parquet")
     con = duckdb.connect()
     try:
         return con.execute(f"select * from read_parquet(?, hive_partitioning = true) where {where}", [pattern]).df()
@@ -42,31 +43,31 @@ def _lake_rows(settings: Settings, where: str = "true") -> pd.DataFrame:
 
 def test_the_registry_holds_the_repo_definitions(platform: Platform) -> None:
     store = fs.open_store(platform.settings.home)
-    service = store.get_feature_service(feature_repo.FEATURE_SERVICE)
+    service = store.get_feature_service(feast_repo.FEATURE_SERVICE)
     served = [f.name for p in service.feature_view_projections for f in p.features]
-    assert served == list(churn.FEATURES)
+    assert served == list(training.FEATURES)
     assert [e.name for e in store.list_entities()] == ["customer"]
-    view = store.get_feature_view(feature_repo.FEATURE_VIEW)
+    view = store.get_feature_view(feast_repo.FEATURE_VIEW)
     assert view.entities == ["customer"] and view.batch_source.name == "customer_daily_features_source"
-    assert Path(view.batch_source.path) == feature_repo.feature_dir(platform.settings.lake_dir)
+    assert Path(view.batch_source.path) == feast_repo.feature_dir(platform.settings.lake_dir)
 
 
 def test_the_export_is_the_feature_table_one_folder_per_day(platform: Platform) -> None:
     lake = _lake_rows(platform.settings)
     table = platform.df("select * from features.customer_daily_features")
     assert len(lake) == len(table) > 0
-    folders = sorted(p.name for p in feature_repo.feature_dir(platform.settings.lake_dir).iterdir())
+    folders = sorted(p.name for p in feast_repo.feature_dir(platform.settings.lake_dir).iterdir())
     days = sorted(f"feature_date={d}" for d in table["feature_date"].dt.date.astype(str).unique())
     assert folders == days
     merged = table.merge(lake, on=["customer_id", "feature_timestamp"], suffixes=("", "_lake"))
     assert len(merged) == len(table)
-    for column in churn.FEATURES:
+    for column in training.FEATURES:
         same = (merged[column] == merged[f"{column}_lake"]) | (merged[column].isna() & merged[f"{column}_lake"].isna())
         assert same.all(), column
 
 
 def test_the_run_materialized_every_customer_and_the_parity_check_passed(platform: Platform) -> None:
-    status = feature_repo.online_status(platform.settings.home)
+    status = feast_repo.online_status(platform.settings.home)
     [(customers,)] = platform.query("select count(distinct customer_id) from features.customer_daily_features")
     assert status["entities_online"] == customers
     assert status["last_materialized_partition"] == platform.end.isoformat()
@@ -78,9 +79,7 @@ def test_the_run_materialized_every_customer_and_the_parity_check_passed(platfor
 
 def test_the_training_set_has_each_snapshot_days_own_features(platform: Platform) -> None:
     # Snapshot time = end of the snapshot day, so the point-in-time join must land on that day's row exactly.
-    checks = ", ".join(
-        f"count(*) filter (where t.{c} is not distinct from f.{c})" for c in churn.FEATURES
-    )
+    checks = ", ".join(f"count(*) filter (where t.{c} is not distinct from f.{c})" for c in training.FEATURES)
     [(rows, matched, *per_feature)] = platform.query(
         f"""
         select count(*), count(f.customer_id), {checks}
@@ -90,7 +89,7 @@ def test_the_training_set_has_each_snapshot_days_own_features(platform: Platform
         """
     )
     assert rows > 1000 and matched == rows
-    assert per_feature == [rows] * len(churn.FEATURES)
+    assert per_feature == [rows] * len(training.FEATURES)
     [(late,)] = platform.query(
         "select count(*) from model.training_set where snapshot_time <> cast(snapshot_date + interval 1 day as timestamp)"
     )
@@ -107,12 +106,13 @@ def test_features_get_prints_online_features_as_json(platform: Platform, monkeyp
     printed = json.loads(capsys.readouterr().out)
     [row] = printed["customers"]
     expected = platform.df(
-        "select * from features.customer_daily_features where customer_id = ? and feature_date = ?", [customer, platform.end]
+        "select * from features.customer_daily_features where customer_id = ? and feature_date = ?",
+        [customer, platform.end],
     ).iloc[0]
     assert printed["feature_service"] == "churn_v1" and row["customer_id"] == customer
-    for column in churn.FEATURES:
+    for column in training.FEATURES:
         assert row[column] == expected[column], column
-    assert row["event_timestamp"] == feature_repo.feature_time(platform.end).isoformat()
+    assert row["event_timestamp"] == feast_repo.feature_time(platform.end).isoformat()
 
 
 def test_features_get_names_unknown_customers_without_a_traceback(platform: Platform, monkeypatch, capsys) -> None:
@@ -145,31 +145,35 @@ def feast_home(platform: Platform, tmp_path: Path) -> Settings:
     """A home of its own with a copy of the platform's Parquet export and nothing in Feast yet."""
     settings = make_settings(tmp_path / "home")
     settings.ensure_dirs()
-    shutil.copytree(feature_repo.feature_dir(platform.settings.lake_dir), feature_repo.feature_dir(settings.lake_dir))
+    shutil.copytree(feast_repo.feature_dir(platform.settings.lake_dir), feast_repo.feature_dir(settings.lake_dir))
     return settings
 
 
 def _run_feast_assets(settings: Settings, first: dt.date, last: dt.date, dagster_instance) -> dg.ExecuteInProcessResult:
     result = refresh(
-        settings, first, last, dagster_instance=dagster_instance,
-        selection=dg.AssetSelection.assets(FEATURE_REGISTRY, ONLINE_STORE), log_level="WARNING",
+        settings,
+        first,
+        last,
+        dagster_instance=dagster_instance,
+        selection=dg.AssetSelection.assets(FEATURE_REGISTRY, ONLINE_STORE),
+        log_level="WARNING",
     )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result
 
 
 def _tamper(settings: Settings, customer: str, feature: str, value: float) -> None:
-    con = sqlite3.connect(feature_repo.online_store_path(settings.home))
+    con = sqlite3.connect(feast_repo.online_store_path(settings.home))
     try:
         rows = con.execute(
-            f'select entity_key, value from "{feature_repo.ONLINE_TABLE}" where feature_name = ?', [feature]
+            f'select entity_key, value from "{feast_repo.ONLINE_TABLE}" where feature_name = ?', [feature]
         ).fetchall()
         key = next(k for k, _ in rows if customer.encode() in k)
         proto = ValueProto()
         proto.double_val = value
         with con:
             con.execute(
-                f'update "{feature_repo.ONLINE_TABLE}" set value = ? where entity_key = ? and feature_name = ?',
+                f'update "{feast_repo.ONLINE_TABLE}" set value = ? where entity_key = ? and feature_name = ?',
                 [proto.SerializeToString(), key, feature],
             )
     finally:
@@ -184,21 +188,21 @@ def test_incremental_materialization_parity_and_tampering(feast_home: Settings, 
         # Three runs over consecutive windows, then one over an older window (a backfill).
         for first, last in ((0, 9), (10, 19), (20, 29)):
             _run_feast_assets(settings, start + dt.timedelta(first), start + dt.timedelta(last), dagster_instance)
-            status = feature_repo.online_status(settings.home)
+            status = feast_repo.online_status(settings.home)
             assert status["last_materialized_partition"] == (start + dt.timedelta(last)).isoformat()
             assert fs.parity(fs.open_store(settings.home), settings.lake_dir, 10_000).mismatches.empty
         newest = start + dt.timedelta(29)
         store = fs.open_store(settings.home)
-        intervals = store.get_feature_view(feature_repo.FEATURE_VIEW).materialization_intervals
+        intervals = store.get_feature_view(feast_repo.FEATURE_VIEW).materialization_intervals
         assert len(intervals) == 3
         _run_feast_assets(settings, start, start + dt.timedelta(4), dagster_instance)
         # Latest wins: the old window did not put old values back online.
-        assert feature_repo.online_status(settings.home)["last_materialized_partition"] == newest.isoformat()
+        assert feast_repo.online_status(settings.home)["last_materialized_partition"] == newest.isoformat()
         assert fs.materialized_through(fs.open_store(settings.home)) == newest
         parity = fs.parity(fs.open_store(settings.home), settings.lake_dir, 10_000)
         assert parity.mismatches.empty and parity.feature_date == newest
 
-        online_customers = feature_repo.online_status(settings.home)["entities_online"]
+        online_customers = feast_repo.online_status(settings.home)["entities_online"]
         [(expected,)] = platform.query(
             "select count(distinct customer_id) from features.customer_daily_features where feature_date <= ?", [newest]
         )
@@ -216,14 +220,16 @@ def test_incremental_materialization_parity_and_tampering(feast_home: Settings, 
             return evaluation
 
         assert run_check().passed
-        sampled = feature_repo.offline_latest(settings.lake_dir, newest, settings.parity_sample_size)
+        sampled = feast_repo.offline_latest(settings.lake_dir, newest, settings.parity_sample_size)
         victim = sampled["customer_id"].iloc[0]
         _tamper(settings, victim, "spend_30d", float(sampled["spend_30d"].iloc[0]) + 0.01)
         evaluation = run_check()
         assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
         assert evaluation.metadata["customers_mismatched"].value == 1
         assert evaluation.metadata["values_mismatched"].value == 1
-        assert victim in evaluation.metadata["mismatches"].value and "spend_30d" in evaluation.metadata["mismatches"].value
+        assert (
+            victim in evaluation.metadata["mismatches"].value and "spend_30d" in evaluation.metadata["mismatches"].value
+        )
     finally:
         dagster_instance.dispose()
 
@@ -233,7 +239,7 @@ def test_historical_retrieval_is_point_in_time(feast_home: Settings, platform: P
     store = fs.open_store(settings.home)
     fs.apply(store, fs.definitions(settings.home))
     day = platform.start + dt.timedelta(days=40)
-    snapshot = feature_repo.feature_time(day)
+    snapshot = feast_repo.feature_time(day)
     rows = _lake_rows(settings, f"feature_date = '{day}'").sort_values("customer_id")
     before = _lake_rows(settings, f"feature_date = '{day - dt.timedelta(days=1)}'")
     truth = rows[rows["customer_id"].isin(before["customer_id"])].iloc[0]
@@ -248,7 +254,7 @@ def test_historical_retrieval_is_point_in_time(feast_home: Settings, platform: P
     late["spend_30d"] = [-1.0, -2.0]
     late["txn_count_7d"] = pd.array([-1, -2], dtype=rows["txn_count_7d"].dtype)
     for frame, folder in ((late.iloc[[0]], day), (late.iloc[[1]], day + dt.timedelta(days=1))):
-        target = feature_repo.feature_dir(settings.lake_dir) / f"feature_date={folder}" / "late_correction.parquet"
+        target = feast_repo.feature_dir(settings.lake_dir) / f"feature_date={folder}" / "late_correction.parquet"
         frame.to_parquet(target, index=False)
 
     entities = pd.DataFrame(
@@ -271,13 +277,13 @@ def test_a_later_created_timestamp_wins_a_tie(feast_home: Settings, platform: Pl
     store = fs.open_store(settings.home)
     fs.apply(store, fs.definitions(settings.home))
     day = platform.start + dt.timedelta(days=50)
-    snapshot = feature_repo.feature_time(day)
+    snapshot = feast_repo.feature_time(day)
     rows = _lake_rows(settings, f"feature_date = '{day}'").sort_values("customer_id")
     correction = rows.iloc[[0]].drop(columns=["feature_date"]).copy()
     correction["spend_30d"] = 12345.67
     correction["created_timestamp"] = correction["created_timestamp"] + pd.Timedelta(hours=1)
     correction.to_parquet(
-        feature_repo.feature_dir(settings.lake_dir) / f"feature_date={day}" / "correction.parquet", index=False
+        feast_repo.feature_dir(settings.lake_dir) / f"feature_date={day}" / "correction.parquet", index=False
     )
     entities = pd.DataFrame({"customer_id": [correction["customer_id"].iloc[0]], "event_timestamp": [snapshot]})
     assert fs.historical_features(store, entities)["spend_30d"].iloc[0] == 12345.67
@@ -291,14 +297,14 @@ def test_applying_again_removes_objects_the_repo_no_longer_declares(feast_home: 
 
     store = fs.open_store(feast_home.home)
     objects = fs.definitions(feast_home.home)
-    view = next(o for o in objects if o.name == feature_repo.FEATURE_VIEW)
+    view = next(o for o in objects if o.name == feast_repo.FEATURE_VIEW)
     extra = FeatureService(name="churn_experiment", features=[view])
     fs.apply(store, [*objects, extra])
     assert {s.name for s in store.list_feature_services()} == {"churn_v1", "churn_experiment"}
     summary = fs.apply(store, objects)
     assert summary["removed"] == ["FeatureService churn_experiment"]
     assert {s.name for s in store.list_feature_services()} == {"churn_v1"}
-    registry = feature_repo.registry_path(feast_home.home)
+    registry = feast_repo.registry_path(feast_home.home)
     assert [p.name for p in registry.parent.iterdir() if p.name.startswith(f".{registry.name}")] == []
 
 
@@ -310,7 +316,7 @@ def test_the_production_config_validates(monkeypatch, tmp_path: Path) -> None:
         "FEAST_REDIS_CONNECTION_STRING": "redis.internal:6379,ssl=true",
     }.items():
         monkeypatch.setenv(name, value)
-    config = fs.repo_config(tmp_path, feature_repo.PRODUCTION_YAML)
+    config = fs.repo_config(tmp_path, feast_repo.PRODUCTION_YAML)
     assert config.online_store.type == "redis"
     assert config.online_store.connection_string == "redis.internal:6379,ssl=true"
     assert config.registry.registry_type == "sql"
@@ -326,7 +332,7 @@ def test_the_feast_cli_works_from_the_repo_folder(feast_home: Settings, platform
 
     def run(*args: str) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            [feast, *args], cwd=feature_repo.FEATURE_REPO_DIR, env=env, capture_output=True, text=True, timeout=300
+            [feast, *args], cwd=feast_repo.FEATURE_REPO_DIR, env=env, capture_output=True, text=True, timeout=300
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
@@ -334,27 +340,36 @@ def test_the_feast_cli_works_from_the_repo_folder(feast_home: Settings, platform
     run("apply")
     first_week_end = platform.start + dt.timedelta(days=6)
     run("materialize", f"{platform.start}T00:00:00", f"{first_week_end + dt.timedelta(days=1)}T00:00:00")
-    assert feature_repo.online_status(feast_home.home)["last_materialized_partition"] == first_week_end.isoformat()
+    assert feast_repo.online_status(feast_home.home)["last_materialized_partition"] == first_week_end.isoformat()
     run("materialize-incremental", f"{platform.start + dt.timedelta(days=14)}T00:00:00")
-    assert feature_repo.online_status(feast_home.home)["last_materialized_partition"] == (
-        platform.start + dt.timedelta(days=13)
-    ).isoformat()
+    assert (
+        feast_repo.online_status(feast_home.home)["last_materialized_partition"]
+        == (platform.start + dt.timedelta(days=13)).isoformat()
+    )
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [feast, "serve", "-h", "127.0.0.1", "-p", str(port)], cwd=feature_repo.FEATURE_REPO_DIR, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [feast, "serve", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=feast_repo.FEATURE_REPO_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        customer = _lake_rows(feast_home, f"feature_date = '{platform.start + dt.timedelta(days=13)}'")["customer_id"].min()
+        customer = _lake_rows(feast_home, f"feature_date = '{platform.start + dt.timedelta(days=13)}'")[
+            "customer_id"
+        ].min()
         body = json.dumps({"feature_service": "churn_v1", "entities": {"customer_id": [customer]}}).encode()
         deadline = time.monotonic() + 120
         while True:
             try:
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/get-online-features", data=body, headers={"Content-Type": "application/json"}
+                    f"http://127.0.0.1:{port}/get-online-features",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
                 )
                 with urllib.request.urlopen(request, timeout=5) as response:
                     answer = json.loads(response.read())
@@ -371,9 +386,9 @@ def test_the_feast_cli_works_from_the_repo_folder(feast_home: Settings, platform
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=20)
     names = answer["metadata"]["feature_names"]
-    values = {name: result["values"][0] for name, result in zip(names, answer["results"])}
+    values = {name: result["values"][0] for name, result in zip(names, answer["results"], strict=True)}
     assert values["customer_id"] == customer
-    assert set(names) == {"customer_id", *churn.FEATURES}
+    assert set(names) == {"customer_id", *training.FEATURES}
 
 
 def test_the_registry_is_reapplied_when_its_definitions_change(tmp_path: Path, monkeypatch) -> None:
@@ -391,7 +406,7 @@ def test_the_registry_is_reapplied_when_its_definitions_change(tmp_path: Path, m
     _, cursor = tick(None)
     unchanged, cursor = tick(cursor)
     assert unchanged == 0
-    monkeypatch.setattr(feature_repo, "code_version", lambda: "edited-definitions")
+    monkeypatch.setattr(feast_repo, "code_version", lambda: "edited-definitions")
     changed, cursor = tick(cursor)
     assert changed == 1
     again, _ = tick(cursor)

@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.cli.generator import GenerateSpec, generate
 from ballast.runs import refresh
 from tests.conftest import START, Platform, make_settings
 
@@ -43,7 +43,9 @@ def _hand_features(txns: pd.DataFrame, customer: str, day: dt.date) -> dict:
 
 def test_hand_computed_row_equals_the_feature_table(platform: Platform) -> None:
     day = platform.start + dt.timedelta(days=100)
-    txns = platform.df("select customer_id, merchant_id, amount::double as amount, channel, country, event_date from clean.transactions")
+    txns = platform.df(
+        "select customer_id, merchant_id, amount::double as amount, channel, country, event_date from clean.transactions"
+    )
     txns["event_date"] = txns.event_date.dt.date
     # A customer with activity in several windows, so every feature is exercised.
     customer = platform.query(
@@ -51,11 +53,15 @@ def test_hand_computed_row_equals_the_feature_table(platform: Platform) -> None:
         " and txn_count_7d > 0 and txn_count_90d > txn_count_30d order by customer_id limit 1",
         [day],
     )[0][0]
-    row = platform.df(
-        "select * exclude (customer_id, feature_date, feature_timestamp) from features.customer_daily_features"
-        " where customer_id = ? and feature_date = ?",
-        [customer, day],
-    ).iloc[0].to_dict()
+    row = (
+        platform.df(
+            "select * exclude (customer_id, feature_date, feature_timestamp) from features.customer_daily_features"
+            " where customer_id = ? and feature_date = ?",
+            [customer, day],
+        )
+        .iloc[0]
+        .to_dict()
+    )
     expected = _hand_features(txns, customer, day)
     assert row.keys() == expected.keys()
     assert row.pop("home_country") == expected.pop("home_country")
@@ -117,7 +123,7 @@ def test_rerunning_partitions_leaves_identical_tables(small_home) -> None:
 
 
 def test_later_data_never_reaches_earlier_features(small_home) -> None:
-    settings, end, selection = small_home
+    settings, _end, selection = small_home
     day = START + dt.timedelta(days=30)
     later = START + dt.timedelta(days=31)
     before = _snapshot(settings)["features.customer_daily_features"]

@@ -5,12 +5,16 @@ import shutil
 import dagster as dg
 import pytest
 
-from ballast.lib import feature_repo, spark_features
-from ballast.lib.churn import FEATURES
+from ballast.features import feast_repo, spark
+from ballast.model.training import FEATURES
 from ballast.runs import instance, refresh
 from tests.conftest import Platform, make_settings, query
 
-SPARK_STEPS = ["clean/transactions_parquet", "features/customer_daily_features", "features/customer_daily_features_parquet"]
+SPARK_STEPS = [
+    "clean/transactions_parquet",
+    "features/customer_daily_features",
+    "features/customer_daily_features_parquet",
+]
 KEYS = ["customer_id", "feature_date"]
 
 
@@ -48,13 +52,18 @@ def test_the_spark_engine_runs_the_feature_layer_in_dagster(spark_home) -> None:
     assert materialized == set(SPARK_STEPS)
     # The blocking Soda contract reads Spark's features through the warehouse view, unchanged.
     contract = [
-        c for c in result.get_asset_check_evaluations() if c.asset_key.to_user_string() == "features/customer_daily_features"
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key.to_user_string() == "features/customer_daily_features"
     ]
     assert contract and all(c.passed for c in contract)
-    kind = query(settings, "select table_type from information_schema.tables where table_name = 'customer_daily_features'")
+    kind = query(
+        settings, "select table_type from information_schema.tables where table_name = 'customer_daily_features'"
+    )
     assert kind == [("VIEW",)]
     metadata = next(
-        e.materialization.metadata for e in result.get_asset_materialization_events()
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
         if e.asset_key.to_user_string() == "features/customer_daily_features"
     )
     assert metadata["engine"].value == "spark" and metadata["spark_master"].value == "local[2]"
@@ -79,11 +88,9 @@ def test_spark_computes_the_same_features_as_duckdb(platform: Platform, spark_ho
 def test_feast_reads_the_same_export_from_either_engine(platform: Platform, spark_home) -> None:
     settings, _ = spark_home
     columns = ", ".join(c for c in features(platform.settings).columns)
-    read = (
-        "select {columns} from read_parquet('{root}/*/*.parquet', hive_partitioning = true) order by customer_id, feature_date"
-    )
+    read = "select {columns} from read_parquet('{root}/*/*.parquet', hive_partitioning = true) order by customer_id, feature_date"
     frames = [
-        query(s, read.format(columns=columns, root=feature_repo.feature_dir(s.lake_dir)), as_frame=True)
+        query(s, read.format(columns=columns, root=feast_repo.feature_dir(s.lake_dir)), as_frame=True)
         for s in (platform.settings, settings)
     ]
     assert len(frames[0]) == len(frames[1]) > 0
@@ -93,5 +100,5 @@ def test_feast_reads_the_same_export_from_either_engine(platform: Platform, spar
 
 
 def test_to_spark_refuses_sql_that_does_not_read_the_clean_layer() -> None:
-    with pytest.raises(spark_features.SparkEngineError, match="clean.transactions"):
-        spark_features.to_spark("select 1")
+    with pytest.raises(spark.SparkEngineError, match=r"clean\.transactions"):
+        spark.to_spark("select 1")

@@ -15,9 +15,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ballast.cli.generator import GenerateSpec, generate
 from ballast.features.assets import FEATURE_REGISTRY
-from ballast.lib import churn, registry
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.model import registry, training
 from ballast.model.assets import EVALUATION_KEY, SCORES_KEY
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
@@ -31,7 +31,9 @@ def _ballast(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(Path(sys.executable).parent / "ballast"), *args],
         env={"BALLAST_HOME": str(home), "PATH": "/usr/bin:/bin", "SODA_CORE_TELEMETRY_ENABLED": "false"},
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -44,15 +46,20 @@ class Lifecycle:
 
     def run(self, op_config: dict | None = None) -> dg.ExecuteInProcessResult:
         return refresh(
-            self.settings, self.start, self.end, dagster_instance=self.dagster_instance,
-            selection=MODEL_RUN, log_level="WARNING", op_config=op_config,
+            self.settings,
+            self.start,
+            self.end,
+            dagster_instance=self.dagster_instance,
+            selection=MODEL_RUN,
+            log_level="WARNING",
+            op_config=op_config,
         )
 
     def champion(self) -> registry.ModelVersion | None:
-        return registry.champion(self.settings.registry_dir, churn.MODEL_NAME)
+        return registry.champion(self.settings.registry_dir, training.MODEL_NAME)
 
     def version(self, name: str) -> registry.ModelVersion:
-        return registry.get(self.settings.registry_dir, churn.MODEL_NAME, name)
+        return registry.get(self.settings.registry_dir, training.MODEL_NAME, name)
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +78,12 @@ def _gates(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluati
 
 
 def test_the_first_model_is_promoted(platform: Platform) -> None:
-    current = registry.champion(platform.settings.registry_dir, churn.MODEL_NAME)
+    current = registry.champion(platform.settings.registry_dir, training.MODEL_NAME)
     assert current is not None and current.version == "v0001"
     assert [g["name"] for g in current.metadata["gates"]] == ["min_quality", "challenger", "fairness"]
     assert all(g["passed"] for g in current.metadata["gates"])
     assert "no champion yet" in current.metadata["gates"][1]["note"]
-    [entry] = registry.champion_history(platform.settings.registry_dir, churn.MODEL_NAME)
+    [entry] = registry.champion_history(platform.settings.registry_dir, training.MODEL_NAME)
     assert entry["reason"] == "passed every gate" and entry["override"] is False
     evaluation = platform.result.asset_materializations_for_node("model__churn_evaluation")[0].metadata
     assert evaluation["roc_and_calibration"].value.startswith("![ROC and calibration](data:image/png;base64,")
@@ -122,7 +129,7 @@ def test_an_override_with_a_reason_promotes_and_is_recorded(lifecycle: Lifecycle
     overridden = lifecycle.version("v0004")
     assert overridden.metadata["override"]["reason"] == reason
     assert overridden.metadata["override"]["gates_failed"] == ["min_quality", "challenger"]
-    last = registry.champion_history(lifecycle.settings.registry_dir, churn.MODEL_NAME)[-1]
+    last = registry.champion_history(lifecycle.settings.registry_dir, training.MODEL_NAME)[-1]
     assert last["override"] is True and reason in last["reason"] and last["previous"] == "v0002"
     [materialization] = result.asset_materializations_for_node("model__champion")
     assert materialization.metadata["override"].value is True
@@ -142,7 +149,7 @@ def test_promote_records_an_override_when_gates_failed(lifecycle: Lifecycle) -> 
     proc = _ballast(lifecycle.settings.home, "model", "promote", "v0003", "--reason", "manual test")
     assert proc.returncode == 0, proc.stderr
     assert "override of failed gate(s): min_quality, challenger" in proc.stdout
-    last = registry.champion_history(lifecycle.settings.registry_dir, churn.MODEL_NAME)[-1]
+    last = registry.champion_history(lifecycle.settings.registry_dir, training.MODEL_NAME)[-1]
     assert last == last | {"version": "v0003", "reason": "manual test", "override": True}
     assert _ballast(lifecycle.settings.home, "model", "rollback").returncode == 0
     assert lifecycle.champion().version == "v0002"
@@ -163,12 +170,15 @@ def test_lineage_lists_the_exact_raw_files_behind_the_champion(lifecycle: Lifecy
     printed = [line.split() for line in proc.stdout.splitlines() if line.startswith("    transactions_")]
     assert [(p[0], p[2]) for p in printed] == expected
     [(later,)] = query(
-        lifecycle.settings, "select count(distinct source_file) from raw.transactions where event_date > ?",
+        lifecycle.settings,
+        "select count(distinct source_file) from raw.transactions where event_date > ?",
         [last_snapshot + dt.timedelta(days=30)],
     )
     assert later > 0 and f"fingerprint {champion.metadata['training_set']['fingerprint']}" in proc.stdout
     versions = champion.metadata["code_versions"]
-    assert {"raw/transactions", "clean/transactions", "features/customer_daily_features", "model/churn_model"} <= set(versions)
+    assert {"raw/transactions", "clean/transactions", "features/customer_daily_features", "model/churn_model"} <= set(
+        versions
+    )
     assert all(versions.values()), versions
 
 
@@ -181,8 +191,12 @@ def test_a_modified_artifact_is_refused(lifecycle: Lifecycle) -> None:
     with pytest.raises(registry.RegistryError, match="SHA-256 does not match"):
         registry.load(champion)
     result = refresh(
-        lifecycle.settings, lifecycle.start, lifecycle.end, dagster_instance=lifecycle.dagster_instance,
-        selection=dg.AssetSelection.assets(SCORES_KEY), log_level="WARNING",
+        lifecycle.settings,
+        lifecycle.start,
+        lifecycle.end,
+        dagster_instance=lifecycle.dagster_instance,
+        selection=dg.AssetSelection.assets(SCORES_KEY),
+        log_level="WARNING",
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
@@ -198,14 +212,19 @@ def test_a_segment_biased_model_fails_the_fairness_gate(tmp_path: Path) -> None:
     generate(GenerateSpec(out=settings.landing_dir, customers=1500, days=days, start=START, seed=11, segment_bias="GB"))
     dagster_instance = instance(settings)
     try:
-        result = refresh(settings, START, START + dt.timedelta(days=days - 1), dagster_instance=dagster_instance, log_level="WARNING")
+        result = refresh(
+            settings, START, START + dt.timedelta(days=days - 1), dagster_instance=dagster_instance, log_level="WARNING"
+        )
     finally:
         dagster_instance.dispose()
     assert not result.success
     fairness = _gates(result)["fairness"]
     assert not fairness.passed and fairness.metadata["value"].value > 0.10
     assert _gates(result)["min_quality"].passed
-    assert registry.champion(settings.registry_dir, churn.MODEL_NAME) is None
-    segments = {s["segment"]: s["positive_rate"] for s in registry.latest(settings.registry_dir, churn.MODEL_NAME).metadata["evaluation"]["segments"]}
+    assert registry.champion(settings.registry_dir, training.MODEL_NAME) is None
+    segments = {
+        s["segment"]: s["positive_rate"]
+        for s in registry.latest(settings.registry_dir, training.MODEL_NAME).metadata["evaluation"]["segments"]
+    }
     assert max(segments, key=segments.get) == "GB"
     assert not result.asset_materializations_for_node("model__champion")

@@ -4,13 +4,15 @@ import datetime as dt
 
 from sklearn.metrics import roc_auc_score
 
-from ballast.lib import churn, registry
+from ballast.model import registry, training
 from tests.conftest import Platform
 
 
 def test_labels_follow_the_definition(platform: Platform) -> None:
     # Recompute the label from clean transactions for a sample of rows, independently of the asset's SQL.
-    sample = platform.df("select customer_id, snapshot_date, churned from model.churn_labels using sample 300 rows (reservoir, 5)")
+    sample = platform.df(
+        "select customer_id, snapshot_date, churned from model.churn_labels using sample 300 rows (reservoir, 5)"
+    )
     txns = platform.df("select customer_id, event_date from clean.transactions")
     by_customer = txns.groupby("customer_id")["event_date"].apply(lambda s: sorted(s.dt.date))
     for row in sample.itertuples():
@@ -24,13 +26,13 @@ def test_labels_follow_the_definition(platform: Platform) -> None:
 
 
 def test_model_beats_auc_065_on_a_time_based_holdout(platform: Platform) -> None:
-    version = registry.latest(platform.settings.registry_dir, churn.MODEL_NAME)
+    version = registry.latest(platform.settings.registry_dir, training.MODEL_NAME)
     assert version is not None
     pipeline = registry.load(version)
     frame = platform.df("select * from model.training_set")
-    train, holdout = churn.time_split(frame, platform.settings.holdout_fraction)
+    train, holdout = training.time_split(frame, platform.settings.holdout_fraction)
     assert train["snapshot_date"].max() < holdout["snapshot_date"].min()
-    auc = roc_auc_score(holdout["churned"].astype(int), churn.score(pipeline, holdout))
+    auc = roc_auc_score(holdout["churned"].astype(int), training.score(pipeline, holdout))
     assert auc > 0.65
     assert abs(auc - version.metadata["metrics"]["roc_auc"]) < 1e-9
 
@@ -48,7 +50,7 @@ def test_scores_cover_the_latest_day_with_the_model_version(platform: Platform) 
 
 
 def test_training_is_reproducible(platform: Platform) -> None:
-    version = registry.latest(platform.settings.registry_dir, churn.MODEL_NAME)
+    version = registry.latest(platform.settings.registry_dir, training.MODEL_NAME)
     frame = platform.df("select * from model.training_set order by snapshot_date, customer_id")
-    again = churn.train(frame, platform.settings.holdout_fraction)
+    again = training.train(frame, platform.settings.holdout_fraction)
     assert again.metrics == version.metadata["metrics"]

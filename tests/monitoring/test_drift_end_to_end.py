@@ -10,13 +10,14 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import pytest
 
+from ballast.cli.generator import GenerateSpec, generate
 from ballast.definitions import build_defs
-from ballast.lib import churn, registry
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.model import registry, training
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK, drift_path
 from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_JOB, RETRAIN_SENSOR
 from ballast.resources import AlertSinks
@@ -30,7 +31,7 @@ SECRET = "hooks/T0KEN-do-not-log"
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []
 
     def do_POST(self) -> None:
         type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
@@ -45,9 +46,13 @@ class _Hook(BaseHTTPRequestHandler):
 def drifted(tmp_path_factory: pytest.TempPathFactory):
     settings = make_settings(tmp_path_factory.mktemp("drift_home"))
     settings.ensure_dirs()
-    generate(GenerateSpec(out=settings.landing_dir, customers=2000, days=DAYS, start=START, seed=7, drift_from=DRIFT_FROM))
+    generate(
+        GenerateSpec(out=settings.landing_dir, customers=2000, days=DAYS, start=START, seed=7, drift_from=DRIFT_FROM)
+    )
     dagster_instance = instance(settings)
-    result = refresh(settings, START, START + dt.timedelta(days=DAYS - 1), dagster_instance=dagster_instance, log_level="WARNING")
+    result = refresh(
+        settings, START, START + dt.timedelta(days=DAYS - 1), dagster_instance=dagster_instance, log_level="WARNING"
+    )
     yield settings, dagster_instance, result
     dagster_instance.dispose()
 
@@ -83,13 +88,13 @@ def test_the_retraining_sensor_requests_exactly_one_run_and_it_goes_through_the_
         requests += tick.run_requests
         cursor = tick.cursor
     [request] = requests
-    champion = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+    champion = registry.champion(settings.registry_dir, training.MODEL_NAME)
     assert request.run_key.startswith(f"retrain:{champion.version}:") and request.job_name == RETRAIN_JOB
     run = defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
         instance=dagster_instance, tags={**request.tags, "dagster/run_key": request.run_key}, raise_on_error=False
     )
     assert run.success
-    candidate = registry.latest(settings.registry_dir, churn.MODEL_NAME)
+    candidate = registry.latest(settings.registry_dir, training.MODEL_NAME)
     assert candidate.version != champion.version and candidate.metadata["dagster_run_id"] == run.run_id
     assert [g["name"] for g in candidate.metadata["gates"]] == ["min_quality", "challenger", "fairness"]
     # The new champion is a new episode's owner, but the drift evaluation has not changed: no new run.

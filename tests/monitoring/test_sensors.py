@@ -14,11 +14,15 @@ COOLDOWN = dt.timedelta(hours=24)
 
 def _record(record_id: int, passed: bool, champion: str = "v0001", first: str = "2025-06-01"):
     evaluation = dg.AssetCheckEvaluation(
-        asset_key=DRIFT_REPORT, check_name=FEATURE_PSI_CHECK, passed=passed,
+        asset_key=DRIFT_REPORT,
+        check_name=FEATURE_PSI_CHECK,
+        passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"champion_version": champion, "first_partition_over": "" if passed else first},
     )
-    return SimpleNamespace(id=record_id, event=SimpleNamespace(dagster_event=SimpleNamespace(event_specific_data=evaluation)))
+    return SimpleNamespace(
+        id=record_id, event=SimpleNamespace(dagster_event=SimpleNamespace(event_specific_data=evaluation))
+    )
 
 
 def test_one_request_per_episode_and_a_new_one_after_it_closes() -> None:

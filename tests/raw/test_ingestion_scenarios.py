@@ -30,8 +30,16 @@ def day(n: int) -> dt.date:
     return START + dt.timedelta(days=n - 1)
 
 
-def row(tid: str, n: int, amount: str = "10.00", currency: str = "USD", ts: str | None = None,
-        customer: str = "C1", channel: str = "web", country: str = "US") -> str:
+def row(
+    tid: str,
+    n: int,
+    amount: str = "10.00",
+    currency: str = "USD",
+    ts: str | None = None,
+    customer: str = "C1",
+    channel: str = "web",
+    country: str = "US",
+) -> str:
     return ",".join([tid, customer, "M1", amount, currency, ts or f"{day(n)}T10:00:00Z", channel, country])
 
 
@@ -95,15 +103,24 @@ def _land_first_delivery(landing: Path, outside: Path) -> None:
     _write(landing, f(7), (csv(row("T07a", 7, customer="C\xe9")).encode("latin-1")))
     _write(landing, f(8), b"\xef\xbb\xbf" + csv(row("T08a", 8), row("T08b", 8)).encode())
     _write(
-        landing, f(9),
+        landing,
+        f(9),
         "event_timestamp,amount,currency,merchant_id,customer_id,transaction_id\n"
         f"{day(9)}T10:00:00Z,12.34,EUR,M9,C9,T09a\n{day(9)}T11:00:00Z,5.00,GBP,M9,C9,T09b\n",
     )
     _write(
-        landing, f(10),
+        landing,
+        f(10),
         csv(row("T10a", 10) + ",gold", row("T10b", 10) + ",silver", header=HEADER + ",loyalty_tier"),
     )
-    _write(landing, f(11), csv("T11a,C1,M1,1.00,2025-01-11T10:00:00Z", header="transaction_id,customer_id,merchant_id,amount,event_timestamp"))
+    _write(
+        landing,
+        f(11),
+        csv(
+            "T11a,C1,M1,1.00,2025-01-11T10:00:00Z",
+            header="transaction_id,customer_id,merchant_id,amount,event_timestamp",
+        ),
+    )
     _write(landing, f(12), csv(row("T12a", 12), row("T12b", 12) + ",surplus", row("T12c", 12)))
     _write(landing, f(13), csv(row("T13a", 13), "T13b,C1,M1,10.00", row("T13c", 13)))
     _write(landing, f(14), csv(row("T14a", 14, customer='"C1'), row("T14b", 14), row("T14c", 14)))
@@ -112,12 +129,23 @@ def _land_first_delivery(landing: Path, outside: Path) -> None:
     _write(landing, f(17, "_a"), csv(row("T17a", 17, amount="1.00")))
     _write(landing, f(17, "_b"), csv(row("T17a", 17, amount="2.00")))
     _write(
-        landing, f(18),
-        csv(*(row(f"T18{i}", 18, amount=a) for i, a in enumerate(["-5.00", "0.00", "100000.01", "abc", "100000.00", "0.01"]))),
+        landing,
+        f(18),
+        csv(
+            *(
+                row(f"T18{i}", 18, amount=a)
+                for i, a in enumerate(["-5.00", "0.00", "100000.01", "abc", "100000.00", "0.01"])
+            )
+        ),
     )
-    _write(landing, f(19), csv(row("T19a", 19, currency="JPY"), row("T19b", 19, currency=""), row("T19c", 19, currency="eur")))
     _write(
-        landing, f(20),
+        landing,
+        f(19),
+        csv(row("T19a", 19, currency="JPY"), row("T19b", 19, currency=""), row("T19c", 19, currency="eur")),
+    )
+    _write(
+        landing,
+        f(20),
         csv(
             row("T20a", 20, ts=f"{day(20)}T05:30:00+05:30"),
             row("T20b", 20, ts=f"{day(20)}T10:00:00-08:00"),
@@ -127,7 +155,8 @@ def _land_first_delivery(landing: Path, outside: Path) -> None:
         ),
     )
     _write(
-        landing, f(21),
+        landing,
+        f(21),
         csv(
             row("T21a", 21, ts="2099-06-01T00:00:00Z"),
             row("T21b", 21, ts="9999-12-31T00:00:00Z"),
@@ -139,7 +168,9 @@ def _land_first_delivery(landing: Path, outside: Path) -> None:
     os.symlink(secret, landing / f(22))
     _write(landing, f(22, "_b"), csv(row("T22a", 22)))
     extra = ",".join(f"x{i}" for i in range(MAX_COLUMNS - 8 + 1))
-    _write(landing, f(23), csv(row("T23a", 23) + "," + ",".join("v" * (MAX_COLUMNS - 8 + 1)), header=HEADER + "," + extra))
+    _write(
+        landing, f(23), csv(row("T23a", 23) + "," + ",".join("v" * (MAX_COLUMNS - 8 + 1)), header=HEADER + "," + extra)
+    )
 
 
 def _land_second_delivery(landing: Path) -> None:
@@ -163,7 +194,9 @@ class Scenarios:
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Scenarios:
     # Each scenario's date is mostly bad rows on purpose: the quarantine-share limit would
     # stop the run, and it is tested on its own (tests/clean/test_quarantine_share.py).
-    settings = make_settings(tmp_path_factory.mktemp("scenarios_home"), max_columns=MAX_COLUMNS, max_quarantine_share=1.0)
+    settings = make_settings(
+        tmp_path_factory.mktemp("scenarios_home"), max_columns=MAX_COLUMNS, max_quarantine_share=1.0
+    )
     settings.ensure_dirs()
     _land_first_delivery(settings.landing_dir, tmp_path_factory.mktemp("outside"))
     selection = dg.AssetSelection.groups("raw", "clean")
@@ -182,9 +215,11 @@ def test_scenario_lands_where_it_should(scenarios: Scenarios, scenario: str) -> 
     d = day(n)
     [(raw,)] = scenarios.query("select count(*) from raw.transactions where event_date = ?", [d])
     [(clean,)] = scenarios.query("select count(*) from clean.transactions where event_date = ?", [d])
-    quarantined = dict(scenarios.query(
-        "select reject_reason, count(*) from clean.transactions_quarantine where event_date = ? group by 1", [d]
-    ))
+    quarantined = dict(
+        scenarios.query(
+            "select reject_reason, count(*) from clean.transactions_quarantine where event_date = ? group by 1", [d]
+        )
+    )
     rejected = Counter(r for (r,) in scenarios.query("select reason from raw.rejected_files where event_date = ?", [d]))
     assert (clean, quarantined, dict(rejected)) == (expect.clean, expect.quarantined, expect.rejected)
     assert raw == clean + sum(quarantined.values())
@@ -201,27 +236,37 @@ def test_no_rows_outside_the_scenarios(scenarios: Scenarios) -> None:
 
 def test_identical_redelivery_is_a_no_op(scenarios: Scenarios) -> None:
     name = f"transactions_{day(2)}.csv"
-    assert dict(scenarios.query("select distinct source_file, load_id from raw.transactions where event_date = ?", [day(2)])) == {
-        name: scenarios.first_load_ids[name]
-    }
+    assert dict(
+        scenarios.query("select distinct source_file, load_id from raw.transactions where event_date = ?", [day(2)])
+    ) == {name: scenarios.first_load_ids[name]}
 
 
 def test_corrected_redelivery_replaces_the_earlier_rows(scenarios: Scenarios) -> None:
-    rows = scenarios.query("select transaction_id, amount::varchar, load_id from clean.transactions where event_date = ? order by 1", [day(3)])
+    rows = scenarios.query(
+        "select transaction_id, amount::varchar, load_id from clean.transactions where event_date = ? order by 1",
+        [day(3)],
+    )
     assert [(t, a) for t, a, _ in rows] == [("T03a", "2.00"), ("T03b", "10.00"), ("T03c", "10.00")]
     assert {load for _, _, load in rows} == {scenarios.second.run_id}
 
 
 def test_bom_and_reordered_columns_are_matched_by_name(scenarios: Scenarios) -> None:
-    assert scenarios.query("select transaction_id from clean.transactions where event_date = ? order by 1", [day(8)]) == [("T08a",), ("T08b",)]
+    assert scenarios.query(
+        "select transaction_id from clean.transactions where event_date = ? order by 1", [day(8)]
+    ) == [("T08a",), ("T08b",)]
     assert scenarios.query(
         "select transaction_id, customer_id, merchant_id, amount::varchar, currency, channel from clean.transactions"
-        " where event_date = ? order by 1", [day(9)]
+        " where event_date = ? order by 1",
+        [day(9)],
     ) == [("T09a", "C9", "M9", "12.34", "EUR", None), ("T09b", "C9", "M9", "5.00", "GBP", None)]
 
 
 def test_offsets_are_normalised_to_utc(scenarios: Scenarios) -> None:
-    rows = dict(scenarios.query("select transaction_id, event_timestamp from clean.transactions where event_date = ?", [day(20)]))
+    rows = dict(
+        scenarios.query(
+            "select transaction_id, event_timestamp from clean.transactions where event_date = ?", [day(20)]
+        )
+    )
     at = lambda h, m=0: dt.datetime.combine(day(20), dt.time(h, m))  # noqa: E731
     assert rows == {"T20a": at(0), "T20b": at(18), "T20c": at(12), "T20d": at(8)}
     [(reason, raw_ts)] = scenarios.query(
@@ -243,9 +288,12 @@ def test_malformed_lines_keep_line_number_and_text(scenarios: Scenarios) -> None
 
 
 def test_extra_column_stays_out_of_clean_and_warns(scenarios: Scenarios) -> None:
-    columns = {c for (c,) in scenarios.query(
-        "select column_name from information_schema.columns where table_schema = 'clean' and table_name = 'transactions'"
-    )}
+    columns = {
+        c
+        for (c,) in scenarios.query(
+            "select column_name from information_schema.columns where table_schema = 'clean' and table_name = 'transactions'"
+        )
+    }
     assert "loyalty_tier" not in columns
     [drift] = [e for e in scenarios.second.get_asset_check_evaluations() if e.check_name == "no_schema_drift"]
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
@@ -263,8 +311,11 @@ def test_rejected_files_fail_their_check_and_name_the_reason(scenarios: Scenario
 
 
 def test_contract_checks_pass_on_the_clean_layer(scenarios: Scenarios) -> None:
-    contract = [e for e in scenarios.second.get_asset_check_evaluations()
-                if e.asset_key == dg.AssetKey(["clean", "transactions"]) and e.check_name.startswith("contract_")]
+    contract = [
+        e
+        for e in scenarios.second.get_asset_check_evaluations()
+        if e.asset_key == dg.AssetKey(["clean", "transactions"]) and e.check_name.startswith("contract_")
+    ]
     assert len(contract) >= 10 and all(e.passed for e in contract)
     window = {e.metadata["window"].value for e in contract}
     assert window == {f"{START} to {END}"}

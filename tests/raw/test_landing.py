@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ballast.cli import main
-from ballast.lib.landing import (
+from ballast.cli.main import main
+from ballast.raw.landing import (
     RAW_DDL,
     LandingError,
     Limits,
@@ -63,7 +63,7 @@ def test_discover_reads_the_date_from_file_or_folder_name(tmp_path: Path) -> Non
 
 
 def test_missing_landing_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(LandingError, match="landing folder .*nowhere does not exist"):
+    with pytest.raises(LandingError, match=r"landing folder .*nowhere does not exist"):
         discover(tmp_path / "nowhere")
 
 
@@ -108,7 +108,9 @@ def test_corrected_file_replaces_its_earlier_rows(tmp_path: Path, con) -> None:
     _write(tmp_path / "transactions_2025-02-03_b.csv", HEADER + "T5,C5,M5,1.00,USD,2025-02-03T10:00:00Z,web,US\n")
     for f in discover(tmp_path):
         load_file(con, f, load_id="first", landing_dir=tmp_path)
-    path.write_text(HEADER + "T1,C1,M1,12.00,USD,2025-02-03T10:00:00Z,web,US\nT3,C3,M1,3.00,USD,2025-02-03T12:00:00Z,web,US\n")
+    path.write_text(
+        HEADER + "T1,C1,M1,12.00,USD,2025-02-03T10:00:00Z,web,US\nT3,C3,M1,3.00,USD,2025-02-03T12:00:00Z,web,US\n"
+    )
     for f in discover(tmp_path):
         load_file(con, f, load_id="second", landing_dir=tmp_path)
     assert [(r[0], r[1], r[-1]) for r in _rows(con)] == [
@@ -128,7 +130,11 @@ def test_missing_required_column_rejects_the_file_naming_the_columns(tmp_path: P
     load = load_file(con, f, load_id="l", landing_dir=tmp_path)
     assert load.rejected == "missing_columns"
     assert _rejected(con) == [
-        ("transactions_2025-02-03.csv", "missing_columns", "required column(s) missing: merchant_id, currency, event_timestamp")
+        (
+            "transactions_2025-02-03.csv",
+            "missing_columns",
+            "required column(s) missing: merchant_id, currency, event_timestamp",
+        )
     ]
     assert _rows(con) == []
 
@@ -180,9 +186,19 @@ ROW = "T1,C1,M1,10.00,USD,2025-02-03T10:00:00Z,web,US\n"
 def test_survey_accounts_for_every_entry_with_a_reason(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     for name in (
-        "transactions_2025-02-03.csv", "TRANSACTIONS_2025-02-03.CSV.GZ", "2025-02-04/part-1.parquet",
-        "transactions.csv", "transactions_2025-02-30.csv", "transactions_2099-01-01.csv", "x_2025-02-03.json",
-        "2025-02-03_2025-02-04.csv", ".DS_Store", "_SUCCESS", "~$book.xlsx", ".git/config", "transactions_2024-12-31.csv",
+        "transactions_2025-02-03.csv",
+        "TRANSACTIONS_2025-02-03.CSV.GZ",
+        "2025-02-04/part-1.parquet",
+        "transactions.csv",
+        "transactions_2025-02-30.csv",
+        "transactions_2099-01-01.csv",
+        "x_2025-02-03.json",
+        "2025-02-03_2025-02-04.csv",
+        ".DS_Store",
+        "_SUCCESS",
+        "~$book.xlsx",
+        ".git/config",
+        "transactions_2024-12-31.csv",
     ):
         _write(landing / name, HEADER)
     os.mkfifo(landing / "pipe_2025-02-03.csv")
@@ -201,17 +217,27 @@ def test_survey_accounts_for_every_entry_with_a_reason(tmp_path: Path) -> None:
         ("x_2025-02-03.json", "unsupported_format"),
     ]
     assert [(e.name, e.reason) for e in found.ignored] == [
-        (".DS_Store", "os_debris"), (".git/", "hidden_name"), ("_SUCCESS", "hidden_name"),
-        ("transactions_2024-12-31.csv", "before_start_date"), ("~$book.xlsx", "os_debris"),
+        (".DS_Store", "os_debris"),
+        (".git/", "hidden_name"),
+        ("_SUCCESS", "hidden_name"),
+        ("transactions_2024-12-31.csv", "before_start_date"),
+        ("~$book.xlsx", "os_debris"),
     ]
 
 
 def test_a_future_file_does_not_stretch_the_plan(tmp_path: Path) -> None:
-    for name in ("transactions_2025-05-30.csv", "transactions_2025-05-31.csv", "transactions_2099-01-01.csv", "notes.csv"):
+    for name in (
+        "transactions_2025-05-30.csv",
+        "transactions_2025-05-31.csv",
+        "transactions_2099-01-01.csv",
+        "notes.csv",
+    ):
         _write(tmp_path / name, HEADER)
     window = plan(tmp_path, start_date=dt.date(2025, 1, 1), today=dt.date(2025, 6, 1))
     assert (window.start, window.end) == (dt.date(2025, 5, 30), dt.date(2025, 5, 31))
-    assert window.notes == ("note: 2 landing files not loaded (1 future_date, 1 no_date_in_name); see raw/rejected_files",)
+    assert window.notes == (
+        "note: 2 landing files not loaded (1 future_date, 1 no_date_in_name); see raw/rejected_files",
+    )
 
 
 def test_todays_files_are_planned(tmp_path: Path) -> None:
@@ -241,7 +267,9 @@ def test_gzip_csv_loads_hashed_as_delivered(tmp_path: Path, con) -> None:
     scratch = tmp_path / "scratch"
     [f] = discover(tmp_path)
     assert load_file(con, f, load_id="l", landing_dir=tmp_path, scratch_dir=scratch).rows == 1
-    assert con.execute("select file_hash from raw.transactions").fetchall() == [(hashlib.sha256(path.read_bytes()).hexdigest(),)]
+    assert con.execute("select file_hash from raw.transactions").fetchall() == [
+        (hashlib.sha256(path.read_bytes()).hexdigest(),)
+    ]
     assert list(scratch.iterdir()) == []
 
 
@@ -252,13 +280,21 @@ def test_gzip_csv_loads_hashed_as_delivered(tmp_path: Path, con) -> None:
         (b"not gzip at all", "unreadable", "not a complete gzip file"),
         (gzip.compress(b""), "empty_file", "the file has 0 bytes once decompressed"),
         (gzip.compress(HEADER.encode()), "header_only", "the file has no data rows"),
-        (gzip.compress((HEADER + ROW * 10).encode()), "too_large", "more than the limit of 300 bytes once decompressed"),
+        (
+            gzip.compress((HEADER + ROW * 10).encode()),
+            "too_large",
+            "more than the limit of 300 bytes once decompressed",
+        ),
     ],
 )
-def test_bad_gzip_is_rejected_with_a_clear_detail(tmp_path: Path, con, content: bytes, reason: str, detail: str) -> None:
+def test_bad_gzip_is_rejected_with_a_clear_detail(
+    tmp_path: Path, con, content: bytes, reason: str, detail: str
+) -> None:
     (tmp_path / "transactions_2025-02-03.csv.gz").write_bytes(content)
     [f] = discover(tmp_path)
-    load = load_file(con, f, load_id="l", landing_dir=tmp_path, limits=Limits(max_file_bytes=300), scratch_dir=tmp_path / "s")
+    load = load_file(
+        con, f, load_id="l", landing_dir=tmp_path, limits=Limits(max_file_bytes=300), scratch_dir=tmp_path / "s"
+    )
     assert (load.rejected, load.detail.startswith(detail)) == (reason, True)
     assert _rows(con) == []
 
@@ -272,7 +308,9 @@ def test_records_span_lines_and_keep_their_bytes(tmp_path: Path, con) -> None:
     )
     [f] = discover(tmp_path)
     assert load_file(con, f, load_id="l", landing_dir=tmp_path).rows == 2
-    assert con.execute("select line_number, customer_id, merchant_id, country, raw_line from raw.transactions order by 1").fetchall() == [
+    assert con.execute(
+        "select line_number, customer_id, merchant_id, country, raw_line from raw.transactions order by 1"
+    ).fetchall() == [
         (2, "C\r\n1", "M1\n\n", "US", None),
         (7, "C2", "M2", 'U"S', None),
     ]
@@ -308,18 +346,27 @@ def test_ambiguous_or_broken_headers_are_rejected(tmp_path: Path, con, header: s
 def test_parquet_text_is_the_same_on_any_time_zone(tmp_path: Path, con) -> None:
     tokyo = dt.timezone(dt.timedelta(hours=9))
     pq.write_table(
-        pa.table({
-            "transaction_id": ["T1", "T2", "T3"], "customer_id": ["C1"] * 3, "merchant_id": ["M1"] * 3,
-            "amount": pa.array([0.1, 12.345, 100000.0], pa.float64()), "currency": ["USD"] * 3,
-            "event_timestamp": pa.array([dt.datetime(2025, 2, 3, 9, 0, 0, 1, tokyo)] * 3, pa.timestamp("us", tz="Asia/Tokyo")),
-            "country": pa.array([12.34, 0.1, 1e-5], pa.float32()),
-        }),
+        pa.table(
+            {
+                "transaction_id": ["T1", "T2", "T3"],
+                "customer_id": ["C1"] * 3,
+                "merchant_id": ["M1"] * 3,
+                "amount": pa.array([0.1, 12.345, 100000.0], pa.float64()),
+                "currency": ["USD"] * 3,
+                "event_timestamp": pa.array(
+                    [dt.datetime(2025, 2, 3, 9, 0, 0, 1, tokyo)] * 3, pa.timestamp("us", tz="Asia/Tokyo")
+                ),
+                "country": pa.array([12.34, 0.1, 1e-5], pa.float32()),
+            }
+        ),
         tmp_path / "transactions_2025-02-03.parquet",
     )
     con.execute("set TimeZone = 'America/Los_Angeles'")
     [f] = discover(tmp_path)
     load_file(con, f, load_id="l", landing_dir=tmp_path)
-    assert con.execute("select amount, event_timestamp, country from raw.transactions order by line_number").fetchall() == [
+    assert con.execute(
+        "select amount, event_timestamp, country from raw.transactions order by line_number"
+    ).fetchall() == [
         ("0.1", "2025-02-03T00:00:00.000001Z", "12.34"),
         ("12.345", "2025-02-03T00:00:00.000001Z", "0.1"),
         ("100000.0", "2025-02-03T00:00:00.000001Z", "1e-05"),
@@ -335,7 +382,9 @@ def test_a_file_that_vanishes_or_becomes_loadable_loses_its_record(tmp_path: Pat
     assert con.execute("select event_date, source_file, reason, load_id from raw.rejected_files").fetchall() == [
         (None, "transactions.csv", "no_date_in_name", "l1")
     ]
-    assert con.execute("select source_file, reason, load_id from raw.ignored_files").fetchall() == [(".DS_Store", "os_debris", "l1")]
+    assert con.execute("select source_file, reason, load_id from raw.ignored_files").fetchall() == [
+        (".DS_Store", "os_debris", "l1")
+    ]
     (landing / "transactions.csv").rename(landing / "transactions_2025-02-03.csv")
     (landing / ".DS_Store").unlink()
     record_unplaced(con, survey(landing), load_id="l3")

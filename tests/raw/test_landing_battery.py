@@ -141,7 +141,9 @@ def _land_gzip(landing: Path) -> None:
     _write(landing, f"transactions_{day(3)}_b.csv", csv(row("B03a", 3)))
     _write(landing, f"transactions_{day(4)}.csv.gz", gzip.compress(b""))
     _write(landing, f"transactions_{day(5)}.csv.gz", gzip.compress(csv().encode()))
-    _write(landing, f"transactions_{day(6)}.csv.gz", gzip.compress(csv(row("B06a", 6, customer="C\xe9")).encode("latin-1")))
+    _write(
+        landing, f"transactions_{day(6)}.csv.gz", gzip.compress(csv(row("B06a", 6, customer="C\xe9")).encode("latin-1"))
+    )
     bomb = csv(*(row(f"B07{i:05d}", 7) for i in range(MAX_FILE_BYTES // 40)))
     assert len(bomb) > MAX_FILE_BYTES
     _write(landing, f"transactions_{day(7)}.csv.gz", gzip.compress(bomb.encode()))
@@ -149,18 +151,23 @@ def _land_gzip(landing: Path) -> None:
 
 def _land_rfc4180(landing: Path) -> None:
     _write(
-        landing, f"transactions_{day(8)}.csv",
+        landing,
+        f"transactions_{day(8)}.csv",
         csv(row("B08a", 8), row("B08b", 8, merchant='"M\r\n8, ""the"" shop"'), row("B08c", 8), eol="\r\n"),
     )
     _write(
-        landing, f"transactions_{day(9)}.csv",
+        landing,
+        f"transactions_{day(9)}.csv",
         csv(row("B09a", 9, merchant='"M9\n\n\nafter blank lines"'), "", "", row("B09b", 9), ""),
     )
     _write(
-        landing, f"transactions_{day(10)}.csv",
+        landing,
+        f"transactions_{day(10)}.csv",
         csv(row("B10a", 10, customer='C"1'), row("B10b", 10), row("B10c", 10, customer='C"2'), row("B10d", 10)),
     )
-    _write(landing, f"transactions_{day(11)}.csv", csv(row("B11a", 11), row("B11b", 11), row("B11c", 11, customer='"C1')))
+    _write(
+        landing, f"transactions_{day(11)}.csv", csv(row("B11a", 11), row("B11b", 11), row("B11c", 11, customer='"C1'))
+    )
     _write(landing, f"transactions_{day(30)}.csv", csv(row("B30a", 30), header='"transaction_id,' + HEADER))
 
 
@@ -178,22 +185,35 @@ def _land_parquet(landing: Path) -> None:
         arrays = {c: pa.array([value], dtype) if c == column else pa.array([v]) for c, v in values.items()}
         pq.write_table(pa.table(arrays), landing / f"transactions_{day(n)}.parquet")
     tokyo = dt.timezone(dt.timedelta(hours=9))
-    instants = [dt.datetime.combine(day(18), dt.time(9, 30), tokyo), dt.datetime.combine(day(19), dt.time(8, 59, 59), tokyo)]
+    instants = [
+        dt.datetime.combine(day(18), dt.time(9, 30), tokyo),
+        dt.datetime.combine(day(19), dt.time(8, 59, 59), tokyo),
+    ]
     pq.write_table(
-        pa.table({
-            "transaction_id": ["B18a", "B18b", "B18c"],
-            "customer_id": ["C1"] * 3, "merchant_id": ["M1"] * 3, "currency": ["USD"] * 3,
-            "amount": pa.array([12.34, 99.99, 0.1], pa.float64()),
-            "event_timestamp": pa.array([*instants, instants[0]], pa.timestamp("us", tz="Asia/Tokyo")),
-        }),
+        pa.table(
+            {
+                "transaction_id": ["B18a", "B18b", "B18c"],
+                "customer_id": ["C1"] * 3,
+                "merchant_id": ["M1"] * 3,
+                "currency": ["USD"] * 3,
+                "amount": pa.array([12.34, 99.99, 0.1], pa.float64()),
+                "event_timestamp": pa.array([*instants, instants[0]], pa.timestamp("us", tz="Asia/Tokyo")),
+            }
+        ),
         landing / f"transactions_{day(18)}.parquet",
     )
     pq.write_table(
-        pa.table({
-            " Transaction_ID ": ["B19a"], "CUSTOMER_ID": ["C1"], "Merchant_Id": ["M1"],
-            "amount": pa.array([12.34], pa.float32()), "currency": ["USD"],
-            "event_timestamp": [f"{day(19)}T10:00:00Z"], "tags": pa.array([["a", "b"]]),
-        }),
+        pa.table(
+            {
+                " Transaction_ID ": ["B19a"],
+                "CUSTOMER_ID": ["C1"],
+                "Merchant_Id": ["M1"],
+                "amount": pa.array([12.34], pa.float32()),
+                "currency": ["USD"],
+                "event_timestamp": [f"{day(19)}T10:00:00Z"],
+                "tags": pa.array([["a", "b"]]),
+            }
+        ),
         landing / f"transactions_{day(19)}.parquet",
     )
 
@@ -206,7 +226,8 @@ def _land_names_and_encodings(landing: Path, outside: Path) -> None:
     _write(landing, f"transactions_{day(22)}.csv", csv(row("B22a", 22), row("B22b", 22), eol="\r"))
     _write(landing, f"transactions_{day(23)}.csv", csv(row("B23a", 23), row("B23b\x0023", 23)))
     _write(
-        landing, f"transactions_{day(24)}.csv",
+        landing,
+        f"transactions_{day(24)}.csv",
         csv(row("B24a", 24) + ",", row("B24b", 24) + ",", header=",".join(f'"{c}"' for c in COLUMNS) + ","),
     )
     _write(landing, f"transactions_{day(25)}.csv", csv(row("B25a", 25), row("B25b", 25)))
@@ -224,7 +245,11 @@ def _land_names_and_encodings(landing: Path, outside: Path) -> None:
 
 def _land_unplaced(landing: Path, outside: Path) -> None:
     for name in UNPLACED_REJECTED | UNPLACED_IGNORED | REMOVED:
-        if name.startswith(("loop_", "broken_", "fifo_", "linked_folder_")) or name.endswith("/") or day(26).isoformat() in name:
+        if (
+            name.startswith(("loop_", "broken_", "fifo_", "linked_folder_"))
+            or name.endswith("/")
+            or day(26).isoformat() in name
+        ):
             continue
         _write(landing, name, csv(row("U1", 1)))
     (landing / ".staging").mkdir()
@@ -280,7 +305,9 @@ def battery(tmp_path_factory: pytest.TempPathFactory):
     try:
         first = refresh(settings, START, END, selection=selection, log_level="WARNING")
         assert first.success, [e.message for e in first.all_events if e.is_failure]
-        unplaced = query(settings, "select source_file, reason, load_id from raw.rejected_files where event_date is null order by 1")
+        unplaced = query(
+            settings, "select source_file, reason, load_id from raw.rejected_files where event_date is null order by 1"
+        )
         _second_delivery(landing)
         second = refresh(settings, START, END, selection=selection, log_level="WARNING")
         assert second.success, [e.message for e in second.all_events if e.is_failure]
@@ -299,23 +326,27 @@ def test_case_lands_where_it_should(battery: Battery, case: str) -> None:
     d = day(n)
     [(raw,)] = battery.query("select count(*) from raw.transactions where event_date = ?", [d])
     [(clean,)] = battery.query("select count(*) from clean.transactions where event_date = ?", [d])
-    quarantined = dict(battery.query(
-        "select reject_reason, count(*) from clean.transactions_quarantine where event_date = ? group by 1", [d]
-    ))
+    quarantined = dict(
+        battery.query(
+            "select reject_reason, count(*) from clean.transactions_quarantine where event_date = ? group by 1", [d]
+        )
+    )
     rejected = Counter(r for (r,) in battery.query("select reason from raw.rejected_files where event_date = ?", [d]))
     assert (clean, quarantined, dict(rejected)) == (expect.clean, expect.quarantined, expect.rejected)
     assert raw == clean + sum(quarantined.values())
 
 
 def test_no_rows_outside_the_cases(battery: Battery) -> None:
-    [(raw, clean, quarantined, dates)] = battery.query(
+    [(raw, clean, quarantined, _dates)] = battery.query(
         "select (select count(*) from raw.transactions), (select count(*) from clean.transactions),"
         " (select count(*) from clean.transactions_quarantine), (select count(distinct event_date) from raw.transactions)"
     )
     assert clean == sum(e.clean for _, e in CASES.values())
     assert raw == clean + quarantined == clean + sum(sum(e.quarantined.values()) for _, e in CASES.values())
     # Not a row of the unplaced entries (all ids U...) was loaded, and nothing after the window.
-    assert battery.query("select count(*) from raw.transactions where transaction_id like 'U%' or event_date > ?", [END]) == [(0,)]
+    assert battery.query(
+        "select count(*) from raw.transactions where transaction_id like 'U%' or event_date > ?", [END]
+    ) == [(0,)]
 
 
 def test_entries_without_a_date_are_rejected_or_ignored_by_name(battery: Battery) -> None:
@@ -329,7 +360,9 @@ def test_records_of_fixed_or_removed_entries_go_and_the_rest_keep_their_first_lo
     first = {name: (reason, load) for name, reason, load in battery.first_unplaced}
     assert {name: first[name][0] for name in REMOVED} == REMOVED
     assert {name: reason for name, (reason, _) in first.items() if name not in REMOVED} == UNPLACED_REJECTED
-    now = battery.query("select source_file, reason, load_id from raw.rejected_files where event_date is null order by 1")
+    now = battery.query(
+        "select source_file, reason, load_id from raw.rejected_files where event_date is null order by 1"
+    )
     assert now == [row for row in battery.first_unplaced if row[0] not in REMOVED]
     assert {load for _, _, load in now} == {battery.first.run_id}
     assert battery.query("select count(*) from raw.rejected_files where source_file like '%broken.csv'") == [(0,)]
@@ -348,13 +381,16 @@ def test_the_check_names_every_rejected_and_ignored_file(battery: Battery) -> No
 
 
 def test_values_survive_exactly(battery: Battery) -> None:
-    merchants = dict(battery.query(
-        "select transaction_id, merchant_id from clean.transactions where event_date in (?, ?)", [day(8), day(9)]
-    ))
+    merchants = dict(
+        battery.query(
+            "select transaction_id, merchant_id from clean.transactions where event_date in (?, ?)", [day(8), day(9)]
+        )
+    )
     assert merchants["B08b"] == 'M\r\n8, "the" shop' and merchants["B08c"] == "M1"
     assert merchants["B09a"] == "M9\n\n\nafter blank lines"
     lines = battery.query(
-        "select transaction_id, line_number from raw.transactions where event_date in (?, ?) order by 1", [day(8), day(9)]
+        "select transaction_id, line_number from raw.transactions where event_date in (?, ?) order by 1",
+        [day(8), day(9)],
     )
     assert lines == [("B08a", 2), ("B08b", 3), ("B08c", 5), ("B09a", 2), ("B09b", 8)]
 
@@ -390,7 +426,9 @@ def test_extra_and_unnamed_columns_warn_by_name(battery: Battery) -> None:
 def test_rejection_details_name_the_problem(battery: Battery) -> None:
     details = dict(battery.query("select source_file, detail from raw.rejected_files"))
     assert details[f"transactions_{day(12)}.csv"] == "column(s) named more than once: amount"
-    assert details[f"transactions_{day(14)}.parquet"].startswith("contract column(s) of a type that has no text form: amount (list<")
+    assert details[f"transactions_{day(14)}.parquet"].startswith(
+        "contract column(s) of a type that has no text form: amount (list<"
+    )
     assert details[f"transactions_{day(17)}.parquet"].endswith("transaction_id (binary)")
     assert details[f"transactions_{day(3)}.csv.gz"].startswith("not a complete gzip file")
     assert details[f"fifo_{day(1)}.csv"] == "a FIFO, not a regular file (never opened)"

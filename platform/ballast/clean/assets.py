@@ -6,11 +6,12 @@ import dagster as dg
 from dagster_dbt import DbtProject
 
 from ballast.clean.quarantine import quarantine_shares, shares_markdown
-from ballast.lib import code_version, lake
-from ballast.quality import contract_checks, run_window
+from ballast.common import code_version, lake
+from ballast.common.partitions import partition_dates, run_window
+from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
-from ballast.transform import dbt_layer_assets, partition_dates
+from ballast.transform import dbt_layer_assets
 
 CLEAN_TRANSACTIONS = dg.AssetKey(["clean", "transactions"])
 CLEAN_TRANSACTIONS_PARQUET = dg.AssetKey(["clean", "transactions_parquet"])
@@ -93,7 +94,11 @@ def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefini
             rows = lake.export_clean_transactions(con, settings.lake_dir, first, last)
         path = lake.table_dir(settings.lake_dir, *lake.CLEAN_TRANSACTIONS)
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": rows, "window": f"{first} to {last}", "path": dg.MetadataValue.path(str(path))}
+            metadata={
+                "dagster/row_count": rows,
+                "window": f"{first} to {last}",
+                "path": dg.MetadataValue.path(str(path)),
+            }
         )
 
     return transactions_parquet

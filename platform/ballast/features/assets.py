@@ -10,11 +10,31 @@ from dagster_dbt import DbtCliResource, DbtProject
 from tabulate import tabulate
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
-from ballast.lib import code_version, feature_repo, spark_features
+from ballast.common import code_version
+from ballast.common.partitions import partition_dates
+from ballast.features import feast_repo, spark
 from ballast.quality import contract_checks
-from ballast.resources import FeatureStoreResource, WarehouseResource
+from ballast.resources import WarehouseResource
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
-from ballast.transform import dbt_layer_assets, partition_dates, window_metadata
+from ballast.transform import dbt_layer_assets, window_metadata
+
+
+class FeatureStoreResource(dg.ConfigurableResource):
+    """The Feast repo in feature_repo/, opened with this Ballast home's paths."""
+
+    home: str
+
+    def open(self):
+        """A Feast FeatureStore (imported here: Feast takes seconds to import)."""
+        from ballast.features import feast_store
+
+        return feast_store.open_store(Path(self.home))
+
+    def definitions(self) -> list:
+        from ballast.features import feast_store
+
+        return feast_store.definitions(Path(self.home))
+
 
 CUSTOMER_DAILY_FEATURES = dg.AssetKey(["features", "customer_daily_features"])
 FEATURES_PARQUET = dg.AssetKey(["features", "customer_daily_features_parquet"])
@@ -23,7 +43,9 @@ ONLINE_STORE = dg.AssetKey(["features", "online_store"])
 PARITY_CHECK = "online_matches_offline"
 # The Feast-side code: this module, the store helpers and the plug-ins (not imported here: Feast is slow to import).
 CODE_VERSION = code_version.of_sources(
-    Path(__file__), feature_repo, *(Path(feature_repo.__file__).with_name(n) for n in ("feature_store.py", "feast_stores.py"))
+    Path(__file__),
+    feast_repo,
+    *(Path(feast_repo.__file__).with_name(n) for n in ("feast_store.py", "feast_plugins.py")),
 )
 FEATURES_MODEL = Path("models") / "features" / "customer_daily_features.sql"
 
@@ -52,13 +74,13 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
         first, last = partition_dates(context)
         created_at = dt.datetime.now(dt.UTC)
         with warehouse.connect(read_only=True) as con:
-            rows = feature_repo.export_features(con, settings.lake_dir, first, last, created_at)
+            rows = feast_repo.export_features(con, settings.lake_dir, first, last, created_at)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "window": f"{first} to {last}",
                 "created_timestamp": created_at.isoformat(),
-                "path": dg.MetadataValue.path(str(feature_repo.feature_dir(settings.lake_dir))),
+                "path": dg.MetadataValue.path(str(feast_repo.feature_dir(settings.lake_dir))),
             }
         )
 
@@ -66,13 +88,13 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
         key=FEATURE_REGISTRY,
         group_name="features",
         pool=FEAST_POOL,
-        code_version=feature_repo.code_version(),
+        code_version=feast_repo.code_version(),
         automation_condition=REGISTRY_AUTOMATION,
         kinds={"feast"},
     )
     def feature_registry(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         """Feast registry with the definitions of feature_repo/ (entity customer, view customer_daily_features, service churn_v1)."""
-        from ballast.lib import feature_store as fs  # Feast takes seconds to import; only its steps pay
+        from ballast.features import feast_store as fs  # Feast takes seconds to import; only its steps pay
 
         summary = fs.apply(feature_store.open(), feature_store.definitions())
         registered = tabulate(
@@ -84,8 +106,8 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             metadata={
                 "registered": dg.MetadataValue.md(registered),
                 "removed": ", ".join(summary["removed"]) or "none",
-                "feature_service": feature_repo.FEATURE_SERVICE,
-                "registry": dg.MetadataValue.path(str(feature_repo.registry_path(settings.home))),
+                "feature_service": feast_repo.FEATURE_SERVICE,
+                "registry": dg.MetadataValue.path(str(feast_repo.registry_path(settings.home))),
             }
         )
 
@@ -101,7 +123,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
     )
     def online_store(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         """Feast online store (SQLite) holding each customer's latest features, materialized incrementally per partition."""
-        from ballast.lib import feature_store as fs
+        from ballast.features import feast_store as fs
 
         first, last = partition_dates(context)
         store = feature_store.open()
@@ -112,7 +134,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
         started = time.perf_counter()
         fs.materialize(store, first, last)
         seconds = time.perf_counter() - started
-        status = feature_repo.online_status(settings.home) or {}
+        status = feast_repo.online_status(settings.home) or {}
         return dg.MaterializeResult(
             metadata={
                 "window": f"{first} to {last}",
@@ -125,7 +147,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
     @dg.asset_check(asset=ONLINE_STORE, name=PARITY_CHECK, pool=FEAST_POOL)
     def online_matches_offline(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
         """A sample of customers' online features equal their latest offline features for the last materialized day."""
-        from ballast.lib import feature_store as fs
+        from ballast.features import feast_store as fs
 
         try:
             result = fs.parity(feature_store.open(), settings.lake_dir, settings.parity_sample_size)
@@ -174,7 +196,7 @@ def spark_feature_assets(
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="features",
         pool=WAREHOUSE_POOL,
-        code_version=code_version.of_sources(Path(__file__), spark_features, project.project_dir / FEATURES_MODEL),
+        code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
         # By key: the PySparkResource class is imported only when the Spark engine is chosen.
         required_resource_keys={"dbt", "pyspark", "warehouse"},
@@ -197,12 +219,12 @@ def spark_feature_assets(
             raise dg.Failure(f"dbt compile of customer_daily_features failed for {first} to {last}; see {target}")
         started = time.perf_counter()
         try:
-            columns = spark_features.build(pyspark.spark_session, compiled.read_text(), settings.lake_dir, first, last)
-        except spark_features.SparkEngineError as exc:
+            columns = spark.build(pyspark.spark_session, compiled.read_text(), settings.lake_dir, first, last)
+        except spark.SparkEngineError as exc:
             raise dg.Failure(str(exc)) from None
         spark_seconds = time.perf_counter() - started
         with warehouse.connect() as con:
-            if spark_features.expose(con, settings.lake_dir, columns):
+            if spark.expose(con, settings.lake_dir, columns):
                 context.log.warning(
                     "features.customer_daily_features was a table built by the duckdb engine; it is now a view over "
                     "Spark's Parquet, and days not rebuilt by Spark are gone from it"
@@ -214,7 +236,7 @@ def spark_feature_assets(
                 "engine": "spark",
                 "spark_master": pyspark.spark_session.sparkContext.master,
                 "spark_seconds": round(spark_seconds, 3),
-                "path": dg.MetadataValue.path(str(spark_features.output_dir(settings.lake_dir))),
+                "path": dg.MetadataValue.path(str(spark.output_dir(settings.lake_dir))),
             }
         )
 

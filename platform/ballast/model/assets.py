@@ -1,6 +1,5 @@
 """Model layer: labels, the point-in-time training set, candidate, evaluation, promotion gates, champion and scores."""
 
-
 import base64
 from pathlib import Path
 
@@ -9,11 +8,13 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET
-from ballast.lib import churn, code_version, drift, evaluation, lineage, registry
-from ballast.lib.atomic import write_atomic
-from ballast.lib.feature_repo import FEATURE_SERVICE
-from ballast.resources import FeatureStoreResource, WarehouseResource
+from ballast import profiling
+from ballast.common import code_version
+from ballast.common.atomic import write_atomic
+from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET, FeatureStoreResource
+from ballast.features.feast_repo import FEATURE_SERVICE
+from ballast.model import evaluation, lineage, registry, training
+from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 FEATURES_KEY = dg.AssetKey(["features", "customer_daily_features"])
@@ -34,7 +35,7 @@ GATES = {
 }
 
 
-CODE_VERSION = code_version.of_sources(Path(__file__), churn, evaluation, lineage, registry)
+CODE_VERSION = code_version.of_sources(Path(__file__), training, evaluation, lineage, registry)
 
 
 # The reference for drift: profiles of a model's training window, kept beside the model.
@@ -49,19 +50,18 @@ def write_reference(settings: Settings, version: registry.ModelVersion, train_ro
     Only the last `reference_days` of training snapshots: the earliest days of the data
     have 90-day windows still filling up, which no later day resembles.
     """
-    engine = drift.WhylogsEngine()
-    newest = train_rows[churn.SNAPSHOT].max()
-    train_rows = train_rows[train_rows[churn.SNAPSHOT] > newest - pd.Timedelta(days=settings.reference_days)]
-    write_atomic(version.path / REFERENCE_FEATURES, engine.profile(train_rows[list(churn.FEATURES)]))
-    scores = churn.score(registry.load(version), train_rows)
+    engine = profiling.WhylogsEngine()
+    newest = train_rows[training.SNAPSHOT].max()
+    train_rows = train_rows[train_rows[training.SNAPSHOT] > newest - pd.Timedelta(days=settings.reference_days)]
+    write_atomic(version.path / REFERENCE_FEATURES, engine.profile(train_rows[list(training.FEATURES)]))
+    scores = training.score(registry.load(version), train_rows)
     write_atomic(version.path / REFERENCE_SCORES, engine.profile(pd.DataFrame({SCORE: scores})))
     return {
         "engine": engine.name,
         "rows": len(train_rows),
-        "window": [str(train_rows[churn.SNAPSHOT].min().date()), str(train_rows[churn.SNAPSHOT].max().date())],
+        "window": [str(train_rows[training.SNAPSHOT].min().date()), str(train_rows[training.SNAPSHOT].max().date())],
         "files": [REFERENCE_FEATURES, REFERENCE_SCORES],
     }
-
 
 
 class CandidateConfig(dg.Config):
@@ -76,6 +76,7 @@ class GateConfig(dg.Config):
 
     override_reason: str = ""
     """Promote despite failing gates; the reason is recorded in the registry and the UI."""
+
 
 # A customer active on D churns when their next transaction after D is later than
 # D + window (or never comes). Only days whose whole label window lies inside the
@@ -119,13 +120,20 @@ where (snapshot_date - $anchor::date) % $every = 0
 order by snapshot_date, customer_id
 """
 
+
 def _md_table(rows: dict[str, object]) -> str:
     return tabulate(rows.items(), headers=["metric", "value"], tablefmt="github")
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    @dg.asset(key=LABELS_KEY, deps=[FEATURES_KEY, CLEAN_KEY], group_name="model", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"duckdb"})
+    @dg.asset(
+        key=LABELS_KEY,
+        deps=[FEATURES_KEY, CLEAN_KEY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"duckdb"},
+    )
     def churn_labels(warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Churn label per customer and day: no transaction in the following label window (default 30 days)."""
         with warehouse.connect() as con:
@@ -153,7 +161,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     def training_set(warehouse: WarehouseResource, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         """Point-in-time training set: labelled (customer, snapshot) rows joined by Feast to the churn_v1 features knowable at the snapshot."""
-        from ballast.lib import feature_store as fs  # Feast takes seconds to import; only its steps pay
+        from ballast.features import feast_store as fs  # Feast takes seconds to import; only its steps pay
 
         with warehouse.connect(read_only=True) as con:
             entities = con.execute(
@@ -167,7 +175,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         except fs.FeatureStoreError as exc:
             raise dg.Failure(str(exc)) from None
         joined = fs.historical_features(store, entities)
-        missing = int(joined[list(churn.FEATURES)].isna().all(axis=1).sum()) if len(joined) else 0
+        missing = int(joined[list(training.FEATURES)].isna().all(axis=1).sum()) if len(joined) else 0
         joined["event_timestamp"] = joined["event_timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
         with warehouse.connect() as con:
             con.execute("create schema if not exists model")
@@ -190,8 +198,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
             }
         )
 
-    @dg.asset(key=MODEL_KEY, deps=[TRAINING_SET_KEY], group_name="model", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"scikitlearn"})
+    @dg.asset(
+        key=MODEL_KEY,
+        deps=[TRAINING_SET_KEY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"scikitlearn"},
+    )
     def churn_model(
         context: dg.AssetExecutionContext, config: CandidateConfig, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
@@ -199,35 +213,33 @@ def build_defs(settings: Settings) -> dg.Definitions:
         with warehouse.connect(read_only=True) as con:
             # A fixed row order makes training reproducible: the same data gives the same model.
             frame = con.execute("select * from model.training_set order by snapshot_date, customer_id").df()
-            first, last = frame[churn.SNAPSHOT].min(), frame[churn.SNAPSHOT].max()
-            traced = (
-                lineage.trace(con, first.date(), last.date(), settings.label_window_days) if len(frame) else {}
-            )
+            first, last = frame[training.SNAPSHOT].min(), frame[training.SNAPSHOT].max()
+            traced = lineage.trace(con, first.date(), last.date(), settings.label_window_days) if len(frame) else {}
         training_frame = frame
         if config.shuffle_labels:
-            shuffled = np.random.default_rng(0).permutation(frame[churn.LABEL].to_numpy())
-            training_frame = frame.assign(**{churn.LABEL: shuffled})
+            shuffled = np.random.default_rng(0).permutation(frame[training.LABEL].to_numpy())
+            training_frame = frame.assign(**{training.LABEL: shuffled})
         try:
-            trained = churn.train(training_frame, settings.holdout_fraction)
-        except churn.TrainingError as exc:
+            trained = training.train(training_frame, settings.holdout_fraction)
+        except training.TrainingError as exc:
             raise dg.Failure(
-                f"cannot train {churn.MODEL_NAME}: {exc} (a snapshot gets a label only once"
+                f"cannot train {training.MODEL_NAME}: {exc} (a snapshot gets a label only once"
                 f" {settings.label_window_days} days of later data have arrived)"
             ) from None
         saved = registry.save(
             settings.registry_dir,
-            churn.MODEL_NAME,
+            training.MODEL_NAME,
             trained.pipeline,
             {
                 "metrics": trained.metrics,
-                "features": list(churn.FEATURES),
+                "features": list(training.FEATURES),
                 "feature_service": FEATURE_SERVICE,
                 "train_dates": list(trained.train_dates),
                 "holdout_dates": list(trained.holdout_dates),
                 "dagster_run_id": context.run.run_id,
                 "code_versions": _code_versions(context),
                 "training_set": {
-                    "fingerprint": lineage.fingerprint(frame, [churn.SNAPSHOT, "customer_id"]),
+                    "fingerprint": lineage.fingerprint(frame, [training.SNAPSHOT, "customer_id"]),
                     "rows": len(frame),
                     "snapshots": [str(first.date()), str(last.date())] if len(frame) else [],
                 },
@@ -235,7 +247,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 "config": {"shuffle_labels": config.shuffle_labels},
             },
         )
-        context.log.info(f"{churn.MODEL_NAME} {saved.version}: holdout ROC AUC {trained.metrics['roc_auc']:.3f}")
+        context.log.info(f"{training.MODEL_NAME} {saved.version}: holdout ROC AUC {trained.metrics['roc_auc']:.3f}")
         return dg.MaterializeResult(
             metadata={
                 "model_version": saved.version,
@@ -249,8 +261,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 "metrics": dg.MetadataValue.md(
                     _md_table(
                         {k: round(v, 4) if isinstance(v, float) else v for k, v in trained.metrics.items()}
-                        | {"train dates": " to ".join(trained.train_dates),
-                           "holdout dates": " to ".join(trained.holdout_dates)}
+                        | {
+                            "train dates": " to ".join(trained.train_dates),
+                            "holdout dates": " to ".join(trained.holdout_dates),
+                        }
                     )
                 ),
                 "shuffled_labels": config.shuffle_labels,
@@ -258,12 +272,18 @@ def build_defs(settings: Settings) -> dg.Definitions:
             }
         )
 
-    @dg.asset(key=EVALUATION_KEY, deps=[MODEL_KEY], group_name="model", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"scikitlearn"})
+    @dg.asset(
+        key=EVALUATION_KEY,
+        deps=[MODEL_KEY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"scikitlearn"},
+    )
     def churn_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Candidate and current champion scored on the candidate's holdout: ROC AUC, PR AUC, Brier, calibration and per-segment positive rates."""
         candidate = _candidate(context)
-        current = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+        current = registry.champion(settings.registry_dir, training.MODEL_NAME)
         with warehouse.connect(read_only=True) as con:
             frame = con.execute("select * from model.training_set order by snapshot_date, customer_id").df()
         if settings.segment_column not in frame.columns:
@@ -271,14 +291,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 f"BALLAST_SEGMENT_COLUMN={settings.segment_column!r} is not a column of model/training_set"
                 f" (columns: {', '.join(frame.columns)})"
             )
-        train_rows, holdout = churn.time_split(frame, settings.holdout_fraction)
+        train_rows, holdout = training.time_split(frame, settings.holdout_fraction)
         found = evaluation.evaluate(
-            churn.score(registry.load(candidate), holdout), holdout, settings.segment_column, _thresholds()
+            training.score(registry.load(candidate), holdout), holdout, settings.segment_column, _thresholds()
         )
         against = None
         if current is not None:
             against = evaluation.evaluate(
-                churn.score(registry.load(current), holdout), holdout, settings.segment_column, _thresholds()
+                training.score(registry.load(current), holdout), holdout, settings.segment_column, _thresholds()
             )
         registry.annotate(
             candidate,
@@ -318,13 +338,19 @@ def build_defs(settings: Settings) -> dg.Definitions:
         candidate = _candidate(context)
         found = candidate.metadata.get("evaluation")
         if found is None:
-            raise dg.Failure(f"{churn.MODEL_NAME} {candidate.version} has no evaluation; materialize model/churn_evaluation first")
+            raise dg.Failure(
+                f"{training.MODEL_NAME} {candidate.version} has no evaluation; materialize model/churn_evaluation first"
+            )
         against = candidate.metadata.get("champion_evaluation")
         results = evaluation.gates(found, against, _thresholds())
         failed = [g.name for g in results if not g.passed]
         override = None
         if failed and config.override_reason.strip():
-            override = {"reason": config.override_reason.strip(), "gates_failed": failed, "dagster_run_id": context.run.run_id}
+            override = {
+                "reason": config.override_reason.strip(),
+                "gates_failed": failed,
+                "dagster_run_id": context.run.run_id,
+            }
         registry.annotate(candidate, gates=[g.as_dict() for g in results], override=override)
         for gate in results:
             yield dg.AssetCheckResult(
@@ -343,25 +369,37 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 },
             )
 
-    @dg.asset(key=CHAMPION_KEY, deps=[EVALUATION_KEY], group_name="model", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"scikitlearn"})
+    @dg.asset(
+        key=CHAMPION_KEY,
+        deps=[EVALUATION_KEY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"scikitlearn"},
+    )
     def champion(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """The promoted churn model: the candidate becomes champion once every gate passed (or an override with a reason)."""
         candidate = _candidate(context)
         gates = candidate.metadata.get("gates")
         if gates is None:
-            raise dg.Failure(f"{churn.MODEL_NAME} {candidate.version} has not been through the promotion gates")
+            raise dg.Failure(f"{training.MODEL_NAME} {candidate.version} has not been through the promotion gates")
         failed = [g["name"] for g in gates if not g["passed"]]
         override = candidate.metadata.get("override")
         if failed and override is None:
-            raise dg.Failure(f"{churn.MODEL_NAME} {candidate.version} failed gate(s) {', '.join(failed)}; not promoted")
-        previous = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+            raise dg.Failure(
+                f"{training.MODEL_NAME} {candidate.version} failed gate(s) {', '.join(failed)}; not promoted"
+            )
+        previous = registry.champion(settings.registry_dir, training.MODEL_NAME)
         reason = f"override: {override['reason']}" if failed else "passed every gate"
         registry.promote(
-            settings.registry_dir, churn.MODEL_NAME, candidate.version, reason,
-            run_id=context.run.run_id, override=bool(failed),
+            settings.registry_dir,
+            training.MODEL_NAME,
+            candidate.version,
+            reason,
+            run_id=context.run.run_id,
+            override=bool(failed),
         )
-        context.log.info(f"{churn.MODEL_NAME} {candidate.version} is champion ({reason})")
+        context.log.info(f"{training.MODEL_NAME} {candidate.version} is champion ({reason})")
         return dg.MaterializeResult(
             metadata={
                 "champion_version": candidate.version,
@@ -372,14 +410,22 @@ def build_defs(settings: Settings) -> dg.Definitions:
             }
         )
 
-    @dg.asset(key=SCORES_KEY, deps=[CHAMPION_KEY, FEATURES_KEY], group_name="model", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"duckdb"})
+    @dg.asset(
+        key=SCORES_KEY,
+        deps=[CHAMPION_KEY, FEATURES_KEY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"duckdb"},
+    )
     def churn_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Churn propensity of every customer active on the latest feature day, scored by the champion, with its version per row."""
         try:
-            model_version = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+            model_version = registry.champion(settings.registry_dir, training.MODEL_NAME)
             if model_version is None:
-                raise dg.Failure(f"no {churn.MODEL_NAME} champion in {settings.registry_dir}; materialize model/champion first")
+                raise dg.Failure(
+                    f"no {training.MODEL_NAME} champion in {settings.registry_dir}; materialize model/champion first"
+                )
             pipeline = registry.load(model_version)
         except registry.RegistryError as exc:
             raise dg.Failure(str(exc)) from None
@@ -392,7 +438,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 {
                     "customer_id": frame["customer_id"],
                     "feature_date": frame["feature_date"],
-                    "churn_score": churn.score(pipeline, frame) if len(frame) else [],
+                    "churn_score": training.score(pipeline, frame) if len(frame) else [],
                     "model_version": model_version.version,
                 }
             )
@@ -430,16 +476,17 @@ def build_defs(settings: Settings) -> dg.Definitions:
 
     def _candidate(context) -> registry.ModelVersion:
         """The version this run trained, or else the newest one (when a later step runs on its own)."""
-        found = registry.versions(settings.registry_dir, churn.MODEL_NAME)
+        found = registry.versions(settings.registry_dir, training.MODEL_NAME)
         mine = [v for v in found if v.metadata.get("dagster_run_id") == context.run.run_id]
         if mine:
             return mine[-1]
         if not found:
-            raise dg.Failure(f"no {churn.MODEL_NAME} in the registry at {settings.registry_dir}; materialize model/churn_model first")
+            raise dg.Failure(
+                f"no {training.MODEL_NAME} in the registry at {settings.registry_dir}; materialize model/churn_model first"
+            )
         return found[-1]
 
     return dg.Definitions(
         assets=[churn_labels, training_set, churn_model, churn_evaluation, champion, churn_scores],
         asset_checks=[promotion_gates],
     )
-

@@ -8,20 +8,22 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ballast.lib import churn, code_version, drift, registry
-from ballast.lib.atomic import write_atomic
-from ballast.lib.lineage import FEATURE_LOOKBACK_DAYS
+from ballast import profiling
+from ballast.common import code_version
+from ballast.common.atomic import write_atomic
+from ballast.common.partitions import partition_dates
+from ballast.model import registry, training
 from ballast.model.assets import CHAMPION_KEY, FEATURES_KEY, REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
+from ballast.model.lineage import FEATURE_LOOKBACK_DAYS
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
-from ballast.transform import partition_dates
 
 FEATURE_PROFILES = dg.AssetKey(["monitoring", "feature_profiles"])
 SCORE_PROFILES = dg.AssetKey(["monitoring", "score_profiles"])
 DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
 DRIFT_SHARE_CHECK = "drift_share"
 FEATURE_PSI_CHECK = "feature_psi"
-CODE_VERSION = code_version.of_sources(Path(__file__), drift)
+CODE_VERSION = code_version.of_sources(Path(__file__), profiling)
 
 
 def profile_path(settings: Settings, kind: str, day: dt.date) -> Path:
@@ -34,8 +36,7 @@ def drift_path(settings: Settings, day: dt.date, suffix: str) -> Path:
 
 def _days(frame: pd.DataFrame, column: str):
     # One group per day: Python loops over partitions, never over rows.
-    for day, part in frame.groupby(frame[column].dt.date, sort=True):
-        yield day, part
+    yield from frame.groupby(frame[column].dt.date, sort=True)
 
 
 def _html_report(day: dt.date, version: str, results: pd.DataFrame, share: float) -> str:
@@ -47,33 +48,38 @@ def _html_report(day: dt.date, version: str, results: pd.DataFrame, share: float
 
 
 def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
-    engine = drift.WhylogsEngine()
+    engine = profiling.WhylogsEngine()
 
     def champion_or_none() -> registry.ModelVersion | None:
         """The champion to compare with; None before any model passed the gates (nothing to monitor yet)."""
-        current = registry.champion(settings.registry_dir, churn.MODEL_NAME)
+        current = registry.champion(settings.registry_dir, training.MODEL_NAME)
         if current is not None and not (current.path / REFERENCE_FEATURES).is_file():
             raise dg.Failure(f"champion {current.version} has no reference profile; re-run model/churn_evaluation")
         return current
 
     @dg.asset(
-        key=FEATURE_PROFILES, deps=[FEATURES_KEY], partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(), group_name="monitoring", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"whylogs"},
+        key=FEATURE_PROFILES,
+        deps=[FEATURES_KEY],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="monitoring",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"whylogs"},
     )
     def feature_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """whylogs profile of the model's features for each daily partition, stored under BALLAST_HOME/monitoring."""
         first, last = partition_dates(context)
         with warehouse.connect(read_only=True) as con:
             frame = con.execute(
-                f"select feature_date, {', '.join(churn.FEATURES)} from features.customer_daily_features"
+                f"select feature_date, {', '.join(training.FEATURES)} from features.customer_daily_features"
                 " where feature_date between ? and ? order by feature_date",
                 [first, last],
             ).df()
         profiled = 0
         summary = pd.DataFrame()
         for day, part in _days(frame, "feature_date"):
-            blob = engine.profile(part[list(churn.FEATURES)])
+            blob = engine.profile(part[list(training.FEATURES)])
             write_atomic(profile_path(settings, "features", day), blob)
             profiled += 1
             summary = engine.summary(blob)
@@ -81,22 +87,31 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             metadata={
                 "partitions_profiled": profiled,
                 "dagster/row_count": len(frame),
-                "summary_of_last_day": dg.MetadataValue.md(summary.round(3).to_markdown(index=False) if len(summary) else ""),
+                "summary_of_last_day": dg.MetadataValue.md(
+                    summary.round(3).to_markdown(index=False) if len(summary) else ""
+                ),
                 "path": dg.MetadataValue.path(str(settings.monitoring_dir / "profiles" / "features")),
             }
         )
 
     @dg.asset(
-        key=SCORE_PROFILES, deps=[FEATURES_KEY, CHAMPION_KEY], partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(), group_name="monitoring", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"whylogs"},
+        key=SCORE_PROFILES,
+        deps=[FEATURES_KEY, CHAMPION_KEY],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="monitoring",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"whylogs"},
     )
     def score_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """whylogs profile of the champion's churn scores for each daily partition."""
         first, last = partition_dates(context)
         current = champion_or_none()
         if current is None:
-            return dg.MaterializeResult(metadata={"champion_version": "none", "note": "no champion yet: nothing scored"})
+            return dg.MaterializeResult(
+                metadata={"champion_version": "none", "note": "no champion yet: nothing scored"}
+            )
         pipeline = registry.load(current)
         with warehouse.connect(read_only=True) as con:
             frame = con.execute(
@@ -105,26 +120,39 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             ).df()
         summary = pd.DataFrame()
         for day, part in _days(frame, "feature_date"):
-            blob = engine.profile(pd.DataFrame({SCORE: churn.score(pipeline, part)}))
+            blob = engine.profile(pd.DataFrame({SCORE: training.score(pipeline, part)}))
             write_atomic(profile_path(settings, "scores", day), blob)
             summary = engine.summary(blob)
         return dg.MaterializeResult(
             metadata={
                 "champion_version": current.version,
                 "dagster/row_count": len(frame),
-                "summary_of_last_day": dg.MetadataValue.md(summary.round(4).to_markdown(index=False) if len(summary) else ""),
+                "summary_of_last_day": dg.MetadataValue.md(
+                    summary.round(4).to_markdown(index=False) if len(summary) else ""
+                ),
             }
         )
 
     @dg.asset(
-        key=DRIFT_REPORT, deps=[FEATURE_PROFILES, SCORE_PROFILES], partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(), group_name="monitoring", pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION, kinds={"whylogs"},
+        key=DRIFT_REPORT,
+        deps=[FEATURE_PROFILES, SCORE_PROFILES],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="monitoring",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"whylogs"},
         check_specs=[
-            dg.AssetCheckSpec(DRIFT_SHARE_CHECK, asset=DRIFT_REPORT,
-                              description="Share of drifted features stays within BALLAST_DRIFT_SHARE_WARN (0.15); WARN above."),
-            dg.AssetCheckSpec(FEATURE_PSI_CHECK, asset=DRIFT_REPORT,
-                              description="No model feature's PSI exceeds BALLAST_PSI_ERROR (0.2); ERROR above."),
+            dg.AssetCheckSpec(
+                DRIFT_SHARE_CHECK,
+                asset=DRIFT_REPORT,
+                description="Share of drifted features stays within BALLAST_DRIFT_SHARE_WARN (0.15); WARN above.",
+            ),
+            dg.AssetCheckSpec(
+                FEATURE_PSI_CHECK,
+                asset=DRIFT_REPORT,
+                description="No model feature's PSI exceeds BALLAST_PSI_ERROR (0.2); ERROR above.",
+            ),
         ],
     )
     def drift_report(context: dg.AssetExecutionContext):
@@ -140,9 +168,9 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
         reference = (current.path / REFERENCE_FEATURES).read_bytes()
         reference_scores = (current.path / REFERENCE_SCORES).read_bytes()
         # Trend features (tenure grows every day by definition) would drift forever.
-        monitored = [c for c in churn.FEATURES if c not in settings.drift_exempt]
-        numeric = [c for c in monitored if c not in churn.CATEGORICAL_FEATURES]
-        categorical = [c for c in monitored if c in churn.CATEGORICAL_FEATURES]
+        monitored = [c for c in training.FEATURES if c not in settings.drift_exempt]
+        numeric = [c for c in monitored if c not in training.CATEGORICAL_FEATURES]
+        categorical = [c for c in monitored if c in training.CATEGORICAL_FEATURES]
         per_day = []
         latest = pd.DataFrame()
         # A day whose 90-day feature windows reach before the data began is not comparable.
@@ -157,12 +185,19 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
                     results += engine.compare(scores.read_bytes(), reference_scores, [SCORE], [])
                 table = pd.DataFrame([r.as_dict() for r in results]).sort_values("psi", ascending=False)
                 features_only = [r for r in results if r.column != SCORE]
-                share = drift.drift_share(features_only, settings.drift_psi, settings.drift_p_value)
+                share = profiling.drift_share(features_only, settings.drift_psi, settings.drift_p_value)
                 worst = table[table.column != SCORE].iloc[0]
                 record = {
-                    "date": day.isoformat(), "champion": current.version, "drift_share": share,
-                    "max_psi": float(worst.psi), "max_psi_feature": worst.column,
-                    "drifted": [r.column for r in features_only if drift.drifted(r, settings.drift_psi, settings.drift_p_value)],
+                    "date": day.isoformat(),
+                    "champion": current.version,
+                    "drift_share": share,
+                    "max_psi": float(worst.psi),
+                    "max_psi_feature": worst.column,
+                    "drifted": [
+                        r.column
+                        for r in features_only
+                        if profiling.drifted(r, settings.drift_psi, settings.drift_p_value)
+                    ],
                     "columns": table.to_dict(orient="records"),
                 }
                 write_atomic(drift_path(settings, day, "json"), json.dumps(record, indent=2))
@@ -177,10 +212,14 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
                 "partitions": len(per_day),
                 "judged_from": str(judged_from),
                 "latest_drift_share": per_day[-1]["drift_share"] if per_day else 0.0,
-                "top_drifted_features_latest": dg.MetadataValue.md(latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""),
+                "top_drifted_features_latest": dg.MetadataValue.md(
+                    latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""
+                ),
                 "latest_report": dg.MetadataValue.path(str(drift_path(settings, last, "html"))),
                 "drift_share_by_day": dg.MetadataValue.md(
-                    frame[["date", "drift_share", "max_psi", "max_psi_feature"]].round(4).to_markdown(index=False) if len(frame) else ""
+                    frame[["date", "drift_share", "max_psi", "max_psi_feature"]].round(4).to_markdown(index=False)
+                    if len(frame)
+                    else ""
                 ),
             }
         )
@@ -197,18 +236,30 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
 
         worst = max(per_day, key=lambda r: r["max_psi"], default=None)
         yield dg.AssetCheckResult(
-            check_name=DRIFT_SHARE_CHECK, passed=not warn_days, severity=dg.AssetCheckSeverity.WARN,
-            description=f"drift share above {settings.drift_share_warn} on {len(warn_days)} partition(s)" if warn_days else None,
+            check_name=DRIFT_SHARE_CHECK,
+            passed=not warn_days,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"drift share above {settings.drift_share_warn} on {len(warn_days)} partition(s)"
+            if warn_days
+            else None,
             metadata={"window": window, **over(warn_days), "threshold": settings.drift_share_warn},
         )
         yield dg.AssetCheckResult(
-            check_name=FEATURE_PSI_CHECK, passed=not error_days, severity=dg.AssetCheckSeverity.ERROR,
+            check_name=FEATURE_PSI_CHECK,
+            passed=not error_days,
+            severity=dg.AssetCheckSeverity.ERROR,
             description=(
                 f"PSI above {settings.psi_error} on {len(error_days)} partition(s);"
                 f" worst {worst['max_psi_feature']} {worst['max_psi']:.3f} on {worst['date']}"
-            ) if error_days else None,
-            metadata={"window": window, **over(error_days), "threshold": settings.psi_error,
-                      "champion_version": current.version},
+            )
+            if error_days
+            else None,
+            metadata={
+                "window": window,
+                **over(error_days),
+                "threshold": settings.psi_error,
+                "champion_version": current.version,
+            },
         )
 
     return dg.Definitions(assets=[feature_profiles, score_profiles, drift_report])

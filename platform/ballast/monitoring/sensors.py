@@ -2,14 +2,14 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from ballast.lib.alerts import Alert, Outbox
 from ballast.model.assets import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
+from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
-from ballast.resources import AlertSinks
 from ballast.settings import Settings
 
 RETRAIN_JOB = "retrain_churn_model_job"
@@ -17,6 +17,22 @@ RETRAIN_SENSOR = "drift_error_retraining_sensor"
 ALERT_SENSOR = "check_failure_alert_sensor"
 PAGE = 100
 DRIFT_ERROR = dg.AssetCheckKey(DRIFT_REPORT, FEATURE_PSI_CHECK)
+
+
+class AlertSinks(dg.ConfigurableResource):
+    """Where check-failure alerts go. Webhook addresses are secrets: set them with dagster.EnvVar."""
+
+    alert_log: str
+    webhook_url: str | None = None
+    slack_webhook_url: str | None = None
+
+    def sinks(self) -> list:
+        found = [JsonlSink(Path(self.alert_log))]
+        if self.webhook_url:
+            found.append(WebhookSink(self.webhook_url))
+        if self.slack_webhook_url:
+            found.append(SlackSink(self.slack_webhook_url))
+        return found
 
 
 def retrain_job():
@@ -27,7 +43,9 @@ def retrain_job():
     )
 
 
-def retraining_decision(record, cursor: dict, now: dt.datetime, cooldown: dt.timedelta) -> tuple[dg.RunRequest | None, str, dict]:
+def retraining_decision(
+    record, cursor: dict, now: dt.datetime, cooldown: dt.timedelta
+) -> tuple[dg.RunRequest | None, str, dict]:
     """What the retraining sensor does with the latest feature_psi evaluation (pure: no instance access)."""
     if record is None or record.event is None:
         return None, "the drift check has not run yet", cursor
@@ -36,12 +54,20 @@ def retraining_decision(record, cursor: dict, now: dt.datetime, cooldown: dt.tim
     evaluation = record.event.dagster_event.event_specific_data
     if evaluation.passed:
         closed = cursor.get("episode")
-        return None, "drift within thresholds" + (" (episode closed)" if closed else ""), {**cursor, "seen": record.id, "episode": None}
+        return (
+            None,
+            "drift within thresholds" + (" (episode closed)" if closed else ""),
+            {**cursor, "seen": record.id, "episode": None},
+        )
     metadata = {k: v.value for k, v in evaluation.metadata.items()}
     champion = metadata.get("champion_version", "none")
     episode = cursor.get("episode")
     if episode and episode["champion"] == champion:
-        return None, f"drift episode from {episode['start']} already handled (run key {episode['run_key']})", {**cursor, "seen": record.id}
+        return (
+            None,
+            f"drift episode from {episode['start']} already handled (run key {episode['run_key']})",
+            {**cursor, "seen": record.id},
+        )
     last = cursor.get("last_request_at")
     if last and now - dt.datetime.fromisoformat(last) < cooldown:
         # Leave the evaluation unseen: it is reconsidered once the cooldown is over.
@@ -54,16 +80,22 @@ def retraining_decision(record, cursor: dict, now: dt.datetime, cooldown: dt.tim
         tags={"ballast/trigger": "drift", "ballast/drift_episode": start, "ballast/champion": champion},
     )
     episode = {"champion": champion, "start": start, "run_key": run_key}
-    return request, f"ERROR drift from {start} on champion {champion}", {
-        **cursor, "seen": record.id, "episode": episode, "last_request_at": now.isoformat()
-    }
+    return (
+        request,
+        f"ERROR drift from {start} on champion {champion}",
+        {**cursor, "seen": record.id, "episode": episode, "last_request_at": now.isoformat()},
+    )
 
 
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     cooldown = dt.timedelta(hours=settings.retrain_cooldown_hours)
 
-    @dg.sensor(name=RETRAIN_SENSOR, job_name=RETRAIN_JOB, minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.STOPPED)
+    @dg.sensor(
+        name=RETRAIN_SENSOR,
+        job_name=RETRAIN_JOB,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
     def drift_error_retraining_sensor(context: dg.SensorEvaluationContext):
         """Requests one retraining run per drift episode when the drift report's feature_psi check fails (ERROR)."""
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -108,7 +140,9 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             context.update_cursor(str(records[-1].id))
         for line in failed:
             context.log.warning(f"alert delivery failed, retried next tick: {line}")
-        return dg.SkipReason(f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry")
+        return dg.SkipReason(
+            f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry"
+        )
 
     return [drift_error_retraining_sensor, check_failure_alert_sensor]
 
@@ -161,4 +195,3 @@ def _alert(record, settings: Settings) -> Alert | None:
         url=f"{settings.ui_url}/assets/{asset}?view=checks",
         run_id=record.run_id,
     )
-

@@ -7,9 +7,11 @@ import dagster as dg
 import duckdb
 from tabulate import tabulate
 
-from ballast.lib import code_version, landing, landing_formats
+from ballast.common import code_version
+from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
-from ballast.lib.landing import (
+from ballast.raw import landing, landing_formats
+from ballast.raw.landing import (
     RAW_DDL,
     LandingError,
     Limits,
@@ -21,7 +23,6 @@ from ballast.lib.landing import (
 )
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
-from ballast.transform import partition_dates
 
 CODE_VERSION = code_version.of_sources(Path(__file__), landing, landing_formats)
 RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
@@ -95,7 +96,14 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             record_unplaced(con, found, load_id=context.run.run_id)
             forget_vanished(con, start, end, window)
             loads = [
-                load_file(con, f, load_id=context.run.run_id, landing_dir=settings.landing_dir, limits=limits, scratch_dir=scratch)
+                load_file(
+                    con,
+                    f,
+                    load_id=context.run.run_id,
+                    landing_dir=settings.landing_dir,
+                    limits=limits,
+                    scratch_dir=scratch,
+                )
                 for f in window
             ]
             for f in loads:
@@ -130,7 +138,12 @@ def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], star
     files_table = _md(
         ["file", "rows", "malformed lines", "outcome"],
         [
-            [f.name, f.rows, f.malformed, f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded"]
+            [
+                f.name,
+                f.rows,
+                f.malformed,
+                f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded",
+            ]
             for f in loads
         ],
     )

@@ -8,8 +8,9 @@ from typing import Any
 
 import duckdb
 
-from ballast.lib import feature_repo, registry
-from ballast.lib.churn import MODEL_NAME
+from ballast.features import feast_repo
+from ballast.model import registry
+from ballast.model.training import MODEL_NAME
 from ballast.settings import Settings
 
 LAYER_TABLES = (
@@ -31,16 +32,18 @@ def build_report(settings: Settings) -> dict[str, Any]:
     if settings.warehouse_path.exists():
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
         try:
-            existing = {f"{s}.{t}" for s, t in con.execute(
-                "select schema_name, table_name from duckdb_tables()"
-            ).fetchall()}
+            existing = {
+                f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+            }
             for table in LAYER_TABLES:
                 if table in existing:
                     layers[table.replace(".", "/")] = con.execute(f"select count(*) from {table}").fetchone()[0]
             if "clean.transactions_quarantine" in existing:
-                quarantine = dict(con.execute(
-                    "select reject_reason, count(*) from clean.transactions_quarantine group by 1 order by 2 desc, 1"
-                ).fetchall())
+                quarantine = dict(
+                    con.execute(
+                        "select reject_reason, count(*) from clean.transactions_quarantine group by 1 order by 2 desc, 1"
+                    ).fetchall()
+                )
             if "raw.rejected_files" in existing:
                 rejected_files = [
                     {"event_date": None if d is None else str(d), "source_file": f, "reason": r, "detail": t}
@@ -58,7 +61,9 @@ def build_report(settings: Settings) -> dict[str, Any]:
         model = {
             "name": MODEL_NAME,
             "versions": len(found),
-            "champion": None if current is None else {
+            "champion": None
+            if current is None
+            else {
                 "version": current.version,
                 "created_at": current.metadata.get("created_at"),
                 "metrics": current.metadata.get("evaluation", current.metadata.get("metrics", {})),
@@ -83,7 +88,7 @@ def build_report(settings: Settings) -> dict[str, Any]:
         "layers": layers,
         "quarantine": quarantine,
         "rejected_files": rejected_files,
-        "feature_store": feature_repo.online_status(settings.home),
+        "feature_store": feast_repo.online_status(settings.home),
         "model": model,
     }
 

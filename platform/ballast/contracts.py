@@ -64,7 +64,10 @@ def _checks_in(entries: list, column: str | None) -> list[ContractCheck]:
         qualifier = body.get("qualifier")
         found.append(
             ContractCheck(
-                check_name(check_type, column, qualifier), check_type, column, qualifier,
+                check_name(check_type, column, qualifier),
+                check_type,
+                column,
+                qualifier,
                 _describe(check_type, column, body),
             )
         )

@@ -4,17 +4,18 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from ballast.lib.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
+from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
 
 SECRET = "T0KEN-s3cr3t"
 
 
 class _Receiver(BaseHTTPRequestHandler):
     status = 200
-    received: list = []
+    received: ClassVar[list] = []
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -39,8 +40,13 @@ def receiver():
 
 def _alert(partition: str = "2025-03-01") -> Alert:
     return Alert(
-        asset="monitoring/drift_report", check="feature_psi", partition=partition, severity="ERROR",
-        summary="spend_30d PSI 0.41 > 0.2", url="http://localhost:3000/assets/monitoring/drift_report", run_id="r1",
+        asset="monitoring/drift_report",
+        check="feature_psi",
+        partition=partition,
+        severity="ERROR",
+        summary="spend_30d PSI 0.41 > 0.2",
+        url="http://localhost:3000/assets/monitoring/drift_report",
+        run_id="r1",
     )
 
 

@@ -16,15 +16,13 @@ import duckdb
 import pandas as pd
 import yaml
 
-from ballast.lib import lake
+from ballast.common import lake
 from ballast.settings import REPO_ROOT
 
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 STORE_YAML = FEATURE_REPO_DIR / "feature_store.yaml"
 PRODUCTION_YAML = FEATURE_REPO_DIR / "production" / "feature_store.yaml"
 DEFINITIONS_FILE = FEATURE_REPO_DIR / "churn_features.py"
-# churn_v1 lists the model's features from here, so its changes change the definitions too.
-MODEL_FEATURES_FILE = Path(__file__).with_name("churn.py")
 PROJECT = "ballast"
 FEATURE_VIEW = "customer_daily_features"
 FEATURE_SERVICE = "churn_v1"
@@ -32,6 +30,25 @@ ENTITY_KEY = "customer_id"
 FEATURE_TABLE = "features.customer_daily_features"
 # Feast's SQLite layout: one table per project and feature view.
 ONLINE_TABLE = f"{PROJECT}_{FEATURE_VIEW}"
+
+
+# The features of the churn_v1 feature service: what the churn model trains on and
+# what online scoring looks up. The model takes its list from here.
+NUMERIC_FEATURES = (
+    "txn_count_7d",
+    "txn_count_30d",
+    "txn_count_90d",
+    "spend_7d",
+    "spend_30d",
+    "spend_90d",
+    "avg_amount_30d",
+    "days_since_last_txn",
+    "tenure_days",
+    "distinct_merchants_30d",
+    "web_share_30d",
+)
+CATEGORICAL_FEATURES = ("home_country",)
+FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 
 class FeatureStoreError(RuntimeError):
@@ -51,7 +68,7 @@ def feature_time(day: dt.date) -> dt.datetime:
 def code_version() -> str:
     """Changes when the repo's definitions, its store configuration or the model's feature list may have changed."""
     digest = hashlib.sha256()
-    for path in (STORE_YAML, DEFINITIONS_FILE, MODEL_FEATURES_FILE):
+    for path in (STORE_YAML, DEFINITIONS_FILE, Path(__file__)):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -120,7 +137,9 @@ def online_status(home: Path) -> dict[str, Any] | None:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            if not con.execute("select 1 from sqlite_master where type = 'table' and name = ?", [ONLINE_TABLE]).fetchone():
+            if not con.execute(
+                "select 1 from sqlite_master where type = 'table' and name = ?", [ONLINE_TABLE]
+            ).fetchone():
                 return None
             entities, latest = con.execute(
                 f'select count(distinct entity_key), max(event_ts) from "{ONLINE_TABLE}"'

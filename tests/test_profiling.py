@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ballast.lib.drift import WhylogsEngine, drift_share, psi
+from ballast.profiling import WhylogsEngine, drift_share, psi
 
 
 def _frame(n: int, seed: int, shift: float = 0.0, mix=(0.5, 0.3, 0.2)) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from ballast.lib import registry
+from ballast.model import registry
 
 
 def _model() -> LogisticRegression:
@@ -50,8 +50,13 @@ def test_promote_switches_the_champion_and_rollback_restores_the_previous(tmp_pa
     history = registry.champion_history(tmp_path, "m")
     assert [h["version"] for h in history] == ["v0001", "v0002", "v0001"]
     assert history[1] | {"promoted_at": None} == {
-        "version": "v0002", "previous": "v0001", "promoted_at": None, "reason": "gates passed", "run_id": "r2",
-        "override": False, "rollback": False,
+        "version": "v0002",
+        "previous": "v0001",
+        "promoted_at": None,
+        "reason": "gates passed",
+        "run_id": "r2",
+        "override": False,
+        "rollback": False,
     }
     assert [p.name for p in (tmp_path / "m").iterdir() if p.name.startswith(".")] == []
 

@@ -1,22 +1,20 @@
-"""Runs on one Ballast home: one CLI run at a time, and recovery from runs whose process died.
+"""Recovery from runs whose process died, on one Ballast home.
 
 A run killed with SIGKILL cannot clean up after itself: Dagster keeps it STARTED with
 its pool slots claimed (so the next run waits for them forever), dbt or Spark started
 by it may live on and hold the warehouse, Feast keeps the feature view MATERIALIZING,
 and staging files stay behind. `recover` finds such runs by the process that ran them
-and undoes all of that; `hold_home` lets one `ballast run` at a time work on a home
-and says which process it waits for.
+and undoes all of that, before each CLI run (ballast.runs) and, while `dagster dev`
+runs, from the dead-run sensor.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +22,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from ballast.lib import feature_repo
-from ballast.lib.atomic import write_atomic
+from ballast.features import feast_repo
 from ballast.settings import Settings
 
 # Tags on every run started through ballast.runs.refresh: the process that executes it.
@@ -35,7 +32,6 @@ PROCESS_STARTED_TAG = "ballast/process_started"
 # Inherited by every child (dbt, Spark's JVM, dagster dev's processes): whose they are,
 # so recovery finds them even after they were re-parented to init.
 OWNER_ENV = "BALLAST_RUN_OWNER"
-LOCK_FILE = "run.lock"
 DEAD_RUN_SENSOR = "dead_run_recovery_sensor"
 # Which process `ballast dev` is (it becomes `dagster dev`, same pid): it owns the UI's runs.
 DEV_OWNER_FILE = "dev.json"
@@ -46,7 +42,7 @@ IN_PROGRESS = [
     dg.DagsterRunStatus.CANCELING,
 ]
 # What a killed run leaves half-written: the lake's staging and trash folders, the
-# registry's staging versions and lib.atomic's temporary files.
+# registry's staging versions and common.atomic's temporary files.
 LEFTOVER_PATTERNS = (".staging-*", ".trash-*", ".v*.tmp", ".*.tmp")
 # A process start time read twice differs by clock-tick rounding, never by a second.
 START_TIME_TOLERANCE = 1.0
@@ -130,9 +126,13 @@ class Recovery:
         if self.runs:
             parts.append(", ".join(self.runs) + " marked failed")
         if self.slots:
-            parts.append(", ".join(f"{n} {pool} pool slot{'s' * (n > 1)}" for pool, n in sorted(self.slots.items())) + " freed")
+            parts.append(
+                ", ".join(f"{n} {pool} pool slot{'s' * (n > 1)}" for pool, n in sorted(self.slots.items())) + " freed"
+            )
         if self.killed:
-            parts.append(f"{len(self.killed)} orphaned process{'es' * (len(self.killed) > 1)} stopped ({', '.join(self.killed)})")
+            parts.append(
+                f"{len(self.killed)} orphaned process{'es' * (len(self.killed) > 1)} stopped ({', '.join(self.killed)})"
+            )
         if self.feature_views:
             parts.append(f"Feast feature view {', '.join(self.feature_views)} reset from MATERIALIZING")
         if self.leftovers:
@@ -247,13 +247,13 @@ def _describe(run: dg.DagsterRun, owner: Owner | None) -> str:
 
 def _reset_feature_views(home: Path) -> list[str]:
     """Feature views a killed materialization left MATERIALIZING, set back to what the registry shows was done."""
-    if not feature_repo.registry_path(home).is_file():
+    if not feast_repo.registry_path(home).is_file():
         return []
     from feast.feature_view import FeatureViewState
 
-    from ballast.lib import feature_store
+    from ballast.features import feast_store
 
-    store = feature_store.open_store(home)
+    store = feast_store.open_store(home)
     reset = []
     for view in store.registry.list_feature_views(store.project, allow_cache=False):
         if view.state != FeatureViewState.MATERIALIZING:
@@ -268,7 +268,12 @@ def _reset_feature_views(home: Path) -> list[str]:
 
 def _remove_leftovers(settings: Settings) -> list[Path]:
     found: list[Path] = []
-    roots = [settings.lake_dir, settings.registry_dir, settings.monitoring_dir, feature_repo.registry_path(settings.home).parent]
+    roots = [
+        settings.lake_dir,
+        settings.registry_dir,
+        settings.monitoring_dir,
+        feast_repo.registry_path(settings.home).parent,
+    ]
     for root in roots:
         if not root.is_dir():
             continue
@@ -299,89 +304,6 @@ def recover(settings: Settings, instance: dg.DagsterInstance) -> Recovery:
         recovery.feature_views = _reset_feature_views(settings.home)
         recovery.leftovers = _remove_leftovers(settings)
     return recovery
-
-
-class HomeLock:
-    """An exclusive lock on a Ballast home for one CLI run, released by the OS when the process ends however it ends."""
-
-    def __init__(self, home: Path) -> None:
-        self.path = home / LOCK_FILE
-        self._file = None
-
-    def acquire(self, notify: Notify) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a+")
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            notify(f"waiting for {self._holder()} on {self.path.parent} to finish")
-            fcntl.flock(self._file, fcntl.LOCK_EX)
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-        self._file.flush()
-
-    def _holder(self) -> str:
-        self._file.seek(0)
-        try:
-            return f"ballast run (pid {json.loads(self._file.read())['pid']})"
-        except (ValueError, KeyError, TypeError):
-            return "another ballast run"
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-
-_held: dict[Path, HomeLock] = {}
-
-
-def prepare_run(settings: Settings, notify: Notify = say) -> None:
-    """Before a CLI run: take the home (waiting for another CLI run, and saying so), recover dead runs, wait for live ones.
-
-    The home stays locked until this process exits.
-    """
-    from ballast.runs import instance as open_instance
-
-    if settings.home not in _held:
-        lock = HomeLock(settings.home)
-        lock.acquire(notify)
-        _held[settings.home] = lock
-    dagster_instance = open_instance(settings)
-    waiting = False
-    try:
-        while True:
-            recovery = recover(settings, dagster_instance)
-            line = recovery.line()
-            if line:
-                notify(line)
-            if not recovery.live_runs:
-                return
-            # A run launched from the UI: wait for it (and recover it if its process dies meanwhile).
-            if not waiting:
-                notify(f"waiting for {', '.join(recovery.live_runs)} on this home to finish")
-                waiting = True
-            time.sleep(WAIT_POLL_SECONDS)
-    finally:
-        dagster_instance.dispose()
-
-
-def prepare_dev(settings: Settings, notify: Notify = say) -> dict[str, str]:
-    """Before `dagster dev`: recover dead runs; returns the environment that marks its processes as this one's."""
-    from ballast.runs import instance as open_instance
-
-    dagster_instance = open_instance(settings)
-    try:
-        line = recover(settings, dagster_instance).line()
-        if line:
-            notify(line)
-    finally:
-        dagster_instance.dispose()
-    owner = Owner.current()
-    write_atomic(settings.home / DEV_OWNER_FILE, json.dumps({"pid": owner.pid, "host": owner.host, "started": owner.started}))
-    return owner.env(settings.home)
 
 
 def dead_run_sensor(settings: Settings) -> dg.SensorDefinition:

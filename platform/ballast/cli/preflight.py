@@ -101,7 +101,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def contracts(settings: Settings) -> None:
     """Every contract file parses and lists its checks (the asset graph is built from them)."""
-    from ballast.lib.contracts import ContractError, contract_checks
+    from ballast.contracts import ContractError, contract_checks
 
     fix = f"fix it, or restore it from {CONTRACTS_DIR}"
     for shipped in sorted(CONTRACTS_DIR.glob("*.yml")):

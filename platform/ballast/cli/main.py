@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from ballast import preflight
-from ballast.preflight import PreflightError
+from ballast.cli import preflight
+from ballast.cli.preflight import PreflightError
 from ballast.settings import REPO_ROOT, Settings, SettingsError
 
 DEMO_CUSTOMERS = 2000
@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=DEMO_SEED)
 
     run = commands.add_parser("run", help="materialize every asset for every partition that has landing files")
-    run.add_argument("--landing", type=_existing_dir, help="landing folder (default: BALLAST_LANDING_DIR or BALLAST_HOME/landing)")
+    run.add_argument(
+        "--landing", type=_existing_dir, help="landing folder (default: BALLAST_LANDING_DIR or BALLAST_HOME/landing)"
+    )
 
     report = commands.add_parser("report", help="rows per layer, quarantine by reason and the latest model")
     report.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -111,7 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     rollback = model_commands.add_parser("rollback", help="restore the previous champion")
     rollback.add_argument("--reason", default="rollback", help="why; recorded in the registry")
 
-    lineage = commands.add_parser("lineage", help="a model version back to its training set, partitions, raw files and code")
+    lineage = commands.add_parser(
+        "lineage", help="a model version back to its training set, partitions, raw files and code"
+    )
     lineage.add_argument("version")
 
     dev = commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
@@ -122,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 def _generate(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from ballast.lib.generator import GenerateSpec, generate
+    from ballast.cli.generator import GenerateSpec, generate
 
     try:
         spec = GenerateSpec(
@@ -153,10 +157,9 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _run(settings: Settings, announce: str) -> None:
-    from ballast.lib.landing import LandingError, plan
-    from ballast.lib.report import build_report, format_report
-    from ballast.run_guard import prepare_run
-    from ballast.runs import refresh
+    from ballast.cli.report import build_report, format_report
+    from ballast.raw.landing import LandingError, plan
+    from ballast.runs import prepare_run, refresh
 
     # One run per home; runs whose process died are cleaned up first (said in one line).
     prepare_run(settings)
@@ -219,7 +222,9 @@ def _failed_checks(result) -> str:
     """The blocking checks that stopped the run, each with what it found (its description)."""
     import dagster as dg
 
-    failed = [e for e in result.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    failed = [
+        e for e in result.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
     return "; ".join(
         f"blocking check {e.asset_key.to_user_string()}:{e.check_name} failed"
         + (f" ({_one_line(e.description)})" if e.description else "")
@@ -234,7 +239,7 @@ def _one_line(text: str) -> str:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> None:
-    from ballast.lib.generator import GenerateSpec, generate
+    from ballast.cli.generator import GenerateSpec, generate
 
     settings.ensure_dirs()
     spec = GenerateSpec(
@@ -251,9 +256,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> None:
-    from ballast.lib.feature_repo import FeatureStoreError
-    from ballast.lib.registry import RegistryError
-    from ballast.lib.report import ReportError, build_report, format_report
+    from ballast.cli.report import ReportError, build_report, format_report
+    from ballast.features.feast_repo import FeatureStoreError
+    from ballast.model.registry import RegistryError
 
     try:
         report = build_report(settings)
@@ -263,46 +268,48 @@ def _report(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _features_get(args: argparse.Namespace, settings: Settings) -> None:
-    from ballast.lib import feature_repo
+    from ballast.features import feast_repo
 
     try:
         _print_online_features(args.customer, settings)
-    except feature_repo.FeatureStoreError as exc:
+    except feast_repo.FeatureStoreError as exc:
         raise UserError(str(exc)) from None
 
 
 def _print_online_features(customers: list[str], settings: Settings) -> None:
-    from ballast.lib import feature_repo
+    from ballast.features import feast_repo
 
-    if feature_repo.online_status(settings.home) is None:
+    if feast_repo.online_status(settings.home) is None:
         raise UserError(
             f"the online store under {settings.home} is empty; run `ballast demo` or `ballast run` (or materialize"
             " features/online_store in the UI) first"
         )
-    registry_file = feature_repo.registry_path(settings.home)
+    registry_file = feast_repo.registry_path(settings.home)
     if not registry_file.is_file():
         # Checked here because Feast would quietly create an empty registry on first access.
         raise UserError(
             f"the Feast registry {registry_file} is missing; run `ballast run` (or materialize"
             " features/feature_registry) to rebuild it from feature_repo/"
         )
-    from ballast.lib import feature_store
+    from ballast.features import feast_store
 
-    store = feature_store.open_store(settings.home)
-    feature_store.require_applied(store)
+    store = feast_store.open_store(settings.home)
+    feast_store.require_applied(store)
     ids = list(dict.fromkeys(customers))
-    found, missing = feature_store.online_features(store, ids)
+    found, missing = feast_store.online_features(store, ids)
     found["event_timestamp"] = found["event_timestamp"].map(lambda t: t.isoformat())
     # Through pandas' JSON writer, so numpy and nullable values come out as plain JSON.
     records = json.loads(found.to_json(orient="records", double_precision=15))
-    print(json.dumps({"feature_service": feature_repo.FEATURE_SERVICE, "customers": records}, indent=2))
+    print(json.dumps({"feature_service": feast_repo.FEATURE_SERVICE, "customers": records}, indent=2))
     if missing:
-        raise UserError(f"not in the online store: {', '.join(missing)} (unknown customer, or not active in the last 90 days)")
+        raise UserError(
+            f"not in the online store: {', '.join(missing)} (unknown customer, or not active in the last 90 days)"
+        )
 
 
 def _model(args: argparse.Namespace, settings: Settings) -> None:
-    from ballast.lib import registry
-    from ballast.lib.churn import MODEL_NAME
+    from ballast.model import registry
+    from ballast.model.training import MODEL_NAME
 
     root = settings.registry_dir
     try:
@@ -315,14 +322,18 @@ def _model(args: argparse.Namespace, settings: Settings) -> None:
             for v in found:
                 mark = "*" if current and v.version == current.version else ""
                 auc = v.metadata.get("evaluation", v.metadata.get("metrics", {})).get("roc_auc")
-                print(f"{mark:<2}{v.version:<9}{v.metadata.get('created_at', ''):<27}{auc or float('nan'):>8.3f}  {_gate_summary(v.metadata)}")
+                print(
+                    f"{mark:<2}{v.version:<9}{v.metadata.get('created_at', ''):<27}{auc or float('nan'):>8.3f}  {_gate_summary(v.metadata)}"
+                )
         elif args.model_command == "show":
             print(json.dumps(registry.get(root, MODEL_NAME, args.version).metadata, indent=2, default=str))
         elif args.model_command == "promote":
             chosen = registry.get(root, MODEL_NAME, args.version)
             failed = [g["name"] for g in chosen.metadata.get("gates", []) if not g["passed"]]
             registry.load(chosen)  # refuse a tampered artifact before it can serve
-            registry.promote(root, MODEL_NAME, args.version, args.reason, override=bool(failed) or "gates" not in chosen.metadata)
+            registry.promote(
+                root, MODEL_NAME, args.version, args.reason, override=bool(failed) or "gates" not in chosen.metadata
+            )
             note = f" (override of failed gate(s): {', '.join(failed)})" if failed else ""
             print(f"{MODEL_NAME} {args.version} is champion{note}; reason: {args.reason}")
         elif args.model_command == "rollback":
@@ -346,8 +357,8 @@ def _gate_summary(metadata: dict) -> str:
 
 
 def _lineage(args: argparse.Namespace, settings: Settings) -> None:
-    from ballast.lib import registry
-    from ballast.lib.churn import MODEL_NAME
+    from ballast.model import registry
+    from ballast.model.training import MODEL_NAME
 
     try:
         meta = registry.get(settings.registry_dir, MODEL_NAME, args.version).metadata
@@ -373,8 +384,7 @@ def _lineage(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
-    from ballast.run_guard import prepare_dev
-    from ballast.runs import PLANNED_EVENTS_ENV, write_dagster_yaml
+    from ballast.runs import PLANNED_EVENTS_ENV, prepare_dev, write_dagster_yaml
 
     write_dagster_yaml(settings)
     owner_env = prepare_dev(settings)

@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ballast.lib.generator import FAULT_KINDS, GenerateSpec, generate
-from ballast.lib.landing import CONTRACT_COLUMNS
+from ballast.cli.generator import FAULT_KINDS, GenerateSpec, generate
+from ballast.raw.landing import CONTRACT_COLUMNS
 
 START = dt.date(2025, 3, 1)
 
@@ -39,9 +39,7 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path) -> None:
 
 def test_files_follow_the_input_contract(tmp_path: Path) -> None:
     result = generate(_spec(tmp_path))
-    assert [p.name for p in result.files] == [
-        f"transactions_{START + dt.timedelta(days=i)}.csv" for i in range(10)
-    ]
+    assert [p.name for p in result.files] == [f"transactions_{START + dt.timedelta(days=i)}.csv" for i in range(10)]
     rows = _read(result.files)
     assert tuple(rows.columns[:-1]) == CONTRACT_COLUMNS
     assert len(rows) == result.rows > 0
@@ -69,7 +67,13 @@ def test_files_follow_the_input_contract(tmp_path: Path) -> None:
     ).fetchall()[0]
     null_ids, unique_ids, amounts_ok, currencies_ok, channels_ok, countries_ok, dates_ok, offsets = checked
     assert (null_ids, unique_ids, amounts_ok, currencies_ok, channels_ok, countries_ok, dates_ok) == (
-        0, True, True, True, True, True, True,
+        0,
+        True,
+        True,
+        True,
+        True,
+        True,
+        True,
     )
     assert offsets >= 3, "offsets and naive timestamps are mixed"
 
@@ -122,7 +126,7 @@ def test_bad_spec_names_the_problem(tmp_path: Path, override: dict, message: str
 def test_segment_bias_makes_one_country_churn_and_leaves_other_data_alone(tmp_path) -> None:
     import duckdb
 
-    from ballast.lib.generator import GenerateSpec, generate
+    from ballast.cli.generator import GenerateSpec, generate
 
     def last_month_activity(out, bias):
         spec = GenerateSpec(out=out, customers=3000, days=90, start=dt.date(2025, 1, 1), seed=3, segment_bias=bias)

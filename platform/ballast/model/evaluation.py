@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
-from ballast.lib.churn import LABEL
+from ballast.model.training import LABEL
 
 CALIBRATION_BINS = 10
 
@@ -67,7 +67,7 @@ def evaluate(scores: np.ndarray, holdout: pd.DataFrame, segment: str, thresholds
         "roc_auc": float(roc_auc_score(y, scores)),
         "pr_auc": float(average_precision_score(y, scores)),
         "brier": float(brier_score_loss(y, scores)),
-        "holdout_rows": int(len(y)),
+        "holdout_rows": len(y),
         "holdout_positive_rate": float(y.mean()),
         "calibration": calibration.to_dict(orient="records"),
         "segments": by_segment.to_dict(orient="records"),
@@ -99,7 +99,9 @@ def gates(candidate: dict, champion: dict | None, thresholds: Thresholds) -> lis
         )
     ]
     if champion is None:
-        results.append(Gate("challenger", True, None, thresholds.champion_ratio, "no champion yet: the first model passes"))
+        results.append(
+            Gate("challenger", True, None, thresholds.champion_ratio, "no champion yet: the first model passes")
+        )
     else:
         floor = thresholds.champion_ratio * champion["roc_auc"]
         results.append(
@@ -146,8 +148,12 @@ def plot_png(candidate: dict, champion: dict | None, labels: tuple[str, str]) ->
     for evaluation, label, style in ((candidate, labels[0], "-"), (champion, labels[1], "--")):
         if evaluation is None:
             continue
-        roc.plot(evaluation["roc_curve"]["fpr"], evaluation["roc_curve"]["tpr"], style,
-                 label=f"{label} (AUC {evaluation['roc_auc']:.3f})")
+        roc.plot(
+            evaluation["roc_curve"]["fpr"],
+            evaluation["roc_curve"]["tpr"],
+            style,
+            label=f"{label} (AUC {evaluation['roc_auc']:.3f})",
+        )
         table = evaluation["calibration"]
         cal.plot([b["mean_score"] for b in table], [b["observed_rate"] for b in table], style + "o", label=label)
     roc.plot([0, 1], [0, 1], ":", color="grey")

@@ -17,7 +17,7 @@ from typing import Any
 
 import skops.io as sio
 
-from ballast.lib.atomic import write_atomic
+from ballast.common.atomic import write_atomic
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"

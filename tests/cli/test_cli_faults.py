@@ -19,8 +19,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from ballast import cli
-from ballast.lib import churn, feature_repo, registry
-from ballast.lib.generator import GenerateSpec, generate
+from ballast.cli.generator import GenerateSpec, generate
+from ballast.features import feast_repo
+from ballast.model import registry, training
 from ballast.settings import CONTRACTS_DIR
 from ballast.transform import dbt_failures
 from tests.conftest import START, make_settings
@@ -82,7 +83,9 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize(("env", "named"), BAD_SETTINGS, ids=[",".join(f"{k}={v}" for k, v in e.items()) for e, _ in BAD_SETTINGS])
+@pytest.mark.parametrize(
+    ("env", "named"), BAD_SETTINGS, ids=[",".join(f"{k}={v}" for k, v in e.items()) for e, _ in BAD_SETTINGS]
+)
 def test_a_setting_that_cannot_work_is_refused_before_any_work(
     env: dict[str, str], named: list[str], tmp_path: Path, capsys
 ) -> None:
@@ -98,7 +101,9 @@ def test_a_contracts_folder_without_the_contracts_names_the_missing_files(tmp_pa
     contracts.mkdir()
     shutil.copy(CONTRACTS_DIR / "raw_transactions.yml", contracts)
     code, err = _ballast(capsys, "run", BALLAST_HOME=str(tmp_path / "home"), BALLAST_CONTRACTS_DIR=str(contracts))
-    _assert_one_line(code, err, f"BALLAST_CONTRACTS_DIR={contracts}", "clean_transactions.yml", "customer_daily_features.yml")
+    _assert_one_line(
+        code, err, f"BALLAST_CONTRACTS_DIR={contracts}", "clean_transactions.yml", "customer_daily_features.yml"
+    )
     assert "raw_transactions.yml" not in err
 
 
@@ -122,7 +127,13 @@ def test_a_home_or_landing_folder_that_is_a_file_is_named(layout: str, tmp_path:
         "home_under_a_file": {"BALLAST_HOME": str(blocker / "home")},
         "landing_is_a_file": {"BALLAST_HOME": str(tmp_path / "home"), "BALLAST_LANDING_DIR": str(blocker)},
     }[layout]
-    for command in (["run"], ["report"], ["model", "list"], ["features", "get", "--customer", "C1"], ["lineage", "v0001"]):
+    for command in (
+        ["run"],
+        ["report"],
+        ["model", "list"],
+        ["features", "get", "--customer", "C1"],
+        ["lineage", "v0001"],
+    ):
         code, err = _ballast(capsys, *command, **env)
         _assert_one_line(code, err, str(blocker), "a file, not a folder")
     assert blocker.read_text() == "a regular file\n"
@@ -150,7 +161,9 @@ def _real_warehouse(path: Path) -> None:
     con = duckdb.connect(str(path))
     try:
         con.execute("create schema raw")
-        con.execute("create table raw.transactions as select range as line_number, 'x' || range as transaction_id from range(50000)")
+        con.execute(
+            "create table raw.transactions as select range as line_number, 'x' || range as transaction_id from range(50000)"
+        )
     finally:
         con.close()
 
@@ -178,7 +191,11 @@ def test_a_damaged_warehouse_is_named_with_what_to_do(damage: str, tmp_path: Pat
     if damage == "wal":
         _damage_the_wal(warehouse)
     else:
-        damaged = {"random_bytes": np.random.default_rng(1).bytes(len(good)), "truncated": good[: len(good) // 3], "empty": b""}
+        damaged = {
+            "random_bytes": np.random.default_rng(1).bytes(len(good)),
+            "truncated": good[: len(good) // 3],
+            "empty": b"",
+        }
         warehouse.write_bytes(damaged[damage])
     for command in (["report"], ["run"]):
         code, err = _ballast(capsys, *command, BALLAST_HOME=str(home))
@@ -192,7 +209,11 @@ def test_a_warehouse_locked_by_another_process_is_told_apart_from_a_damaged_one(
     warehouse = home / "warehouse.duckdb"
     _real_warehouse(warehouse)
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); print('ready', flush=True); time.sleep(120)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); print('ready', flush=True); time.sleep(120)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -216,18 +237,18 @@ def registry_home(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(40, 2)), np.arange(40) % 2
     for _ in range(2):
-        saved = registry.save(root, churn.MODEL_NAME, LogisticRegression().fit(x, y), {"features": ["a", "b"]})
-        registry.promote(root, churn.MODEL_NAME, saved.version, "test")
+        saved = registry.save(root, training.MODEL_NAME, LogisticRegression().fit(x, y), {"features": ["a", "b"]})
+        registry.promote(root, training.MODEL_NAME, saved.version, "test")
     assert saved.version == "v0002"
     return home
 
 
 def _champion(home: Path) -> str:
-    return registry.champion(make_settings(home).registry_dir, churn.MODEL_NAME).version
+    return registry.champion(make_settings(home).registry_dir, training.MODEL_NAME).version
 
 
 def _version_dir(home: Path, version: str) -> Path:
-    return make_settings(home).registry_dir / churn.MODEL_NAME / version
+    return make_settings(home).registry_dir / training.MODEL_NAME / version
 
 
 REGISTRY_COMMANDS = (["model", "list"], ["report"], ["model", "show", "v0002"], ["lineage", "v0002"])
@@ -252,11 +273,16 @@ def test_damaged_or_missing_version_metadata_is_named(content: str | None, regis
         _assert_one_line(code, err, str(metadata), "is missing" if content is None else "is damaged")
 
 
-@pytest.mark.parametrize("content", ["{\"version\": ", "[]", "{\"history\": []}", "\"v0002\""])
+@pytest.mark.parametrize("content", ['{"version": ', "[]", '{"history": []}', '"v0002"'])
 def test_a_damaged_champion_file_is_named(content: str, registry_home: Path, capsys) -> None:
     pointer = _version_dir(registry_home, "v0002").parent / registry.CHAMPION_FILE
     pointer.write_text(content)
-    for command in (["model", "list"], ["report"], ["model", "rollback"], ["model", "promote", "v0001", "--reason", "x"]):
+    for command in (
+        ["model", "list"],
+        ["report"],
+        ["model", "rollback"],
+        ["model", "promote", "v0001", "--reason", "x"],
+    ):
         code, err = _ballast(capsys, *command, BALLAST_HOME=str(registry_home))
         _assert_one_line(code, err, str(pointer), "is damaged")
     assert pointer.read_text() == content, "a damaged pointer is reported, not overwritten"
@@ -268,7 +294,10 @@ def test_a_champion_file_naming_a_lost_version_is_named_and_promote_repairs_it(r
     for command in (["model", "list"], ["report"], ["model", "rollback"]):
         code, err = _ballast(capsys, *command, BALLAST_HOME=str(registry_home))
         _assert_one_line(code, err, str(pointer), "names champion 'v0002'", "ballast model promote")
-    assert _ballast(capsys, "model", "promote", "v0001", "--reason", "v0002 was lost", BALLAST_HOME=str(registry_home))[0] == 0
+    assert (
+        _ballast(capsys, "model", "promote", "v0001", "--reason", "v0002 was lost", BALLAST_HOME=str(registry_home))[0]
+        == 0
+    )
     assert _champion(registry_home) == "v0001"
 
 
@@ -288,24 +317,31 @@ def test_a_missing_or_damaged_model_artifact_is_named(damage: str, registry_home
 @pytest.fixture(scope="module")
 def feast_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with a real Feast registry and online store holding customer C1 (about 20 s: Feast itself)."""
-    from ballast.lib import feature_store as fs
+    from ballast.features import feast_store as fs
 
     settings = make_settings(tmp_path_factory.mktemp("feast_home"))
     settings.ensure_dirs()
-    integers = {"txn_count_7d", "txn_count_30d", "txn_count_90d", "days_since_last_txn", "tenure_days", "distinct_merchants_30d"}
+    integers = {
+        "txn_count_7d",
+        "txn_count_30d",
+        "txn_count_90d",
+        "days_since_last_txn",
+        "tenure_days",
+        "distinct_merchants_30d",
+    }
     columns = ", ".join(
         f"'DE' as {c}" if c == "home_country" else f"{i}::{'int' if c in integers else 'double'} as {c}"
-        for i, c in enumerate(churn.FEATURES)
+        for i, c in enumerate(training.FEATURES)
     )
     con = duckdb.connect()
     try:
         con.execute("create schema features")
         con.execute(
-            f"create table {feature_repo.FEATURE_TABLE} as select 'C1' as customer_id, $day::date as feature_date,"
+            f"create table {feast_repo.FEATURE_TABLE} as select 'C1' as customer_id, $day::date as feature_date,"
             f" ($day::date + 1)::timestamp as feature_timestamp, {columns}",
             {"day": FEATURE_DAY},
         )
-        feature_repo.export_features(con, settings.lake_dir, FEATURE_DAY, FEATURE_DAY, dt.datetime.now(dt.UTC))
+        feast_repo.export_features(con, settings.lake_dir, FEATURE_DAY, FEATURE_DAY, dt.datetime.now(dt.UTC))
     finally:
         con.close()
     store = fs.open_store(settings.home)
@@ -315,10 +351,12 @@ def feast_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["none", "registry_missing", "registry_random_bytes", "online_store_random_bytes"])
-def test_features_get_names_a_missing_or_damaged_feast_file(damage: str, feast_home: Path, tmp_path: Path, capsys) -> None:
+def test_features_get_names_a_missing_or_damaged_feast_file(
+    damage: str, feast_home: Path, tmp_path: Path, capsys
+) -> None:
     home = tmp_path / "home"
     shutil.copytree(feast_home, home)
-    registry_file, online_file = feature_repo.registry_path(home), feature_repo.online_store_path(home)
+    registry_file, online_file = feast_repo.registry_path(home), feast_repo.online_store_path(home)
     if damage == "registry_missing":
         registry_file.unlink()
     elif damage == "registry_random_bytes":
@@ -338,7 +376,7 @@ def test_features_get_names_a_missing_or_damaged_feast_file(damage: str, feast_h
     if damage == "registry_missing":
         assert not registry_file.exists(), "looking up features must not create an empty registry"
     if damage == "registry_random_bytes":
-        from ballast.lib import feature_store as fs
+        from ballast.features import feast_store as fs
 
         # The run's registry step says the same, instead of protobuf's DecodeError.
         with pytest.raises(fs.FeatureStoreError, match=f"the Feast registry {registry_file} is damaged"):
@@ -408,17 +446,25 @@ def test_the_root_cause_of_a_python_error_in_a_step_is_the_users_exception() -> 
 
 
 def _run_results(path: Path, generated_at: dt.datetime, results: list[dict]) -> Path:
-    path.write_text(json.dumps({"metadata": {"generated_at": generated_at.isoformat().replace("+00:00", "Z")}, "results": results}))
+    path.write_text(
+        json.dumps({"metadata": {"generated_at": generated_at.isoformat().replace("+00:00", "Z")}, "results": results})
+    )
     return path
 
 
 def test_dbt_failures_name_dbts_own_nodes_and_ignore_a_stale_file(tmp_path: Path) -> None:
     now = dt.datetime.now(dt.UTC)
     results = [
-        {"unique_id": "model.ballast.transactions", "status": "error",
-         "message": "Runtime Error in model transactions (models/clean/transactions.sql)\n  Binder Error: no column x\n  LINE 4"},
-        {"unique_id": "test.ballast.unique_transactions_transaction_id.35c9fb1fc1", "status": "fail",
-         "message": "Got 3 results, configured to fail if != 0"},
+        {
+            "unique_id": "model.ballast.transactions",
+            "status": "error",
+            "message": "Runtime Error in model transactions (models/clean/transactions.sql)\n  Binder Error: no column x\n  LINE 4",
+        },
+        {
+            "unique_id": "test.ballast.unique_transactions_transaction_id.35c9fb1fc1",
+            "status": "fail",
+            "message": "Got 3 results, configured to fail if != 0",
+        },
         {"unique_id": "model.ballast.transactions_quarantine", "status": "success", "message": "OK"},
     ]
     path = _run_results(tmp_path / "run_results.json", now, results)
@@ -427,7 +473,9 @@ def test_dbt_failures_name_dbts_own_nodes_and_ignore_a_stale_file(tmp_path: Path
         " test unique_transactions_transaction_id fail: Got 3 results, configured to fail if != 0"
     )
     assert dbt_failures(path, now - dt.timedelta(seconds=5), limit=1).endswith("(and 1 more)")
-    assert dbt_failures(path, now + dt.timedelta(seconds=5)) is None, "a file older than the invocation is not its result"
+    assert dbt_failures(path, now + dt.timedelta(seconds=5)) is None, (
+        "a file older than the invocation is not its result"
+    )
     assert dbt_failures(tmp_path / "absent.json", now) is None
     (tmp_path / "torn.json").write_text('{"metadata": {"generated')
     assert dbt_failures(tmp_path / "torn.json", now) is None
@@ -440,9 +488,18 @@ def test_a_damaged_monitoring_file_is_named_by_report(damage: str, tmp_path: Pat
     alerts = settings.monitoring_dir / "alerts" / "alerts.jsonl"
     drift.parent.mkdir(parents=True)
     alerts.parent.mkdir(parents=True)
-    drift.write_text(json.dumps(
-        {"date": "2025-01-10", "champion": "v0001", "drift_share": 0.0, "drifted": [], "max_psi": 0.01, "max_psi_feature": "spend_7d"}
-    ))
+    drift.write_text(
+        json.dumps(
+            {
+                "date": "2025-01-10",
+                "champion": "v0001",
+                "drift_share": 0.0,
+                "drifted": [],
+                "max_psi": 0.01,
+                "max_psi_feature": "spend_7d",
+            }
+        )
+    )
     alerts.write_text('{"severity": "WARN"}\n{"severity": "ERROR"}\n')
     assert _ballast(capsys, "report", BALLAST_HOME=str(settings.home)) == (0, "")
     if damage == "drift_report_torn":
@@ -486,7 +543,9 @@ def test_a_damaged_dagster_instance_database_is_named(tmp_path: Path, capsys) ->
     settings.landing_dir.mkdir()
     runs_db.write_bytes(np.random.default_rng(5).bytes(8192))
     code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home))
-    _assert_one_line(code, err, f"the Dagster instance database {runs_db} is damaged", f"move {settings.dagster_home} aside")
+    _assert_one_line(
+        code, err, f"the Dagster instance database {runs_db} is damaged", f"move {settings.dagster_home} aside"
+    )
 
 
 def test_a_missing_landing_folder_is_named_and_not_created(tmp_path: Path, capsys) -> None:

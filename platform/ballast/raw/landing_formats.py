@@ -144,7 +144,12 @@ def check_duplicates(columns: list[str]) -> None:
 def _unsupported(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
-    return pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+    return (
+        pa.types.is_nested(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+    )
 
 
 def parquet_columns(path: Path) -> dict[str, str]:
@@ -214,7 +219,8 @@ def csv_select(columns: list[str]) -> str:
     width = len(columns)
     values = ", ".join(
         f"case when well_formed then {_unquote(f'fields[{columns.index(c) + 1}]')} end"
-        if c in columns else "cast(null as varchar)"
+        if c in columns
+        else "cast(null as varchar)"
         for c in CONTRACT_COLUMNS
     )
     # Only the record terminator's CR goes; a CR inside a quoted field is part of the value.
@@ -237,7 +243,7 @@ def csv_select(columns: list[str]) -> str:
             from (select *, (sum(quotes) over (order by n) - quotes) % 2 = 0 as starts from body)
         ),
         singles as (
-            select n as line_number, {strip.format('line')} as text from marked where starts and next_starts
+            select n as line_number, {strip.format("line")} as text from marked where starts and next_starts
         ),
         grouped as (
             select n, line, quotes, sum(starts::int) over (order by n) as record
@@ -253,19 +259,19 @@ def csv_select(columns: list[str]) -> str:
         ),
         -- (Each step in its own select: DuckDB would evaluate an alias's expression again
         -- wherever the same select list refers to it, the regular expression included.)
-        multi_split as (select *, {_fields('text')} as fields from (select *, {strip.format('joined')} as text from joined)),
+        multi_split as (select *, {_fields("text")} as fields from (select *, {strip.format("joined")} as text from joined)),
         multi as materialized (
             select *, open_at_end or not well_formed as retake
-            from (select *, {_well_formed('text', width)} as well_formed from multi_split)
+            from (select *, {_well_formed("text", width)} as well_formed from multi_split)
         ),
         lines as (
             select line_number, text from singles
             union all
-            select n, {strip.format('line')} from grouped where record in (select record from multi where retake)
+            select n, {strip.format("line")} from grouped where record in (select record from multi where retake)
         ),
         checked as (
-            select line_number, text, fields, {_well_formed('text', width)} as well_formed
-            from (select *, {_fields('text')} as fields from lines)
+            select line_number, text, fields, {_well_formed("text", width)} as well_formed
+            from (select *, {_fields("text")} as fields from lines)
             union all
             select line_number, text, fields, well_formed from multi where not retake
         )

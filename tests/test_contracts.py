@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ballast.lib import contracts
+from ballast import contracts
 from ballast.settings import CONTRACTS_DIR
 
 CLEAN = CONTRACTS_DIR / "clean_transactions.yml"
@@ -40,8 +40,13 @@ def _outcomes(con, start: str, end: str) -> dict[str, contracts.CheckOutcome]:
 def test_each_declared_check_has_a_stable_unique_name() -> None:
     names = [c.name for c in contracts.contract_checks(CLEAN)]
     assert len(names) == len(set(names))
-    assert {"contract_transaction_id_duplicate", "contract_amount_invalid", "contract_row_count",
-            "contract_failed_rows_currency", "contract_schema"} <= set(names)
+    assert {
+        "contract_transaction_id_duplicate",
+        "contract_amount_invalid",
+        "contract_row_count",
+        "contract_failed_rows_currency",
+        "contract_schema",
+    } <= set(names)
 
 
 def test_a_clean_partition_passes_although_another_is_bad(con) -> None:
@@ -70,7 +75,7 @@ def test_verification_never_opens_a_network_connection(con, monkeypatch: pytest.
 def test_a_contract_on_a_missing_table_is_an_error(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "empty.duckdb"))
     try:
-        with pytest.raises(contracts.ContractError, match="clean_transactions.yml"):
+        with pytest.raises(contracts.ContractError, match=r"clean_transactions\.yml"):
             contracts.verify(CLEAN, con, {"start_date": "2025-01-01", "end_date": "2025-01-01"})
     finally:
         con.close()

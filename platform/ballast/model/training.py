@@ -12,21 +12,10 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-NUMERIC_FEATURES = (
-    "txn_count_7d",
-    "txn_count_30d",
-    "txn_count_90d",
-    "spend_7d",
-    "spend_30d",
-    "spend_90d",
-    "avg_amount_30d",
-    "days_since_last_txn",
-    "tenure_days",
-    "distinct_merchants_30d",
-    "web_share_30d",
-)
-CATEGORICAL_FEATURES = ("home_country",)
-FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+from ballast.features.feast_repo import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
+
+__all__ = ["CATEGORICAL_FEATURES", "FEATURES", "NUMERIC_FEATURES"]
+
 MODEL_NAME = "churn_model"
 LABEL = "churned"
 SNAPSHOT = "snapshot_date"
@@ -79,7 +68,7 @@ def evaluate(pipeline: Pipeline, holdout: pd.DataFrame) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y, p)),
         "brier": float(brier_score_loss(y, p)),
         "holdout_positive_rate": float(y.mean()),
-        "holdout_rows": int(len(y)),
+        "holdout_rows": len(y),
     }
 
 
@@ -91,7 +80,7 @@ def train(frame: pd.DataFrame, holdout_fraction: float, seed: int = 0) -> Traine
     if train_rows[LABEL].nunique() < 2:
         raise TrainingError("the training rows have only one class; more days of data are needed")
     pipeline = _pipeline(seed).fit(train_rows[list(FEATURES)], train_rows[LABEL].astype(int))
-    metrics = evaluate(pipeline, holdout) | {"train_rows": int(len(train_rows))}
+    metrics = evaluate(pipeline, holdout) | {"train_rows": len(train_rows)}
     return TrainedModel(
         pipeline=pipeline,
         metrics=metrics,

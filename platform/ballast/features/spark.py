@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import sqlglot
 
-from ballast.lib import lake
+from ballast.common import lake
 
 CLEAN_RELATION = re.compile(r'"[^"]+"\."clean"\."transactions"')
 CLEAN_VIEW = "clean_transactions"
@@ -48,7 +48,9 @@ def build(spark, compiled_sql: str, lake_dir: Path, first: dt.date, last: dt.dat
     """Compute the feature days [first, last] with Spark and replace those days' folders; returns the columns in order."""
     clean_dir = lake.table_dir(lake_dir, *lake.CLEAN_TRANSACTIONS)
     if not any(clean_dir.glob("event_date=*")):
-        raise SparkEngineError(f"no clean transactions in the lake at {clean_dir}; materialize clean/transactions_parquet first")
+        raise SparkEngineError(
+            f"no clean transactions in the lake at {clean_dir}; materialize clean/transactions_parquet first"
+        )
     spark.read.option("basePath", str(clean_dir)).parquet(str(clean_dir)).createOrReplaceTempView(CLEAN_VIEW)
     frame = spark.sql(to_spark(compiled_sql))
     root = output_dir(lake_dir)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from ballast.lib.landing_formats import (
+from ballast.raw.landing_formats import (
     CONTRACT_COLUMNS,
     FIELD_RE,
     LF,
@@ -151,7 +151,7 @@ class FileLoad:
 
 
 def utc_today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def display_name(path: Path, landing_dir: Path) -> str:
@@ -252,7 +252,11 @@ def survey(landing_dir: Path, today: dt.date | None = None, start_date: dt.date 
         except OSError as exc:
             if folder == landing_dir:
                 raise LandingError(f"landing folder {landing_dir} cannot be read: {exc.strerror}") from None
-            result.rejected.append(Unplaced(display_name(folder, landing_dir) + "/", "unreadable", f"folder cannot be listed: {exc.strerror}"))
+            result.rejected.append(
+                Unplaced(
+                    display_name(folder, landing_dir) + "/", "unreadable", f"folder cannot be listed: {exc.strerror}"
+                )
+            )
             continue
         for entry in entries:
             _classify(entry, landing_dir, today, start_date, result, folders)
@@ -262,7 +266,12 @@ def survey(landing_dir: Path, today: dt.date | None = None, start_date: dt.date 
 
 
 def _classify(
-    entry: os.DirEntry, landing_dir: Path, today: dt.date, start_date: dt.date | None, result: Survey, folders: list[Path]
+    entry: os.DirEntry,
+    landing_dir: Path,
+    today: dt.date,
+    start_date: dt.date | None,
+    result: Survey,
+    folders: list[Path],
 ) -> None:
     path = Path(entry.path)
     name = display_name(path, landing_dir)
@@ -284,7 +293,9 @@ def _classify(
         if event_date is None:
             result.rejected.append(Unplaced(name, reason, detail))
         elif start_date is not None and event_date < start_date:
-            result.ignored.append(Unplaced(name, "before_start_date", f"{event_date} is before BALLAST_START_DATE={start_date}"))
+            result.ignored.append(
+                Unplaced(name, "before_start_date", f"{event_date} is before BALLAST_START_DATE={start_date}")
+            )
         else:
             result.files.append(LandingFile(path, name, event_date, fmt[0], gzip=fmt[1]))
 
@@ -392,11 +403,17 @@ def _csv_query(path: Path, text: TextScan, limits: Limits, params: dict) -> tupl
     return csv_select(columns), extra
 
 
-def _parquet_query(con: duckdb.DuckDBPyConnection, path: Path, limits: Limits, params: dict) -> tuple[str, tuple[str, ...]]:
+def _parquet_query(
+    con: duckdb.DuckDBPyConnection, path: Path, limits: Limits, params: dict
+) -> tuple[str, tuple[str, ...]]:
     columns = parquet_columns(path)
     extra = _check_columns(list(columns), limits)
     try:
-        types = dict(con.execute("select column_name, column_type from (describe select * from read_parquet(?))", [str(path)]).fetchall())
+        types = dict(
+            con.execute(
+                "select column_name, column_type from (describe select * from read_parquet(?))", [str(path)]
+            ).fetchall()
+        )
     except duckdb.Error as exc:
         raise FileRejected("unreadable", str(exc).splitlines()[0]) from None
     params["path"] = str(path)
@@ -483,7 +500,9 @@ def _insert(con: duckdb.DuckDBPyConnection, f: LandingFile, select: str, params:
     return rows, malformed
 
 
-def _reject(con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str, load_id: str, rejected: FileRejected) -> FileLoad:
+def _reject(
+    con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str, load_id: str, rejected: FileRejected
+) -> FileLoad:
     recorded = con.execute(
         "select 1 from raw.rejected_files where source_file = ? and file_hash = ? and reason = ? and event_date = ?",
         [f.name, digest, rejected.reason, f.event_date],
@@ -509,7 +528,7 @@ def record_unplaced(con: duckdb.DuckDBPyConnection, found: Survey, load_id: str)
         ("raw.rejected_files", found.rejected, "event_date is null", "null, source_file, '', reason, detail, $load_id"),
         ("raw.ignored_files", found.ignored, "true", "source_file, reason, detail, $load_id"),
     ):
-        now = f"""(select unnest($names::varchar[]) as source_file, unnest($reasons::varchar[]) as reason,
+        now = """(select unnest($names::varchar[]) as source_file, unnest($reasons::varchar[]) as reason,
                    unnest($details::varchar[]) as detail)"""
         same = "t.source_file = n.source_file and t.reason = n.reason and t.detail = n.detail"
         params = {

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ballast.lib.atomic import write_atomic
+from ballast.common.atomic import write_atomic
 
 
 @dataclass(frozen=True)

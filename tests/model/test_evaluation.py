@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ballast.lib.evaluation import Thresholds, evaluate, fairness_gap, gates
+from ballast.model.evaluation import Thresholds, evaluate, fairness_gap, gates
 
 
 def _holdout(n: int = 400, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
@@ -11,7 +11,11 @@ def _holdout(n: int = 400, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
     y = rng.random(n) < 0.3
     scores = np.clip(np.where(y, 0.7, 0.3) + rng.normal(0, 0.15, n), 0, 1)
     holdout = pd.DataFrame(
-        {"customer_id": [f"C{i}" for i in range(n)], "churned": y, "home_country": np.where(np.arange(n) % 2, "US", "GB")}
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "churned": y,
+            "home_country": np.where(np.arange(n) % 2, "US", "GB"),
+        }
     )
     return scores, holdout
 

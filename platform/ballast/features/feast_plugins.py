@@ -19,15 +19,15 @@ from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.utils import _utc_now, to_naive_utc
 
-from ballast.lib.atomic import write_atomic
+from ballast.common.atomic import write_atomic
 
-ONLINE_STORE_TYPE = "ballast.lib.feast_stores.LatestWinsSqliteOnlineStore"
+ONLINE_STORE_TYPE = "ballast.features.feast_plugins.LatestWinsSqliteOnlineStore"
 
 
 class LatestWinsSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     """Feast looks up `<store class>Config` next to the store; same options as `sqlite`."""
 
-    type: Literal["ballast.lib.feast_stores.LatestWinsSqliteOnlineStore"] = ONLINE_STORE_TYPE
+    type: Literal["ballast.features.feast_plugins.LatestWinsSqliteOnlineStore"] = ONLINE_STORE_TYPE
 
 
 class LatestWinsSqliteOnlineStore(SqliteOnlineStore):

@@ -5,8 +5,8 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from ballast.lib.landing import RAW_DDL
-from ballast.lib.lineage import fingerprint, trace
+from ballast.model.lineage import fingerprint, trace
+from ballast.raw.landing import RAW_DDL
 
 
 def test_trace_lists_the_raw_files_features_and_labels_read() -> None:

@@ -94,9 +94,7 @@ class WhylogsEngine:
         present = [c for c in keep if c in table.columns]
         return table[present].rename(columns=keep).rename_axis("column").reset_index()
 
-    def compare(
-        self, target: bytes, reference: bytes, numeric: list[str], categorical: list[str]
-    ) -> list[ColumnDrift]:
+    def compare(self, target: bytes, reference: bytes, numeric: list[str], categorical: list[str]) -> list[ColumnDrift]:
         t_view, r_view = self._view(target), self._view(reference)
         results = []
         for column in numeric:

@@ -27,10 +27,13 @@ import duckdb
 import psutil
 import pytest
 
-from ballast import run_guard
-from ballast.lib import feature_repo, lake, registry
-from ballast.lib.churn import MODEL_NAME
-from ballast.lib.report import LAYER_TABLES
+from ballast import runs
+from ballast.cli.report import LAYER_TABLES
+from ballast.common import lake
+from ballast.features import feast_repo
+from ballast.model import registry
+from ballast.model.training import MODEL_NAME
+from ballast.monitoring import recovery as run_guard
 from ballast.runs import instance
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
 
@@ -151,10 +154,10 @@ def _dbt_running(pid: int) -> bool:
 
 
 def _feature_view_state(home: Path) -> str:
-    from ballast.lib import feature_store
+    from ballast.features import feast_store
 
-    store = feature_store.open_store(home)
-    return store.registry.get_feature_view(feature_repo.FEATURE_VIEW, store.project, allow_cache=False).state.name
+    store = feast_store.open_store(home)
+    return store.registry.get_feature_view(feast_repo.FEATURE_VIEW, store.project, allow_cache=False).state.name
 
 
 def _written_since(home: Path, pattern: str, since: float) -> bool:
@@ -172,7 +175,7 @@ def _materializing(home: Path) -> bool:
     from feast.feature_view import FeatureViewState
     from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
-    path = feature_repo.registry_path(home)
+    path = feast_repo.registry_path(home)
     if not path.is_file():
         return False
     proto = RegistryProto.FromString(path.read_bytes())
@@ -246,16 +249,32 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     root = tmp_path_factory.mktemp("crash")
     landing, reference, home = root / "landing", root / "reference", root / "home"
     subprocess.run(
-        [BALLAST, "generate", "--out", str(landing), "--customers", str(CUSTOMERS), "--days", str(DAYS),
-         "--start", START.isoformat(), "--seed", "3", "--faults", str(FAULTS)],
-        check=True, capture_output=True, timeout=120,
+        [
+            BALLAST,
+            "generate",
+            "--out",
+            str(landing),
+            "--customers",
+            str(CUSTOMERS),
+            "--days",
+            str(DAYS),
+            "--start",
+            START.isoformat(),
+            "--seed",
+            "3",
+            "--faults",
+            str(FAULTS),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     ref_proc = _start(reference, landing)
     kills: list[Kill] = []
     known: set[str] = set()
     proc = _start(home, landing)
     started = time.monotonic()
-    lock = home / run_guard.LOCK_FILE
+    lock = home / runs.LOCK_FILE
     while not (lock.is_file() and f'"pid": {proc.pid}' in lock.read_text()):
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.1)
@@ -283,9 +302,15 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     final_output, _ = proc.communicate(timeout=RUN_TIMEOUT)
     final_seconds = time.monotonic() - started
     # Timings for whoever reads the test's temporary folder (not asserted beyond the bounds below).
-    (root / "timings.json").write_text(json.dumps(
-        {"recovery_to_run_line_seconds": {k.layer: round(k.recovery_seconds, 1) for k in kills},
-         "final_run_seconds": round(final_seconds, 1)}, indent=2))
+    (root / "timings.json").write_text(
+        json.dumps(
+            {
+                "recovery_to_run_line_seconds": {k.layer: round(k.recovery_seconds, 1) for k in kills},
+                "final_run_seconds": round(final_seconds, 1),
+            },
+            indent=2,
+        )
+    )
     assert proc.returncode == 0, final_output
     ref_output, _ = ref_proc.communicate(timeout=RUN_TIMEOUT)
     assert ref_proc.returncode == 0, ref_output
@@ -299,7 +324,9 @@ def test_each_kill_was_inside_its_step(chain: Chain) -> None:
 
 def test_next_run_says_in_one_line_what_it_recovered(chain: Chain) -> None:
     for kill in chain.kills:
-        assert kill.recovered_by.startswith(f"recovered: run {kill.run_id[:8]} (pid {kill.pid}, gone) marked failed"), kill
+        assert kill.recovered_by.startswith(f"recovered: run {kill.run_id[:8]} (pid {kill.pid}, gone) marked failed"), (
+            kill
+        )
         pool = FEAST_POOL if kill.step == "features__online_store" else WAREHOUSE_POOL
         assert f"; 1 {pool} pool slot freed" in kill.recovered_by, kill
         # Recovery itself takes seconds, not the minutes of a run.
@@ -344,7 +371,9 @@ def test_tables_equal_an_uninterrupted_run(chain: Chain) -> None:
         for table in TABLES:
             columns = [r[0] for r in con.execute(f"describe want.{table}").fetchall() if r[0] not in VOLATILE]
             select = ", ".join(f'"{c}"' for c in columns)
-            counts = con.execute(f"select (select count(*) from got.{table}), (select count(*) from want.{table})").fetchone()
+            counts = con.execute(
+                f"select (select count(*) from got.{table}), (select count(*) from want.{table})"
+            ).fetchone()
             differ = con.execute(
                 f"select count(*) from ((select {select} from got.{table} except all select {select} from want.{table})"
                 f" union all (select {select} from want.{table} except all select {select} from got.{table}))"
@@ -358,11 +387,11 @@ def test_tables_equal_an_uninterrupted_run(chain: Chain) -> None:
 
 
 def _online_rows(home: Path) -> list[tuple]:
-    path = feature_repo.online_store_path(home)
+    path = feast_repo.online_store_path(home)
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return con.execute(
-            f'select entity_key, feature_name, value, event_ts from "{feature_repo.ONLINE_TABLE}" order by 1, 2'
+            f'select entity_key, feature_name, value, event_ts from "{feast_repo.ONLINE_TABLE}" order by 1, 2'
         ).fetchall()
     finally:
         con.close()
@@ -384,8 +413,12 @@ def test_champion_metrics_equal_an_uninterrupted_run(chain: Chain) -> None:
 
 def test_every_file_reads_back_and_no_staging_is_left(chain: Chain) -> None:
     home = chain.home
-    leftovers = [p for root in (home / "lake", home / "registry", home / "monitoring", home / "feast")
-                 for pattern in run_guard.LEFTOVER_PATTERNS for p in root.rglob(pattern)]
+    leftovers = [
+        p
+        for root in (home / "lake", home / "registry", home / "monitoring", home / "feast")
+        for pattern in run_guard.LEFTOVER_PATTERNS
+        for p in root.rglob(pattern)
+    ]
     assert leftovers == []
     con = duckdb.connect()
     try:
@@ -393,15 +426,19 @@ def test_every_file_reads_back_and_no_staging_is_left(chain: Chain) -> None:
             folder = home / "lake" / table
             if folder.is_dir():
                 got = con.execute(f"select count(*) from read_parquet('{folder}/**/*.parquet')").fetchone()[0]
-                want = con.execute(f"select count(*) from read_parquet('{chain.reference / 'lake' / table}/**/*.parquet')").fetchone()[0]
+                want = con.execute(
+                    f"select count(*) from read_parquet('{chain.reference / 'lake' / table}/**/*.parquet')"
+                ).fetchone()[0]
                 assert got == want > 0, table
     finally:
         con.close()
-    from ballast.lib.drift import WhylogsEngine
+    from ballast.profiling import WhylogsEngine
 
     engine = WhylogsEngine()
     profiles = sorted((home / "monitoring" / "profiles").rglob("*.whylogs"))
-    want = sorted(p.relative_to(chain.reference) for p in (chain.reference / "monitoring" / "profiles").rglob("*.whylogs"))
+    want = sorted(
+        p.relative_to(chain.reference) for p in (chain.reference / "monitoring" / "profiles").rglob("*.whylogs")
+    )
     assert [p.relative_to(home) for p in profiles] == want
     for path in profiles:
         assert len(engine.summary(path.read_bytes())) > 0, path
@@ -415,27 +452,27 @@ def test_every_file_reads_back_and_no_staging_is_left(chain: Chain) -> None:
 def test_the_killed_materialization_was_reset_and_feast_serves(chain: Chain) -> None:
     from feast.feature_view import FeatureViewState
 
-    from ballast.lib import feature_store
+    from ballast.features import feast_store
 
     (feast_kill,) = [k for k in chain.kills if k.step == "features__online_store"]
     assert feast_kill.feature_view_left == "MATERIALIZING", "killed mid-materialization"
-    assert f"Feast feature view {feature_repo.FEATURE_VIEW} reset from MATERIALIZING" in feast_kill.recovered_by
-    store = feature_store.open_store(chain.home)
-    assert store.get_feature_view(feature_repo.FEATURE_VIEW).state == FeatureViewState.AVAILABLE_ONLINE
+    assert f"Feast feature view {feast_repo.FEATURE_VIEW} reset from MATERIALIZING" in feast_kill.recovered_by
+    store = feast_store.open_store(chain.home)
+    assert store.get_feature_view(feast_repo.FEATURE_VIEW).state == FeatureViewState.AVAILABLE_ONLINE
 
 
 def test_feast_reads_go_on_while_another_run_materializes(chain: Chain) -> None:
     """What made one of two concurrent runs fail: reading features while the other materialized them."""
     from feast.feature_view import FeatureViewState
 
-    from ballast.lib import feature_store
+    from ballast.features import feast_store
 
     settings = Settings(home=chain.home, landing_dir=chain.landing, start_date=START)
-    store = feature_store.open_store(chain.home)
-    view = store.get_feature_view(feature_repo.FEATURE_VIEW)
+    store = feast_store.open_store(chain.home)
+    view = store.get_feature_view(feast_repo.FEATURE_VIEW)
     view.state = FeatureViewState.MATERIALIZING
     store.registry.apply_feature_view(view, store.project, commit=True)
-    reader = feature_store.open_store(chain.home)
+    reader = feast_store.open_store(chain.home)
     con = duckdb.connect(str(chain.home / "warehouse.duckdb"), read_only=True)
     try:
         entities = con.execute(
@@ -444,16 +481,19 @@ def test_feast_reads_go_on_while_another_run_materializes(chain: Chain) -> None:
     finally:
         con.close()
     entities["event_timestamp"] = entities["event_timestamp"].dt.tz_localize("UTC")
-    assert len(feature_store.historical_features(reader, entities)) == len(entities)
-    found, missing = feature_store.online_features(reader, entities["customer_id"].unique().tolist())
+    assert len(feast_store.historical_features(reader, entities)) == len(entities)
+    found, missing = feast_store.online_features(reader, entities["customer_id"].unique().tolist())
     assert missing == [] and len(found) == entities["customer_id"].nunique()
     dagster_instance = instance(settings)
     try:
         recovery = run_guard.recover(settings, dagster_instance)
     finally:
         dagster_instance.dispose()
-    assert recovery.feature_views == [feature_repo.FEATURE_VIEW]
-    assert feature_store.open_store(chain.home).get_feature_view(feature_repo.FEATURE_VIEW).state == FeatureViewState.AVAILABLE_ONLINE
+    assert recovery.feature_views == [feast_repo.FEATURE_VIEW]
+    assert (
+        feast_store.open_store(chain.home).get_feature_view(feast_repo.FEATURE_VIEW).state
+        == FeatureViewState.AVAILABLE_ONLINE
+    )
 
 
 # Cheap cases: no graph run.
@@ -463,7 +503,7 @@ DYING_RUN = textwrap.dedent(
     import subprocess, sys, time
     from pathlib import Path
     import dagster as dg
-    from ballast import run_guard
+    from ballast.monitoring import recovery as run_guard
     from ballast.runs import instance
     from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -517,16 +557,20 @@ def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped
     try:
         (stale,) = dagster_instance.get_runs()
         assert stale.status == dg.DagsterRunStatus.STARTED
-        assert [s.run_id for s in dagster_instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots] == [stale.run_id]
+        assert [
+            s.run_id for s in dagster_instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots
+        ] == [stale.run_id]
         said: list[str] = []
         if command == "run":
-            run_guard.prepare_run(settings, notify=said.append)
+            runs.prepare_run(settings, notify=said.append)
         elif command == "sensor":
             skip = run_guard.dead_run_sensor(settings)(dg.build_sensor_context(instance=dagster_instance))
             said.append(skip.skip_message)
         else:
-            env = run_guard.prepare_dev(settings, notify=said.append)
-            assert json.loads(env[run_guard.OWNER_ENV])["pid"] == os.getpid(), "dagster dev's processes are marked as its own"
+            env = runs.prepare_dev(settings, notify=said.append)
+            assert json.loads(env[run_guard.OWNER_ENV])["pid"] == os.getpid(), (
+                "dagster dev's processes are marked as its own"
+            )
         (line,) = said
         assert line.startswith(
             f"recovered: run {stale.run_id[:8]} (pid {proc.pid}, gone) marked failed; 1 {WAREHOUSE_POOL} pool slot freed;"
@@ -539,8 +583,8 @@ def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped
         assert run_guard.recover(settings, dagster_instance).line() is None, "nothing left to recover"
     finally:
         dagster_instance.dispose()
-        if settings.home in run_guard._held:
-            run_guard._held.pop(settings.home).release()
+        if settings.home in runs._held:
+            runs._held.pop(settings.home).release()
 
 
 def test_a_run_that_never_started_is_failed_unless_ballast_dev_is_alive(tmp_path: Path) -> None:
@@ -573,15 +617,24 @@ def test_a_run_that_never_started_is_failed_unless_ballast_dev_is_alive(tmp_path
 
 def test_a_second_ballast_run_waits_and_names_the_pid_it_waits_for(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from ballast.run_guard import HomeLock;"
-         " lock = HomeLock(Path(sys.argv[1])); lock.acquire(print); print('held', flush=True); time.sleep(300)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ballast.runs import HomeLock;"
+            " lock = HomeLock(Path(sys.argv[1])); lock.acquire(print); print('held', flush=True); time.sleep(300)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     (tmp_path / "landing").mkdir()
     second = _start(tmp_path, tmp_path / "landing")
     try:
-        assert _read_until(second, ("waiting for",))[-1] == f"waiting for ballast run (pid {holder.pid}) on {tmp_path} to finish"
+        assert (
+            _read_until(second, ("waiting for",))[-1]
+            == f"waiting for ballast run (pid {holder.pid}) on {tmp_path} to finish"
+        )
         time.sleep(1)
         assert second.poll() is None, "it waits while the other run holds the home"
     finally:

@@ -56,7 +56,7 @@ def swap_days(staging: Path, root: Path, date_column: str, first: dt.date, last:
     """Move each day's folder of [first, last] from `staging` into `root`, replacing (or removing) the old one.
 
     An old folder is renamed away before it is deleted: a process killed while deleting
-    leaves a partial folder under a hidden trash name (removed by run_guard.recover),
+    leaves a partial folder under a hidden trash name (removed by monitoring.recovery.recover),
     never a day with some of its files missing.
     """
     root.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,14 @@ def _ballast(*args: str, home: Path | None = None, **env: str) -> subprocess.Com
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["generate", "--out", "x", "--customers", "5", "--days", "2", "--start", "2025-13-01"], "'2025-13-01' is not a date"),
-        (["generate", "--out", "x", "--customers", "five", "--days", "2", "--start", "2025-01-01"], "'five' is not a whole number"),
+        (
+            ["generate", "--out", "x", "--customers", "5", "--days", "2", "--start", "2025-13-01"],
+            "'2025-13-01' is not a date",
+        ),
+        (
+            ["generate", "--out", "x", "--customers", "five", "--days", "2", "--start", "2025-01-01"],
+            "'five' is not a whole number",
+        ),
         (["demo", "--bogus"], "unrecognized arguments: --bogus"),
         (["generate", "--out", "x"], "the following arguments are required: --customers, --days, --start"),
         (["launch"], "invalid choice: 'launch'"),
@@ -74,8 +80,19 @@ def test_report_json_has_layers_quarantine_and_model(platform: Platform) -> None
 def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:
     landing = tmp_path / "my_files"
     gen = _ballast(
-        "generate", "--out", str(landing), "--customers", "250", "--days", "50",
-        "--start", "2025-03-01", "--seed", "2", "--format", "parquet",
+        "generate",
+        "--out",
+        str(landing),
+        "--customers",
+        "250",
+        "--days",
+        "50",
+        "--start",
+        "2025-03-01",
+        "--seed",
+        "2",
+        "--format",
+        "parquet",
     )
     assert gen.returncode == 0, gen.stderr
     assert len(list(landing.glob("transactions_*.parquet"))) == 50

@@ -22,7 +22,7 @@ from feast.errors import FeatureViewNotFoundException
 from feast.types import Int32, Int64
 from google.protobuf.message import DecodeError
 
-from ballast.lib.feature_repo import (
+from ballast.features.feast_repo import (
     DEFINITIONS_FILE,
     ENTITY_KEY,
     FEATURE_REPO_DIR,
@@ -134,9 +134,9 @@ def materialized_through(store: FeatureStore) -> dt.date | None:
 def online_features(store: FeatureStore, customer_ids: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """The churn_v1 features online for these customers, and the customers the store does not know."""
     service = store.get_feature_service(FEATURE_SERVICE)
-    response = store.get_online_features(
-        features=service, entity_rows={ENTITY_KEY: list(customer_ids)}
-    ).to_dict(include_event_timestamps=True)
+    response = store.get_online_features(features=service, entity_rows={ENTITY_KEY: list(customer_ids)}).to_dict(
+        include_event_timestamps=True
+    )
     frame = pd.DataFrame(response)
     stamps = [c for c in frame.columns if c.endswith("__ts")]
     # Feast answers an unknown key with nulls and event time 0, not an error.
@@ -179,7 +179,8 @@ def parity(store: FeatureStore, lake_dir: Path, sample_size: int) -> Parity:
     found: list[pd.DataFrame] = []
     for feature in [*features, "event_timestamp"]:
         left_name, right_name = (
-            ("feature_timestamp", "event_timestamp") if feature == "event_timestamp"
+            ("feature_timestamp", "event_timestamp")
+            if feature == "event_timestamp"
             else (f"{feature}_offline", f"{feature}_online")
         )
         left, right = merged[left_name], merged[right_name]
@@ -198,7 +199,8 @@ def parity(store: FeatureStore, lake_dir: Path, sample_size: int) -> Parity:
                 )
             )
     mismatches = (
-        pd.concat(found, ignore_index=True) if found
+        pd.concat(found, ignore_index=True)
+        if found
         else pd.DataFrame(columns=[ENTITY_KEY, "feature", "offline", "online"])
     )
     return Parity(feature_date=day, sampled=len(offline), mismatches=mismatches)

@@ -1,0 +1,42 @@
+"""Daily partitions: the one definition every layer shares, and the window a run or step covers."""
+
+import datetime as dt
+
+import dagster as dg
+
+from ballast.settings import Settings
+
+# Dagster's run tags for a partition and for a single-run backfill's range. They are
+# stable strings that Dagster writes on every partitioned run; the constants holding
+# them are not in its public API, so they are spelled here once.
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+WHOLE_TABLE = ("0001-01-01", "9999-12-31")
+
+
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    # end_offset=1: today's partition exists, so a file dated today loads now (a later
+    # delivery of the day refreshes it); a file dated after today is rejected.
+    return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), end_offset=1)
+
+
+def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """First and last day (both inclusive) of the partitions this step materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+def run_window(tags: dict[str, str]) -> tuple[str, str]:
+    """The partition window of a run from its tags; the whole table for an unpartitioned run."""
+    if RANGE_START_TAG in tags:
+        return tags[RANGE_START_TAG], tags[RANGE_END_TAG]
+    if PARTITION_TAG in tags:
+        return tags[PARTITION_TAG], tags[PARTITION_TAG]
+    return WHOLE_TABLE
+
+
+def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
+    """The tags of a single-run backfill over [start, end]."""
+    return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
