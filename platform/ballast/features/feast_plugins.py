@@ -4,6 +4,7 @@ Both subclass Feast's own and override one method each; reads, table creation an
 teardown are Feast's.
 """
 
+import datetime as dt
 import uuid
 from typing import Literal
 
@@ -17,7 +18,7 @@ from feast.infra.online_stores.sqlite import (
 )
 from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
-from feast.utils import _utc_now, to_naive_utc
+from feast.utils import to_naive_utc
 
 from ballast.common.atomic import write_atomic
 
@@ -74,5 +75,5 @@ class AtomicFileRegistryStore(FileRegistryStore):
 
     def _write_registry(self, registry_proto: RegistryProto) -> None:
         registry_proto.version_id = str(uuid.uuid4())
-        registry_proto.last_updated.FromDatetime(_utc_now())
+        registry_proto.last_updated.FromDatetime(dt.datetime.now(dt.UTC))
         write_atomic(self._filepath, registry_proto.SerializeToString())
