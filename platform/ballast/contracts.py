@@ -14,9 +14,6 @@ from typing import Any
 
 import yaml
 
-# Soda reads this once, when soda_core is first imported; Ballast never sends telemetry.
-os.environ["SODA_CORE_TELEMETRY_ENABLED"] = "false"
-
 DATA_SOURCE_NAME = "ballast"
 
 
@@ -107,6 +104,8 @@ def write_data_source(path: Path, warehouse: Path) -> Path:
 
 def verify(path: Path, con: Any, variables: dict[str, str]) -> list[CheckOutcome]:
     """Verify a contract on an open DuckDB connection; one outcome per declared check."""
+    # Soda reads this once, when soda_core is first imported; Ballast never sends telemetry.
+    os.environ["SODA_CORE_TELEMETRY_ENABLED"] = "false"
     from soda_core.contracts import verify_contract_locally
     from soda_duckdb import DuckDBDataSource
 
