@@ -5,8 +5,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from ballast import contracts
+from ballast.resources import feature_windows
 from ballast.settings import CONTRACTS_DIR
 
 CLEAN = CONTRACTS_DIR / "clean_transactions.yml"
@@ -79,3 +81,9 @@ def test_a_contract_on_a_missing_table_is_an_error(tmp_path: Path) -> None:
             contracts.verify(CLEAN, con, {"start_date": "2025-01-01", "end_date": "2025-01-01"})
     finally:
         con.close()
+
+
+def test_the_features_contract_defaults_to_the_configured_long_window() -> None:
+    # Ballast passes the dbt var; the default only serves `soda contract verify` by hand.
+    variables = yaml.safe_load((CONTRACTS_DIR / "customer_daily_features.yml").read_text())["variables"]
+    assert variables["long_window_days"]["default"] == feature_windows().long
