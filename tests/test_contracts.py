@@ -5,11 +5,16 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from ballast import contracts
+from ballast.raw.landing import RAW_DDL
+from ballast.resources import feature_windows
 from ballast.settings import CONTRACTS_DIR
 
 CLEAN = CONTRACTS_DIR / "clean_transactions.yml"
+RAW = CONTRACTS_DIR / "raw_transactions.yml"
+FEATURES = CONTRACTS_DIR / "customer_daily_features.yml"
 
 
 @pytest.fixture
@@ -77,5 +82,54 @@ def test_a_contract_on_a_missing_table_is_an_error(tmp_path: Path) -> None:
     try:
         with pytest.raises(contracts.ContractError, match=r"clean_transactions\.yml"):
             contracts.verify(CLEAN, con, {"start_date": "2025-01-01", "end_date": "2025-01-01"})
+    finally:
+        con.close()
+
+
+def test_the_features_contract_defaults_to_the_configured_long_window() -> None:
+    # Ballast passes the dbt var; the default only serves `soda contract verify` by hand.
+    variables = yaml.safe_load(FEATURES.read_text())["variables"]
+    assert variables["long_window_days"]["default"] == feature_windows().long
+
+
+def test_the_raw_contract_fails_on_a_line_loaded_twice(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        con.execute(RAW_DDL)
+        con.execute(
+            "insert into raw.transactions (event_date, source_file, file_hash, line_number, load_id)"
+            " values ('2025-01-01', 'a.csv', 'h', 2, 'l'), ('2025-01-01', 'a.csv', 'h', 3, 'l'),"
+            " ('2025-01-02', 'b.csv', 'h', 2, 'l'), ('2025-01-02', 'b.csv', 'h', 2, 'l')"
+        )
+        for day, passed in (("2025-01-01", True), ("2025-01-02", False)):
+            outcomes = {o.name: o for o in contracts.verify(RAW, con, {"start_date": day, "end_date": day})}
+            assert set(outcomes) == {"contract_schema", "contract_duplicate"}
+            assert outcomes["contract_duplicate"].passed is passed, day
+    finally:
+        con.close()
+
+
+def test_the_features_contract_fails_on_a_customer_outside_the_long_window(tmp_path: Path) -> None:
+    long = feature_windows().long
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        con.execute("create schema features")
+        con.execute(
+            """
+            create table features.customer_daily_features as
+            select 'C' || i as customer_id, date '2025-04-10' + (i % 2)::integer as feature_date,
+                   timestamp '2025-04-11' as feature_timestamp, 0 as txn_count_7d, 0 as txn_count_30d,
+                   1 as txn_count_90d, 0.0 as spend_7d, 0.0 as spend_30d, 1.0 as spend_90d,
+                   0.0 as avg_amount_30d, (? - 1 + (i % 2))::integer as days_since_last_txn, ? as tenure_days,
+                   0 as distinct_merchants_30d, 0.0 as web_share_30d, 'US' as home_country
+            from range(4) as r(i)
+            """,
+            [long, long],
+        )
+        for day, passed in (("2025-04-10", True), ("2025-04-11", False)):
+            variables = {"start_date": day, "end_date": day, "long_window_days": str(long)}
+            outcomes = {o.name: o for o in contracts.verify(FEATURES, con, variables)}
+            assert all(o.passed for name, o in outcomes.items() if name != "contract_failed_rows_recency")
+            assert outcomes["contract_failed_rows_recency"].passed is passed, day
     finally:
         con.close()

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ballast import contracts
 from ballast.common.partitions import run_window
-from ballast.resources import WarehouseResource
+from ballast.resources import WarehouseResource, feature_windows
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 
@@ -42,6 +42,7 @@ def contract_checks(
             "start_date": window[0],
             "end_date": window[1],
             "currencies": ", ".join(f"'{c}'" for c in settings.currencies),
+            "long_window_days": str(feature_windows().long),
         }
         variables = {k: v for k, v in offered.items() if k in declared_variables}
         with warehouse.connect(read_only=True) as con:

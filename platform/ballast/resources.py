@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dagster as dg
 import duckdb
@@ -21,6 +22,21 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 # Every DuckDB session Ballast opens (its own and dbt's) computes in UTC, whatever the
 # machine's time zone: `current_date`, casts to TIMESTAMPTZ and date parts follow it.
 DUCKDB_TIME_ZONE = "UTC"
+
+
+class FeatureWindows(NamedTuple):
+    """The rolling feature windows, in days."""
+
+    short: int
+    medium: int
+    long: int
+
+
+@functools.cache
+def feature_windows() -> FeatureWindows:
+    """The dbt var `feature_windows` from dbt_project.yml, their one home, read once."""
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    return FeatureWindows(**project["vars"]["feature_windows"])
 
 
 class WarehouseResource(dg.ConfigurableResource):

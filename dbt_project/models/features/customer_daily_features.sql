@@ -1,8 +1,10 @@
 {#-
     Features of a day D use transactions on days <= D only, so a row for D is what was
-    knowable at the end of D. Customers are included on every day within 90 days of
-    a transaction, whether or not they bought that day: windows and recency change daily.
+    knowable at the end of D. Customers are included on every day within the long window
+    of a transaction, whether or not they bought that day: windows and recency change daily.
+    The windows (short, medium, long days) are the var feature_windows in dbt_project.yml.
 -#}
+{%- set window_days = var('feature_windows') %}
 
 with days as (
 
@@ -21,7 +23,7 @@ transactions as (
 
     select customer_id, merchant_id, amount, channel, country, event_date
     from {{ ref('transactions') }}
-    where event_date > {{ window_start() }} - interval 90 day
+    where event_date > {{ window_start() }} - interval {{ window_days.long }} day
       and event_date <= {{ window_end() }}
 
 ),
@@ -44,17 +46,17 @@ windows as (
     select
         d.feature_date,
         c.customer_id,
-        sum(c.txn_count) filter (where c.event_date > d.feature_date - 7) as txn_count_7d,
-        sum(c.txn_count) filter (where c.event_date > d.feature_date - 30) as txn_count_30d,
+        sum(c.txn_count) filter (where c.event_date > d.feature_date - {{ window_days.short }}) as txn_count_7d,
+        sum(c.txn_count) filter (where c.event_date > d.feature_date - {{ window_days.medium }}) as txn_count_30d,
         sum(c.txn_count) as txn_count_90d,
-        sum(c.spend) filter (where c.event_date > d.feature_date - 7) as spend_7d,
-        sum(c.spend) filter (where c.event_date > d.feature_date - 30) as spend_30d,
+        sum(c.spend) filter (where c.event_date > d.feature_date - {{ window_days.short }}) as spend_7d,
+        sum(c.spend) filter (where c.event_date > d.feature_date - {{ window_days.medium }}) as spend_30d,
         sum(c.spend) as spend_90d,
-        sum(c.web_count) filter (where c.event_date > d.feature_date - 30) as web_count_30d,
+        sum(c.web_count) filter (where c.event_date > d.feature_date - {{ window_days.medium }}) as web_count_30d,
         max(c.event_date) as last_event_date
     from days as d
     inner join customer_days as c
-        on c.event_date > d.feature_date - 90
+        on c.event_date > d.feature_date - {{ window_days.long }}
         and c.event_date <= d.feature_date
     group by d.feature_date, c.customer_id
 
@@ -83,7 +85,7 @@ merchants as (
     select d.feature_date, m.customer_id, count(distinct m.merchant_id) as distinct_merchants_30d
     from days as d
     inner join customer_day_merchants as m
-        on m.event_date > d.feature_date - 30
+        on m.event_date > d.feature_date - {{ window_days.medium }}
         and m.event_date <= d.feature_date
     group by d.feature_date, m.customer_id
 
@@ -94,7 +96,7 @@ country_counts as (
     select d.feature_date, c.customer_id, c.country, sum(c.n) as n
     from days as d
     inner join customer_day_countries as c
-        on c.event_date > d.feature_date - 90
+        on c.event_date > d.feature_date - {{ window_days.long }}
         and c.event_date <= d.feature_date
     group by d.feature_date, c.customer_id, c.country
 
@@ -102,7 +104,7 @@ country_counts as (
 
 home_country as (
 
-    -- The most frequent country over 90 days; ties go to the first alphabetically.
+    -- The most frequent country over the long window; ties go to the first alphabetically.
     select feature_date, customer_id, country as home_country
     from country_counts
     qualify row_number() over (

@@ -292,6 +292,7 @@ def _print_online_features(customers: list[str], settings: Settings) -> None:
             " features/feature_registry) to rebuild it from feature_repo/"
         )
     from ballast.features import feast_store
+    from ballast.resources import feature_windows
 
     store = feast_store.open_store(settings.home)
     feast_store.require_applied(store)
@@ -303,7 +304,8 @@ def _print_online_features(customers: list[str], settings: Settings) -> None:
     print(json.dumps({"feature_service": feast_repo.FEATURE_SERVICE, "customers": records}, indent=2))
     if missing:
         raise UserError(
-            f"not in the online store: {', '.join(missing)} (unknown customer, or not active in the last 90 days)"
+            f"not in the online store: {', '.join(missing)} (unknown customer,"
+            f" or not active in the last {feature_windows().long} days)"
         )
 
 

@@ -9,8 +9,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-# A feature row for day D reads transactions of the 90 days ending on D.
-FEATURE_LOOKBACK_DAYS = 90
+from ballast.resources import feature_windows
+
+# A feature row for day D reads transactions of the long feature window ending on D.
+FEATURE_LOOKBACK_DAYS = feature_windows().long
 
 
 def fingerprint(frame: pd.DataFrame, order_by: list[str]) -> str:
@@ -24,7 +26,7 @@ def fingerprint(frame: pd.DataFrame, order_by: list[str]) -> str:
 def trace(
     con: duckdb.DuckDBPyConnection, first_snapshot: dt.date, last_snapshot: dt.date, label_window_days: int
 ) -> dict[str, Any]:
-    """Partitions and raw files behind snapshots [first, last]: features read 90 days back, labels 30 days ahead."""
+    """Partitions and raw files behind snapshots [first, last]: features read FEATURE_LOOKBACK_DAYS back, labels label_window_days ahead."""
     clean_first = first_snapshot - dt.timedelta(days=FEATURE_LOOKBACK_DAYS - 1)
     clean_last = last_snapshot + dt.timedelta(days=label_window_days)
     files = con.execute(

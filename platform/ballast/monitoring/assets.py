@@ -173,7 +173,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
         categorical = [c for c in monitored if c in training.CATEGORICAL_FEATURES]
         per_day = []
         latest = pd.DataFrame()
-        # A day whose 90-day feature windows reach before the data began is not comparable.
+        # A day whose long feature windows reach before the data began is not comparable.
         judged_from = settings.start_date + dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
         day = max(first, judged_from)
         while day <= last:
