@@ -57,6 +57,25 @@ REGISTRY_AUTOMATION = (
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+    if settings.feature_engine == "spark":
+        features = spark_feature_assets(settings, project, partitions_def)
+    else:
+        features = dbt_layer_assets(settings, project, "features", partitions_def)
+    return dg.Definitions(
+        assets=[
+            features,
+            features_parquet_asset(settings, partitions_def),
+            feature_registry_asset(settings),
+            online_store_asset(settings, partitions_def),
+        ],
+        asset_checks=[
+            contract_checks(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES, blocking=True),
+            parity_check(settings),
+        ],
+    )
+
+
+def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=FEATURES_PARQUET,
         deps=[CUSTOMER_DAILY_FEATURES],
@@ -84,6 +103,10 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             }
         )
 
+    return customer_daily_features_parquet
+
+
+def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
         key=FEATURE_REGISTRY,
         group_name="features",
@@ -111,6 +134,10 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             }
         )
 
+    return feature_registry
+
+
+def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=ONLINE_STORE,
         deps=[FEATURES_PARQUET, FEATURE_REGISTRY],
@@ -144,6 +171,10 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             }
         )
 
+    return online_store
+
+
+def parity_check(settings: Settings) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=ONLINE_STORE, name=PARITY_CHECK, pool=FEAST_POOL)
     def online_matches_offline(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
         """A sample of customers' online features equal their latest offline features for the last materialized day."""
@@ -166,22 +197,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             },
         )
 
-    if settings.feature_engine == "spark":
-        features = spark_feature_assets(settings, project, partitions_def)
-    else:
-        features = dbt_layer_assets(settings, project, "features", partitions_def)
-    return dg.Definitions(
-        assets=[
-            features,
-            customer_daily_features_parquet,
-            feature_registry,
-            online_store,
-        ],
-        asset_checks=[
-            contract_checks(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES, blocking=True),
-            online_matches_offline,
-        ],
-    )
+    return online_matches_offline
 
 
 def spark_feature_assets(
@@ -207,19 +223,10 @@ def spark_feature_assets(
         warehouse: WarehouseResource = context.resources.warehouse
         pyspark = context.resources.pyspark
         first, last = partition_dates(context)
-        target = settings.dbt_runs_dir / "features_spark"
-        invocation = dbt.cli(
-            ["compile", "--select", "customer_daily_features", "--vars", json.dumps(settings.dbt_vars(first, last))],
-            target_path=target,
-            raise_on_error=False,
-        )
-        invocation.wait()
-        compiled = next(target.glob(f"compiled/*/{FEATURES_MODEL.as_posix()}"), None)
-        if not invocation.is_successful() or compiled is None:
-            raise dg.Failure(f"dbt compile of customer_daily_features failed for {first} to {last}; see {target}")
+        compiled_sql = _compile_features(settings, dbt, first, last)
         started = time.perf_counter()
         try:
-            columns = spark.build(pyspark.spark_session, compiled.read_text(), settings.lake_dir, first, last)
+            columns = spark.build(pyspark.spark_session, compiled_sql, settings.lake_dir, first, last)
         except spark.SparkEngineError as exc:
             raise dg.Failure(str(exc)) from None
         spark_seconds = time.perf_counter() - started
@@ -241,3 +248,18 @@ def spark_feature_assets(
         )
 
     return customer_daily_features
+
+
+def _compile_features(settings: Settings, dbt: DbtCliResource, first: dt.date, last: dt.date) -> str:
+    """The features dbt model compiled (not run) for the window [first, last], in DuckDB's dialect."""
+    target = settings.dbt_runs_dir / "features_spark"
+    invocation = dbt.cli(
+        ["compile", "--select", "customer_daily_features", "--vars", json.dumps(settings.dbt_vars(first, last))],
+        target_path=target,
+        raise_on_error=False,
+    )
+    invocation.wait()
+    compiled = next(target.glob(f"compiled/*/{FEATURES_MODEL.as_posix()}"), None)
+    if not invocation.is_successful() or compiled is None:
+        raise dg.Failure(f"dbt compile of customer_daily_features failed for {first} to {last}; see {target}")
+    return compiled.read_text()

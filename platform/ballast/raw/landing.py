@@ -438,23 +438,14 @@ def load_file(
     temporary folder) for the load.
     """
     try:
-        _check_path(f, landing_dir)
-        if f.fmt == "csv" and not f.gzip:
-            digest, text = scan_csv(f.path)
-        else:
-            digest, text = file_hash(f.path), None
+        digest, text = _hash(f, landing_dir)
     except FileRejected as rejected:
         return _reject(con, f, "", load_id, rejected)
     except OSError as exc:
         return _reject(con, f, "", load_id, FileRejected("unreadable", f"cannot be read: {exc.strerror}"))
-    seen = con.execute(
-        "select null, null from raw.transactions where source_file = $1 and file_hash = $2"
-        " union all select reason, detail from raw.rejected_files where source_file = $1 and file_hash = $2 limit 1",
-        [f.name, digest],
-    ).fetchall()
-    if seen:
-        reason, detail = seen[0]
-        return FileLoad(f.name, 0, skipped=True, rejected=reason, detail=detail or "")
+    earlier = _earlier_outcome(con, f, digest)
+    if earlier is not None:
+        return earlier
     params = {"event_date": f.event_date, "name": f.name, "hash": digest, "load_id": load_id}
     scratch = None
     try:
@@ -480,6 +471,27 @@ def load_file(
         if scratch is not None:
             scratch.unlink(missing_ok=True)
     return FileLoad(f.name, rows, skipped=False, malformed=malformed, extra_columns=extra)
+
+
+def _hash(f: LandingFile, landing_dir: Path) -> tuple[str, TextScan | None]:
+    """The file's SHA-256, and for a plain CSV file its text checks from the same read."""
+    _check_path(f, landing_dir)
+    if f.fmt == "csv" and not f.gzip:
+        return scan_csv(f.path)
+    return file_hash(f.path), None
+
+
+def _earlier_outcome(con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str) -> FileLoad | None:
+    """The outcome of an earlier load of this very file (same name and hash), if there was one: nothing to do again."""
+    seen = con.execute(
+        "select null, null from raw.transactions where source_file = $1 and file_hash = $2"
+        " union all select reason, detail from raw.rejected_files where source_file = $1 and file_hash = $2 limit 1",
+        [f.name, digest],
+    ).fetchall()
+    if not seen:
+        return None
+    reason, detail = seen[0]
+    return FileLoad(f.name, 0, skipped=True, rejected=reason, detail=detail or "")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, f: LandingFile, select: str, params: dict) -> tuple[int, int]:
