@@ -11,8 +11,10 @@ from tabulate import tabulate
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
 from ballast.common import code_version
+from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.features import feast_repo, spark
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, FEATURES_LAYER
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
@@ -36,10 +38,10 @@ class FeatureStoreResource(dg.ConfigurableResource):
         return feast_store.definitions(Path(self.home))
 
 
-CUSTOMER_DAILY_FEATURES = dg.AssetKey(["features", "customer_daily_features"])
-FEATURES_PARQUET = dg.AssetKey(["features", "customer_daily_features_parquet"])
-FEATURE_REGISTRY = dg.AssetKey(["features", "feature_registry"])
-ONLINE_STORE = dg.AssetKey(["features", "online_store"])
+CUSTOMER_DAILY_FEATURES = table_key(CUSTOMER_DAILY_FEATURES_TABLE)
+FEATURES_PARQUET = dg.AssetKey([FEATURES_LAYER, "customer_daily_features_parquet"])
+FEATURE_REGISTRY = dg.AssetKey([FEATURES_LAYER, "feature_registry"])
+ONLINE_STORE = dg.AssetKey([FEATURES_LAYER, "online_store"])
 PARITY_CHECK = "online_matches_offline"
 # The Feast-side code: this module, the store helpers and the plug-ins (not imported here: Feast is slow to import).
 CODE_VERSION = code_version.of_sources(
@@ -47,7 +49,8 @@ CODE_VERSION = code_version.of_sources(
     feast_repo,
     *(Path(feast_repo.__file__).with_name(n) for n in ("feast_store.py", "feast_plugins.py")),
 )
-FEATURES_MODEL = Path("models") / "features" / "customer_daily_features.sql"
+# dbt folder = layer, model = table (DESIGN.md).
+FEATURES_MODEL = Path("models", *CUSTOMER_DAILY_FEATURES.path).with_suffix(".sql")
 
 # Re-apply when the repo's definitions change, not only when the registry is missing.
 REGISTRY_AUTOMATION = (
@@ -60,7 +63,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
     if settings.feature_engine == "spark":
         features = spark_feature_assets(settings, project, partitions_def)
     else:
-        features = dbt_layer_assets(settings, project, "features", partitions_def)
+        features = dbt_layer_assets(settings, project, FEATURES_LAYER, partitions_def)
     return dg.Definitions(
         assets=[
             features,
@@ -81,7 +84,7 @@ def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefi
         deps=[CUSTOMER_DAILY_FEATURES],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb", "parquet"},
@@ -109,7 +112,7 @@ def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefi
 def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
         key=FEATURE_REGISTRY,
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=FEAST_POOL,
         code_version=feast_repo.code_version(),
         automation_condition=REGISTRY_AUTOMATION,
@@ -143,7 +146,7 @@ def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefiniti
         deps=[FEATURES_PARQUET, FEATURE_REGISTRY],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=FEAST_POOL,
         code_version=CODE_VERSION,
         kinds={"feast", "sqlite"},
@@ -210,7 +213,7 @@ def spark_feature_assets(
         deps=[CLEAN_TRANSACTIONS_PARQUET],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
@@ -233,7 +236,7 @@ def spark_feature_assets(
         with warehouse.connect() as con:
             if spark.expose(con, settings.lake_dir, columns):
                 context.log.warning(
-                    "features.customer_daily_features was a table built by the duckdb engine; it is now a view over "
+                    f"{CUSTOMER_DAILY_FEATURES_TABLE} was a table built by the duckdb engine; it is now a view over "
                     "Spark's Parquet, and days not rebuilt by Spark are gone from it"
                 )
             metadata = window_metadata(con, CUSTOMER_DAILY_FEATURES, first, last)
@@ -254,12 +257,12 @@ def _compile_features(settings: Settings, dbt: DbtCliResource, first: dt.date, l
     """The features dbt model compiled (not run) for the window [first, last], in DuckDB's dialect."""
     target = settings.dbt_runs_dir / "features_spark"
     invocation = dbt.cli(
-        ["compile", "--select", "customer_daily_features", "--vars", json.dumps(settings.dbt_vars(first, last))],
+        ["compile", "--select", FEATURES_MODEL.stem, "--vars", json.dumps(settings.dbt_vars(first, last))],
         target_path=target,
         raise_on_error=False,
     )
     invocation.wait()
     compiled = next(target.glob(f"compiled/*/{FEATURES_MODEL.as_posix()}"), None)
     if not invocation.is_successful() or compiled is None:
-        raise dg.Failure(f"dbt compile of customer_daily_features failed for {first} to {last}; see {target}")
+        raise dg.Failure(f"dbt compile of {FEATURES_MODEL.stem} failed for {first} to {last}; see {target}")
     return compiled.read_text()

@@ -8,6 +8,7 @@ import duckdb
 from tabulate import tabulate
 
 from ballast.common import code_version
+from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
 from ballast.raw import landing, landing_formats
@@ -21,13 +22,14 @@ from ballast.raw.landing import (
     record_unplaced,
     survey,
 )
+from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), landing, landing_formats)
-RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
-RAW_REJECTED_FILES = dg.AssetKey(["raw", "rejected_files"])
-RAW_IGNORED_FILES = dg.AssetKey(["raw", "ignored_files"])
+RAW_TRANSACTIONS = table_key(RAW_TRANSACTIONS_TABLE)
+RAW_REJECTED_FILES = table_key(RAW_REJECTED_FILES_TABLE)
+RAW_IGNORED_FILES = table_key(RAW_IGNORED_FILES_TABLE)
 # Where gzip files are decompressed for loading, under BALLAST_HOME.
 SCRATCH_DIR = Path("scratch") / "landing"
 NO_REJECTED_FILES = "no_rejected_files"
@@ -39,21 +41,21 @@ RAW_SPECS = [
     dg.AssetSpec(
         RAW_TRANSACTIONS,
         description="Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
-        group_name="raw",
+        group_name=RAW_LAYER,
         kinds={"duckdb"},
         code_version=CODE_VERSION,
     ),
     dg.AssetSpec(
         RAW_REJECTED_FILES,
         description="Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
-        group_name="raw",
+        group_name=RAW_LAYER,
         kinds={"duckdb"},
         code_version=CODE_VERSION,
     ),
     dg.AssetSpec(
         RAW_IGNORED_FILES,
         description="Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
-        group_name="raw",
+        group_name=RAW_LAYER,
         kinds={"duckdb"},
         code_version=CODE_VERSION,
     ),
@@ -128,11 +130,11 @@ def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], star
     yield _transactions_result(con, loads, start, end)
     # Files that belong to no partition (event_date null) count against every run.
     rejected = con.execute(
-        "select coalesce(event_date::varchar, '-'), source_file, reason, detail from raw.rejected_files"
+        f"select coalesce(event_date::varchar, '-'), source_file, reason, detail from {RAW_REJECTED_FILES_TABLE}"
         " where event_date between ? and ? or event_date is null order by event_date nulls first, source_file",
         [start, end],
     ).fetchall()
-    ignored = con.execute("select source_file, reason, detail from raw.ignored_files order by 1").fetchall()
+    ignored = con.execute(f"select source_file, reason, detail from {RAW_IGNORED_FILES_TABLE} order by 1").fetchall()
     rejected_table = _md(["event_date", "file", "reason", "detail"], [list(r) for r in rejected])
     ignored_table = _md(["file", "reason", "detail"], [list(r) for r in ignored])
     yield dg.MaterializeResult(
@@ -162,7 +164,8 @@ def _transactions_result(
     con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], start: dt.date, end: dt.date
 ) -> dg.MaterializeResult:
     rows, malformed = con.execute(
-        "select count(*), count(raw_line) from raw.transactions where event_date between ? and ?", [start, end]
+        f"select count(*), count(raw_line) from {RAW_TRANSACTIONS_TABLE} where event_date between ? and ?",
+        [start, end],
     ).fetchall()[0]
     outcomes = [
         [
@@ -188,7 +191,7 @@ def _transactions_result(
 
 def _schema_drift_result(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date) -> dg.AssetCheckResult:
     drift = con.execute(
-        "select distinct source_file, extra_columns from raw.transactions"
+        f"select distinct source_file, extra_columns from {RAW_TRANSACTIONS_TABLE}"
         " where event_date between ? and ? and extra_columns is not null order by 1",
         [start, end],
     ).fetchall()
