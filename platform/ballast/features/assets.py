@@ -43,6 +43,7 @@ FEATURES_PARQUET = dg.AssetKey([FEATURES_LAYER, "customer_daily_features_parquet
 FEATURE_REGISTRY = dg.AssetKey([FEATURES_LAYER, "feature_registry"])
 ONLINE_STORE = dg.AssetKey([FEATURES_LAYER, "online_store"])
 PARITY_CHECK = "online_matches_offline"
+MISMATCHES_SHOWN = 20
 # The Feast-side code: this module, the store helpers and the plug-ins (not imported here: Feast is slow to import).
 CODE_VERSION = code_version.of_sources(
     Path(__file__),
@@ -178,7 +179,15 @@ def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefiniti
 
 
 def parity_check(settings: Settings) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=ONLINE_STORE, name=PARITY_CHECK, pool=FEAST_POOL)
+    @dg.asset_check(
+        asset=ONLINE_STORE,
+        name=PARITY_CHECK,
+        description=(
+            f"Up to {settings.parity_sample_size} sampled customers' online features equal their latest offline"
+            " features for the last materialized day (BALLAST_PARITY_SAMPLE_SIZE)."
+        ),
+        pool=FEAST_POOL,
+    )
     def online_matches_offline(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
         """A sample of customers' online features equal their latest offline features for the last materialized day."""
         from ballast.features import feast_store as fs
@@ -187,7 +196,7 @@ def parity_check(settings: Settings) -> dg.AssetChecksDefinition:
             result = fs.parity(feature_store.open(), settings.lake_dir, settings.parity_sample_size)
         except fs.FeatureStoreError as exc:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, description=str(exc))
-        shown = result.mismatches.head(20)
+        shown = result.mismatches.head(MISMATCHES_SHOWN)
         return dg.AssetCheckResult(
             passed=result.mismatches.empty,
             severity=dg.AssetCheckSeverity.ERROR,

@@ -52,6 +52,7 @@ from ballast.raw.landing_formats import (
     scan_csv,
 )
 from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
+from ballast.settings import Settings
 
 __all__ = ["CONTRACT_COLUMNS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "FileRejected"]
 
@@ -109,8 +110,10 @@ class LandingError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    max_file_bytes: int = 1 << 30
-    max_columns: int = 64
+    """Beyond these a landing file is rejected; the defaults are the settings' (BALLAST_MAX_FILE_BYTES, BALLAST_MAX_COLUMNS)."""
+
+    max_file_bytes: int = Settings.max_file_bytes
+    max_columns: int = Settings.max_columns
 
 
 @dataclass(frozen=True)
