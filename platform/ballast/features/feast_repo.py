@@ -22,7 +22,6 @@ from ballast.settings import REPO_ROOT
 
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 STORE_YAML = FEATURE_REPO_DIR / "feature_store.yaml"
-PRODUCTION_YAML = FEATURE_REPO_DIR / "production" / "feature_store.yaml"
 DEFINITIONS_FILE = FEATURE_REPO_DIR / "churn_features.py"
 PROJECT = "ballast"
 FEATURE_VIEW = "customer_daily_features"

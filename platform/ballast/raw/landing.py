@@ -38,7 +38,6 @@ from ballast.raw.landing_formats import (
     CONTRACT_COLUMNS,
     FIELD_RE,
     LF,
-    OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     FileRejected,
     TextScan,
@@ -53,8 +52,6 @@ from ballast.raw.landing_formats import (
 )
 from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.settings import Settings
-
-__all__ = ["CONTRACT_COLUMNS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "FileRejected"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 GZIP = ".gz"
