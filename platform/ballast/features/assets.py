@@ -50,7 +50,7 @@ CODE_VERSION = code_version.of_sources(
     feast_repo,
     *(Path(feast_repo.__file__).with_name(n) for n in ("feast_store.py", "feast_plugins.py")),
 )
-# dbt folder = layer, model = table (DESIGN.md).
+# The dbt model file: its folder is the layer, its name the table.
 FEATURES_MODEL = Path("models", *CUSTOMER_DAILY_FEATURES.path).with_suffix(".sql")
 
 # Re-apply when the repo's definitions change, not only when the registry is missing.
