@@ -8,8 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ballast.clean.tables import CLEAN_QUARANTINE_TABLE, CLEAN_TRANSACTIONS_TABLE
+from ballast.cli.report import LAYER_TABLES
+from ballast.common.naming import key_table, table_key
 from ballast.contracts import contract_checks
 from ballast.definitions import REFRESH_JOB, build_defs
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
+from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.settings import CONTRACTS_DIR, FEAST_POOL, REPO_ROOT, WAREHOUSE_POOL
 from tests.conftest import make_settings
 
@@ -50,6 +55,23 @@ def test_asset_keys_groups_and_dependencies(defs: dg.Definitions) -> None:
         for key in graph.get_all_asset_keys()
     }
     assert found == EXPECTED
+
+
+def test_each_table_name_is_an_asset_of_its_layer(defs: dg.Definitions) -> None:
+    """The names the layers' SQL and the report use are the tables the graph builds, and round-trip to their keys."""
+    tables = (
+        RAW_TRANSACTIONS_TABLE,
+        RAW_REJECTED_FILES_TABLE,
+        RAW_IGNORED_FILES_TABLE,
+        CLEAN_TRANSACTIONS_TABLE,
+        CLEAN_QUARANTINE_TABLE,
+        CUSTOMER_DAILY_FEATURES_TABLE,
+        *LAYER_TABLES,
+    )
+    graph = defs.resolve_asset_graph()
+    missing = [t for t in tables if table_key(t) not in graph.get_all_asset_keys()]
+    assert not missing, missing
+    assert all(key_table(table_key(t)) == t and graph.get(table_key(t)).group_name == t.split(".")[0] for t in tables)
 
 
 def test_every_asset_has_a_description_and_layer_prefix(defs: dg.Definitions) -> None:

@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
+from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
 from ballast.resources import WarehouseResource, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -92,7 +93,7 @@ def dbt_failures(run_results: Path, since: dt.datetime, limit: int = 3) -> str |
 
 def window_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, start: dt.date, end: dt.date) -> dict:
     """Rows of the materialized window (and rows per reason for a quarantine table)."""
-    table = ".".join(key.path)
+    table = key_table(key)
     columns = {row[0] for row in con.execute(f"describe {table}").fetchall()}
     date_column = next(c for c in ("event_date", "feature_date") if c in columns)
     window = f"from {table} where {date_column} between ? and ?"

@@ -13,11 +13,11 @@ import pytest
 from ballast.clean.assets import CLEAN_TRANSACTIONS, QUARANTINE_SHARE_CHECK
 from ballast.cli.generator import GenerateSpec, generate
 from ballast.cli.main import DEMO_CUSTOMERS, DEMO_DAYS, DEMO_FAULT_RATE, DEMO_SEED
+from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.runs import refresh
 from ballast.settings import Settings, SettingsError
 from tests.conftest import START, make_settings, query
 
-FEATURES = dg.AssetKey(["features", "customer_daily_features"])
 BROKEN_DAY = START + dt.timedelta(days=59)
 # A provider re-sends the day with amounts in three decimals: every row is amount_precision.
 BROKEN_ROWS = 150
@@ -88,7 +88,7 @@ def test_the_thin_day_fails_the_blocking_check_and_is_named(thin_run: ThinRun) -
 
 def test_features_are_not_built_from_a_thin_day(thin_run: ThinRun) -> None:
     materialized = {e.materialization.asset_key for e in thin_run.result.get_asset_materialization_events()}
-    assert CLEAN_TRANSACTIONS in materialized and FEATURES not in materialized
+    assert CLEAN_TRANSACTIONS in materialized and CUSTOMER_DAILY_FEATURES not in materialized
     started = {e.step_key for e in thin_run.result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
     assert "features_dbt_models" not in started
     assert query(

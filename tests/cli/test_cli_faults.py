@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from ballast import cli
 from ballast.cli.generator import GenerateSpec, generate
 from ballast.features import feast_repo
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
 from ballast.settings import CONTRACTS_DIR
 from ballast.transform import dbt_failures
@@ -337,7 +338,7 @@ def feast_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         con.execute("create schema features")
         con.execute(
-            f"create table {feast_repo.FEATURE_TABLE} as select 'C1' as customer_id, $day::date as feature_date,"
+            f"create table {CUSTOMER_DAILY_FEATURES_TABLE} as select 'C1' as customer_id, $day::date as feature_date,"
             f" ($day::date + 1)::timestamp as feature_timestamp, {columns}",
             {"day": FEATURE_DAY},
         )

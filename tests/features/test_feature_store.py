@@ -316,7 +316,7 @@ def test_the_production_config_validates(monkeypatch, tmp_path: Path) -> None:
         "FEAST_REDIS_CONNECTION_STRING": "redis.internal:6379,ssl=true",
     }.items():
         monkeypatch.setenv(name, value)
-    config = fs.repo_config(tmp_path, feast_repo.PRODUCTION_YAML)
+    config = fs.repo_config(tmp_path, feast_repo.FEATURE_REPO_DIR / "production" / "feature_store.yaml")
     assert config.online_store.type == "redis"
     assert config.online_store.connection_string == "redis.internal:6379,ssl=true"
     assert config.registry.registry_type == "sql"

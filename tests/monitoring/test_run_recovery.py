@@ -654,7 +654,7 @@ def test_half_written_files_of_a_killed_run_are_removed_and_do_not_block_the_nex
     (base / ".v0001.tmp" / registry.MODEL_FILE).write_bytes(b"half a mod")
     saved = registry.save(settings.registry_dir, MODEL_NAME, DummyClassifier().fit([[0], [1]], [0, 1]), {})
     assert saved.version == "v0001" and registry.load(saved) is not None
-    day = lake.table_dir(settings.lake_dir, "features", "customer_daily_features")
+    day = feast_repo.feature_dir(settings.lake_dir)
     (day / "feature_date=2025-01-01").mkdir(parents=True)
     (day / "feature_date=2025-01-01" / "part_0.parquet").write_bytes(b"complete")
     staging = lake.staging_dir(day)

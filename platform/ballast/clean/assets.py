@@ -6,21 +6,23 @@ import dagster as dg
 from dagster_dbt import DbtProject
 
 from ballast.clean.quarantine import quarantine_shares, shares_markdown
+from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
+from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, run_window
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 from ballast.transform import dbt_layer_assets
 
-CLEAN_TRANSACTIONS = dg.AssetKey(["clean", "transactions"])
-CLEAN_TRANSACTIONS_PARQUET = dg.AssetKey(["clean", "transactions_parquet"])
+CLEAN_TRANSACTIONS = table_key(CLEAN_TRANSACTIONS_TABLE)
+CLEAN_TRANSACTIONS_PARQUET = dg.AssetKey([CLEAN_LAYER, "transactions_parquet"])
 QUARANTINE_SHARE_CHECK = "quarantine_share_within_limit"
 WORST_DAYS_SHOWN = 5
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
-    assets: list = [dbt_layer_assets(settings, project, "clean", partitions_def)]
+    assets: list = [dbt_layer_assets(settings, project, CLEAN_LAYER, partitions_def)]
     if settings.feature_engine == "spark":
         assets.append(transactions_parquet(settings, partitions_def))
     return dg.Definitions(
@@ -82,7 +84,7 @@ def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefini
         deps=[CLEAN_TRANSACTIONS],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="clean",
+        group_name=CLEAN_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), lake),
         kinds={"duckdb", "parquet"},
@@ -90,9 +92,18 @@ def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefini
     def transactions_parquet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Parquet export of clean/transactions in the lake, one folder per event date: the Spark engine's input."""
         first, last = partition_dates(context)
+        path = lake.table_dir(settings.lake_dir, CLEAN_TRANSACTIONS_TABLE)
         with warehouse.connect(read_only=True) as con:
-            rows = lake.export_clean_transactions(con, settings.lake_dir, first, last)
-        path = lake.table_dir(settings.lake_dir, *lake.CLEAN_TRANSACTIONS)
+            rows = lake.replace_days(
+                con,
+                f"select * from {CLEAN_TRANSACTIONS_TABLE} where event_date between $first and $last"
+                " order by event_date, customer_id",
+                {"first": first, "last": last},
+                path,
+                "event_date",
+                first,
+                last,
+            )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,

@@ -3,16 +3,19 @@
 import duckdb
 import pandas as pd
 
-_SHARES_SQL = """
+from ballast.clean.tables import CLEAN_QUARANTINE_TABLE
+from ballast.raw.tables import RAW_TRANSACTIONS_TABLE
+
+_SHARES_SQL = f"""
 with received as (
     select event_date, count(*) as raw_rows
-    from raw.transactions
+    from {RAW_TRANSACTIONS_TABLE}
     where event_date between cast($first as date) and cast($last as date)
     group by 1
 ),
 rejected as (
     select event_date, count(*) as quarantined_rows
-    from clean.transactions_quarantine
+    from {CLEAN_QUARANTINE_TABLE}
     where event_date between cast($first as date) and cast($last as date)
     group by 1
 )

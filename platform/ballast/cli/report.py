@@ -8,17 +8,20 @@ from typing import Any
 
 import duckdb
 
+from ballast.clean.tables import CLEAN_QUARANTINE_TABLE, CLEAN_TRANSACTIONS_TABLE
 from ballast.features import feast_repo
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry
 from ballast.model.training import MODEL_NAME
+from ballast.raw.tables import RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.settings import Settings
 
 LAYER_TABLES = (
-    "raw.transactions",
-    "raw.rejected_files",
-    "clean.transactions",
-    "clean.transactions_quarantine",
-    "features.customer_daily_features",
+    RAW_TRANSACTIONS_TABLE,
+    RAW_REJECTED_FILES_TABLE,
+    CLEAN_TRANSACTIONS_TABLE,
+    CLEAN_QUARANTINE_TABLE,
+    CUSTOMER_DAILY_FEATURES_TABLE,
     "model.churn_labels",
     "model.training_set",
     "model.churn_scores",
@@ -38,17 +41,18 @@ def build_report(settings: Settings) -> dict[str, Any]:
             for table in LAYER_TABLES:
                 if table in existing:
                     layers[table.replace(".", "/")] = con.execute(f"select count(*) from {table}").fetchone()[0]
-            if "clean.transactions_quarantine" in existing:
+            if CLEAN_QUARANTINE_TABLE in existing:
                 quarantine = dict(
                     con.execute(
-                        "select reject_reason, count(*) from clean.transactions_quarantine group by 1 order by 2 desc, 1"
+                        f"select reject_reason, count(*) from {CLEAN_QUARANTINE_TABLE} group by 1 order by 2 desc, 1"
                     ).fetchall()
                 )
-            if "raw.rejected_files" in existing:
+            if RAW_REJECTED_FILES_TABLE in existing:
                 rejected_files = [
                     {"event_date": None if d is None else str(d), "source_file": f, "reason": r, "detail": t}
                     for d, f, r, t in con.execute(
-                        "select event_date, source_file, reason, detail from raw.rejected_files order by 1 nulls first, 2"
+                        f"select event_date, source_file, reason, detail from {RAW_REJECTED_FILES_TABLE}"
+                        " order by 1 nulls first, 2"
                     ).fetchall()
                 ]
         finally:

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import duckdb
 
-# The clean layer's export, which the Spark feature engine reads.
-CLEAN_TRANSACTIONS = ("clean", "transactions")
 
-
-def table_dir(lake_dir: Path, layer: str, table: str) -> Path:
-    return lake_dir / layer / table
+def table_dir(lake_dir: Path, table: str) -> Path:
+    """The lake folder of the warehouse table `layer.name`: lake/layer/name."""
+    return lake_dir.joinpath(*table.split("."))
 
 
 def replace_days(
@@ -73,16 +71,3 @@ def swap_days(staging: Path, root: Path, date_column: str, first: dt.date, last:
             day += dt.timedelta(days=1)
     finally:
         shutil.rmtree(trash, ignore_errors=True)
-
-
-def export_clean_transactions(con: duckdb.DuckDBPyConnection, lake_dir: Path, first: dt.date, last: dt.date) -> int:
-    """The clean transactions of the days [first, last] as Parquet in the lake; returns rows written."""
-    return replace_days(
-        con,
-        "select * from clean.transactions where event_date between $first and $last order by event_date, customer_id",
-        {"first": first, "last": last},
-        table_dir(lake_dir, *CLEAN_TRANSACTIONS),
-        "event_date",
-        first,
-        last,
-    )

@@ -11,8 +11,10 @@ from tabulate import tabulate
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
 from ballast.common import code_version
+from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.features import feast_repo, spark
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, FEATURES_LAYER
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
@@ -36,18 +38,20 @@ class FeatureStoreResource(dg.ConfigurableResource):
         return feast_store.definitions(Path(self.home))
 
 
-CUSTOMER_DAILY_FEATURES = dg.AssetKey(["features", "customer_daily_features"])
-FEATURES_PARQUET = dg.AssetKey(["features", "customer_daily_features_parquet"])
-FEATURE_REGISTRY = dg.AssetKey(["features", "feature_registry"])
-ONLINE_STORE = dg.AssetKey(["features", "online_store"])
+CUSTOMER_DAILY_FEATURES = table_key(CUSTOMER_DAILY_FEATURES_TABLE)
+FEATURES_PARQUET = dg.AssetKey([FEATURES_LAYER, "customer_daily_features_parquet"])
+FEATURE_REGISTRY = dg.AssetKey([FEATURES_LAYER, "feature_registry"])
+ONLINE_STORE = dg.AssetKey([FEATURES_LAYER, "online_store"])
 PARITY_CHECK = "online_matches_offline"
+MISMATCHES_SHOWN = 20
 # The Feast-side code: this module, the store helpers and the plug-ins (not imported here: Feast is slow to import).
 CODE_VERSION = code_version.of_sources(
     Path(__file__),
     feast_repo,
     *(Path(feast_repo.__file__).with_name(n) for n in ("feast_store.py", "feast_plugins.py")),
 )
-FEATURES_MODEL = Path("models") / "features" / "customer_daily_features.sql"
+# The dbt model file: its folder is the layer, its name the table.
+FEATURES_MODEL = Path("models", *CUSTOMER_DAILY_FEATURES.path).with_suffix(".sql")
 
 # Re-apply when the repo's definitions change, not only when the registry is missing.
 REGISTRY_AUTOMATION = (
@@ -57,12 +61,31 @@ REGISTRY_AUTOMATION = (
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+    if settings.feature_engine == "spark":
+        features = spark_feature_assets(settings, project, partitions_def)
+    else:
+        features = dbt_layer_assets(settings, project, FEATURES_LAYER, partitions_def)
+    return dg.Definitions(
+        assets=[
+            features,
+            features_parquet_asset(settings, partitions_def),
+            feature_registry_asset(settings),
+            online_store_asset(settings, partitions_def),
+        ],
+        asset_checks=[
+            contract_checks(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES, blocking=True),
+            parity_check(settings),
+        ],
+    )
+
+
+def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=FEATURES_PARQUET,
         deps=[CUSTOMER_DAILY_FEATURES],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb", "parquet"},
@@ -84,9 +107,13 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             }
         )
 
+    return customer_daily_features_parquet
+
+
+def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
         key=FEATURE_REGISTRY,
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=FEAST_POOL,
         code_version=feast_repo.code_version(),
         automation_condition=REGISTRY_AUTOMATION,
@@ -111,12 +138,16 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             }
         )
 
+    return feature_registry
+
+
+def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=ONLINE_STORE,
         deps=[FEATURES_PARQUET, FEATURE_REGISTRY],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=FEAST_POOL,
         code_version=CODE_VERSION,
         kinds={"feast", "sqlite"},
@@ -144,7 +175,19 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             }
         )
 
-    @dg.asset_check(asset=ONLINE_STORE, name=PARITY_CHECK, pool=FEAST_POOL)
+    return online_store
+
+
+def parity_check(settings: Settings) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=ONLINE_STORE,
+        name=PARITY_CHECK,
+        description=(
+            f"Up to {settings.parity_sample_size} sampled customers' online features equal their latest offline"
+            " features for the last materialized day (BALLAST_PARITY_SAMPLE_SIZE)."
+        ),
+        pool=FEAST_POOL,
+    )
     def online_matches_offline(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
         """A sample of customers' online features equal their latest offline features for the last materialized day."""
         from ballast.features import feast_store as fs
@@ -153,7 +196,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             result = fs.parity(feature_store.open(), settings.lake_dir, settings.parity_sample_size)
         except fs.FeatureStoreError as exc:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, description=str(exc))
-        shown = result.mismatches.head(20)
+        shown = result.mismatches.head(MISMATCHES_SHOWN)
         return dg.AssetCheckResult(
             passed=result.mismatches.empty,
             severity=dg.AssetCheckSeverity.ERROR,
@@ -166,22 +209,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             },
         )
 
-    if settings.feature_engine == "spark":
-        features = spark_feature_assets(settings, project, partitions_def)
-    else:
-        features = dbt_layer_assets(settings, project, "features", partitions_def)
-    return dg.Definitions(
-        assets=[
-            features,
-            customer_daily_features_parquet,
-            feature_registry,
-            online_store,
-        ],
-        asset_checks=[
-            contract_checks(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES, blocking=True),
-            online_matches_offline,
-        ],
-    )
+    return online_matches_offline
 
 
 def spark_feature_assets(
@@ -194,7 +222,7 @@ def spark_feature_assets(
         deps=[CLEAN_TRANSACTIONS_PARQUET],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="features",
+        group_name=FEATURES_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
@@ -207,26 +235,17 @@ def spark_feature_assets(
         warehouse: WarehouseResource = context.resources.warehouse
         pyspark = context.resources.pyspark
         first, last = partition_dates(context)
-        target = settings.dbt_runs_dir / "features_spark"
-        invocation = dbt.cli(
-            ["compile", "--select", "customer_daily_features", "--vars", json.dumps(settings.dbt_vars(first, last))],
-            target_path=target,
-            raise_on_error=False,
-        )
-        invocation.wait()
-        compiled = next(target.glob(f"compiled/*/{FEATURES_MODEL.as_posix()}"), None)
-        if not invocation.is_successful() or compiled is None:
-            raise dg.Failure(f"dbt compile of customer_daily_features failed for {first} to {last}; see {target}")
+        compiled_sql = _compile_features(settings, dbt, first, last)
         started = time.perf_counter()
         try:
-            columns = spark.build(pyspark.spark_session, compiled.read_text(), settings.lake_dir, first, last)
+            columns = spark.build(pyspark.spark_session, compiled_sql, settings.lake_dir, first, last)
         except spark.SparkEngineError as exc:
             raise dg.Failure(str(exc)) from None
         spark_seconds = time.perf_counter() - started
         with warehouse.connect() as con:
             if spark.expose(con, settings.lake_dir, columns):
                 context.log.warning(
-                    "features.customer_daily_features was a table built by the duckdb engine; it is now a view over "
+                    f"{CUSTOMER_DAILY_FEATURES_TABLE} was a table built by the duckdb engine; it is now a view over "
                     "Spark's Parquet, and days not rebuilt by Spark are gone from it"
                 )
             metadata = window_metadata(con, CUSTOMER_DAILY_FEATURES, first, last)
@@ -241,3 +260,18 @@ def spark_feature_assets(
         )
 
     return customer_daily_features
+
+
+def _compile_features(settings: Settings, dbt: DbtCliResource, first: dt.date, last: dt.date) -> str:
+    """The features dbt model compiled (not run) for the window [first, last], in DuckDB's dialect."""
+    target = settings.dbt_runs_dir / "features_spark"
+    invocation = dbt.cli(
+        ["compile", "--select", FEATURES_MODEL.stem, "--vars", json.dumps(settings.dbt_vars(first, last))],
+        target_path=target,
+        raise_on_error=False,
+    )
+    invocation.wait()
+    compiled = next(target.glob(f"compiled/*/{FEATURES_MODEL.as_posix()}"), None)
+    if not invocation.is_successful() or compiled is None:
+        raise dg.Failure(f"dbt compile of {FEATURES_MODEL.stem} failed for {first} to {last}; see {target}")
+    return compiled.read_text()

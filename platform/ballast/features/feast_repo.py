@@ -17,17 +17,16 @@ import pandas as pd
 import yaml
 
 from ballast.common import lake
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.settings import REPO_ROOT
 
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 STORE_YAML = FEATURE_REPO_DIR / "feature_store.yaml"
-PRODUCTION_YAML = FEATURE_REPO_DIR / "production" / "feature_store.yaml"
 DEFINITIONS_FILE = FEATURE_REPO_DIR / "churn_features.py"
 PROJECT = "ballast"
 FEATURE_VIEW = "customer_daily_features"
 FEATURE_SERVICE = "churn_v1"
 ENTITY_KEY = "customer_id"
-FEATURE_TABLE = "features.customer_daily_features"
 # Feast's SQLite layout: one table per project and feature view.
 ONLINE_TABLE = f"{PROJECT}_{FEATURE_VIEW}"
 
@@ -57,7 +56,7 @@ class FeatureStoreError(RuntimeError):
 
 def feature_dir(lake_dir: Path) -> Path:
     """The Parquet export of the feature table: one hive partition (feature_date=...) per day."""
-    return lake_dir / "features" / FEATURE_VIEW
+    return lake.table_dir(lake_dir, CUSTOMER_DAILY_FEATURES_TABLE)
 
 
 def feature_time(day: dt.date) -> dt.datetime:
@@ -81,7 +80,7 @@ def export_features(
         con,
         f"""
         select *, $created_at::timestamp as created_timestamp
-        from {FEATURE_TABLE}
+        from {CUSTOMER_DAILY_FEATURES_TABLE}
         where feature_date between $first and $last
         order by feature_date, customer_id
         """,

@@ -16,23 +16,28 @@ from pathlib import Path
 import duckdb
 import sqlglot
 
+from ballast.clean.tables import CLEAN_TRANSACTIONS_TABLE
 from ballast.common import lake
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 
-CLEAN_RELATION = re.compile(r'"[^"]+"\."clean"\."transactions"')
+CLEAN_SCHEMA, _, CLEAN_NAME = CLEAN_TRANSACTIONS_TABLE.partition(".")
+# The clean table as dbt-duckdb compiles it: "database"."schema"."table".
+CLEAN_RELATION = re.compile(rf'"[^"]+"\."{CLEAN_SCHEMA}"\."{CLEAN_NAME}"')
 CLEAN_VIEW = "clean_transactions"
-FEATURES = ("features", "customer_daily_features")
-FEATURE_TABLE = ".".join(FEATURES)
+FEATURES_SCHEMA, _, FEATURES_NAME = CUSTOMER_DAILY_FEATURES_TABLE.partition(".")
 
 
 class SparkEngineError(RuntimeError):
     """The Spark engine cannot build the features; the message says what is missing."""
 
 
-def to_spark(compiled_sql: str, clean_view: str = CLEAN_VIEW) -> str:
-    """Spark SQL for a compiled `customer_daily_features`, reading clean transactions from `clean_view`."""
-    sql, replaced = CLEAN_RELATION.subn(clean_view, compiled_sql)
+def to_spark(compiled_sql: str) -> str:
+    """Spark SQL for a compiled `customer_daily_features`, reading clean transactions from the view CLEAN_VIEW."""
+    sql, replaced = CLEAN_RELATION.subn(CLEAN_VIEW, compiled_sql)
     if not replaced:
-        raise SparkEngineError("the compiled model does not read clean.transactions; was it compiled by dbt-duckdb?")
+        raise SparkEngineError(
+            f"the compiled model does not read {CLEAN_TRANSACTIONS_TABLE}; was it compiled by dbt-duckdb?"
+        )
     return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
 
 
@@ -41,12 +46,12 @@ def output_dir(lake_dir: Path) -> Path:
 
     Apart from lake/features/, which holds the Feast export that every engine writes.
     """
-    return lake.table_dir(lake_dir, "spark", FEATURES[1])
+    return lake_dir / "spark" / FEATURES_NAME
 
 
 def build(spark, compiled_sql: str, lake_dir: Path, first: dt.date, last: dt.date) -> list[str]:
     """Compute the feature days [first, last] with Spark and replace those days' folders; returns the columns in order."""
-    clean_dir = lake.table_dir(lake_dir, *lake.CLEAN_TRANSACTIONS)
+    clean_dir = lake.table_dir(lake_dir, CLEAN_TRANSACTIONS_TABLE)
     if not any(clean_dir.glob("event_date=*")):
         raise SparkEngineError(
             f"no clean transactions in the lake at {clean_dir}; materialize clean/transactions_parquet first"
@@ -71,15 +76,16 @@ def expose(con: duckdb.DuckDBPyConnection, lake_dir: Path, columns: list[str]) -
     """
     pattern = str(output_dir(lake_dir) / "*" / "*.parquet").replace("'", "''")
     kind = con.execute(
-        "select table_type from information_schema.tables where table_schema = ? and table_name = ?", list(FEATURES)
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+        [FEATURES_SCHEMA, FEATURES_NAME],
     ).fetchall()
     replaced = bool(kind) and kind[0][0] == "BASE TABLE"
-    con.execute(f"create schema if not exists {FEATURES[0]}")
+    con.execute(f"create schema if not exists {FEATURES_SCHEMA}")
     if replaced:
-        con.execute(f"drop table {FEATURE_TABLE}")
+        con.execute(f"drop table {CUSTOMER_DAILY_FEATURES_TABLE}")
     con.execute(
         f"""
-        create or replace view {FEATURE_TABLE} as
+        create or replace view {CUSTOMER_DAILY_FEATURES_TABLE} as
         select {", ".join(columns)}
         from read_parquet('{pattern}', hive_partitioning = true, hive_types = {{'feature_date': DATE}})
         """

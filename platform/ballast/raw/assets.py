@@ -8,6 +8,7 @@ import duckdb
 from tabulate import tabulate
 
 from ballast.common import code_version
+from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
 from ballast.raw import landing, landing_formats
@@ -21,17 +22,56 @@ from ballast.raw.landing import (
     record_unplaced,
     survey,
 )
+from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), landing, landing_formats)
-RAW_TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
-RAW_REJECTED_FILES = dg.AssetKey(["raw", "rejected_files"])
-RAW_IGNORED_FILES = dg.AssetKey(["raw", "ignored_files"])
+RAW_TRANSACTIONS = table_key(RAW_TRANSACTIONS_TABLE)
+RAW_REJECTED_FILES = table_key(RAW_REJECTED_FILES_TABLE)
+RAW_IGNORED_FILES = table_key(RAW_IGNORED_FILES_TABLE)
 # Where gzip files are decompressed for loading, under BALLAST_HOME.
 SCRATCH_DIR = Path("scratch") / "landing"
 NO_REJECTED_FILES = "no_rejected_files"
 NO_SCHEMA_DRIFT = "no_schema_drift"
+
+
+# Written by one multi-asset: the load also records the files it did not load.
+RAW_SPECS = [
+    dg.AssetSpec(
+        RAW_TRANSACTIONS,
+        description="Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
+        group_name=RAW_LAYER,
+        kinds={"duckdb"},
+        code_version=CODE_VERSION,
+    ),
+    dg.AssetSpec(
+        RAW_REJECTED_FILES,
+        description="Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
+        group_name=RAW_LAYER,
+        kinds={"duckdb"},
+        code_version=CODE_VERSION,
+    ),
+    dg.AssetSpec(
+        RAW_IGNORED_FILES,
+        description="Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
+        group_name=RAW_LAYER,
+        kinds={"duckdb"},
+        code_version=CODE_VERSION,
+    ),
+]
+RAW_CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        NO_REJECTED_FILES,
+        asset=RAW_TRANSACTIONS,
+        description="Every landing file of the partitions, and every file that belongs to no partition, was readable and loaded.",
+    ),
+    dg.AssetCheckSpec(
+        NO_SCHEMA_DRIFT,
+        asset=RAW_TRANSACTIONS,
+        description="No landing file of the partitions has columns beyond the input contract.",
+    ),
+]
 
 
 def _md(header: list[str], rows: list[list[object]]) -> str:
@@ -42,41 +82,8 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
     limits = Limits(max_file_bytes=settings.max_file_bytes, max_columns=settings.max_columns)
 
     @dg.multi_asset(
-        specs=[
-            dg.AssetSpec(
-                RAW_TRANSACTIONS,
-                description="Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
-                group_name="raw",
-                kinds={"duckdb"},
-                code_version=CODE_VERSION,
-            ),
-            dg.AssetSpec(
-                RAW_REJECTED_FILES,
-                description="Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
-                group_name="raw",
-                kinds={"duckdb"},
-                code_version=CODE_VERSION,
-            ),
-            dg.AssetSpec(
-                RAW_IGNORED_FILES,
-                description="Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
-                group_name="raw",
-                kinds={"duckdb"},
-                code_version=CODE_VERSION,
-            ),
-        ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                NO_REJECTED_FILES,
-                asset=RAW_TRANSACTIONS,
-                description="Every landing file of the partitions, and every file that belongs to no partition, was readable and loaded.",
-            ),
-            dg.AssetCheckSpec(
-                NO_SCHEMA_DRIFT,
-                asset=RAW_TRANSACTIONS,
-                description="No landing file of the partitions has columns beyond the input contract.",
-            ),
-        ],
+        specs=RAW_SPECS,
+        check_specs=RAW_CHECK_SPECS,
         name="raw_transactions",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -120,44 +127,14 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
 
 def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], start: dt.date, end: dt.date):
     """The window's materializations and checks, read back from the tables the load wrote."""
-    rows, malformed = con.execute(
-        "select count(*), count(raw_line) from raw.transactions where event_date between ? and ?", [start, end]
-    ).fetchall()[0]
+    yield _transactions_result(con, loads, start, end)
     # Files that belong to no partition (event_date null) count against every run.
     rejected = con.execute(
-        "select coalesce(event_date::varchar, '-'), source_file, reason, detail from raw.rejected_files"
+        f"select coalesce(event_date::varchar, '-'), source_file, reason, detail from {RAW_REJECTED_FILES_TABLE}"
         " where event_date between ? and ? or event_date is null order by event_date nulls first, source_file",
         [start, end],
     ).fetchall()
-    ignored = con.execute("select source_file, reason, detail from raw.ignored_files order by 1").fetchall()
-    drift = con.execute(
-        "select distinct source_file, extra_columns from raw.transactions"
-        " where event_date between ? and ? and extra_columns is not null order by 1",
-        [start, end],
-    ).fetchall()
-    files_table = _md(
-        ["file", "rows", "malformed lines", "outcome"],
-        [
-            [
-                f.name,
-                f.rows,
-                f.malformed,
-                f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded",
-            ]
-            for f in loads
-        ],
-    )
-    yield dg.MaterializeResult(
-        asset_key=RAW_TRANSACTIONS,
-        metadata={
-            "dagster/row_count": rows,
-            "partitions": (end - start).days + 1,
-            "files_loaded": sum(1 for f in loads if not f.skipped and not f.rejected),
-            "files_unchanged": sum(1 for f in loads if f.skipped and not f.rejected),
-            "malformed_lines": malformed,
-            "files": dg.MetadataValue.md(files_table),
-        },
-    )
+    ignored = con.execute(f"select source_file, reason, detail from {RAW_IGNORED_FILES_TABLE} order by 1").fetchall()
     rejected_table = _md(["event_date", "file", "reason", "detail"], [list(r) for r in rejected])
     ignored_table = _md(["file", "reason", "detail"], [list(r) for r in ignored])
     yield dg.MaterializeResult(
@@ -180,7 +157,45 @@ def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], star
             "ignored": dg.MetadataValue.md(ignored_table),
         },
     )
-    yield dg.AssetCheckResult(
+    yield _schema_drift_result(con, start, end)
+
+
+def _transactions_result(
+    con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], start: dt.date, end: dt.date
+) -> dg.MaterializeResult:
+    rows, malformed = con.execute(
+        f"select count(*), count(raw_line) from {RAW_TRANSACTIONS_TABLE} where event_date between ? and ?",
+        [start, end],
+    ).fetchall()[0]
+    outcomes = [
+        [
+            f.name,
+            f.rows,
+            f.malformed,
+            f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded",
+        ]
+        for f in loads
+    ]
+    return dg.MaterializeResult(
+        asset_key=RAW_TRANSACTIONS,
+        metadata={
+            "dagster/row_count": rows,
+            "partitions": (end - start).days + 1,
+            "files_loaded": sum(1 for f in loads if not f.skipped and not f.rejected),
+            "files_unchanged": sum(1 for f in loads if f.skipped and not f.rejected),
+            "malformed_lines": malformed,
+            "files": dg.MetadataValue.md(_md(["file", "rows", "malformed lines", "outcome"], outcomes)),
+        },
+    )
+
+
+def _schema_drift_result(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date) -> dg.AssetCheckResult:
+    drift = con.execute(
+        f"select distinct source_file, extra_columns from {RAW_TRANSACTIONS_TABLE}"
+        " where event_date between ? and ? and extra_columns is not null order by 1",
+        [start, end],
+    ).fetchall()
+    return dg.AssetCheckResult(
         asset_key=RAW_TRANSACTIONS,
         check_name=NO_SCHEMA_DRIFT,
         passed=not drift,

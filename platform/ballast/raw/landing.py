@@ -38,7 +38,6 @@ from ballast.raw.landing_formats import (
     CONTRACT_COLUMNS,
     FIELD_RE,
     LF,
-    OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     FileRejected,
     TextScan,
@@ -51,8 +50,8 @@ from ballast.raw.landing_formats import (
     parquet_select,
     scan_csv,
 )
-
-__all__ = ["CONTRACT_COLUMNS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "FileRejected"]
+from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
+from ballast.settings import Settings
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 GZIP = ".gz"
@@ -64,9 +63,9 @@ HIDDEN_PREFIXES = ("_", ".")
 _DATE_IN_NAME = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\\]")
 
-RAW_DDL = """
-create schema if not exists raw;
-create table if not exists raw.transactions (
+RAW_DDL = f"""
+create schema if not exists {RAW_LAYER};
+create table if not exists {RAW_TRANSACTIONS_TABLE} (
     transaction_id varchar,
     customer_id varchar,
     merchant_id varchar,
@@ -83,7 +82,7 @@ create table if not exists raw.transactions (
     raw_line varchar,
     extra_columns varchar
 );
-create table if not exists raw.rejected_files (
+create table if not exists {RAW_REJECTED_FILES_TABLE} (
     event_date date,
     source_file varchar not null,
     file_hash varchar not null,
@@ -92,8 +91,8 @@ create table if not exists raw.rejected_files (
     load_id varchar not null
 );
 -- Files that belong to no date are recorded without one (homes made before allowed it).
-alter table raw.rejected_files alter column event_date drop not null;
-create table if not exists raw.ignored_files (
+alter table {RAW_REJECTED_FILES_TABLE} alter column event_date drop not null;
+create table if not exists {RAW_IGNORED_FILES_TABLE} (
     source_file varchar not null,
     reason varchar not null,
     detail varchar not null,
@@ -108,8 +107,10 @@ class LandingError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    max_file_bytes: int = 1 << 30
-    max_columns: int = 64
+    """Beyond these a landing file is rejected; the defaults are the settings' (BALLAST_MAX_FILE_BYTES, BALLAST_MAX_COLUMNS)."""
+
+    max_file_bytes: int = Settings.max_file_bytes
+    max_columns: int = Settings.max_columns
 
 
 @dataclass(frozen=True)
@@ -438,23 +439,14 @@ def load_file(
     temporary folder) for the load.
     """
     try:
-        _check_path(f, landing_dir)
-        if f.fmt == "csv" and not f.gzip:
-            digest, text = scan_csv(f.path)
-        else:
-            digest, text = file_hash(f.path), None
+        digest, text = _hash(f, landing_dir)
     except FileRejected as rejected:
         return _reject(con, f, "", load_id, rejected)
     except OSError as exc:
         return _reject(con, f, "", load_id, FileRejected("unreadable", f"cannot be read: {exc.strerror}"))
-    seen = con.execute(
-        "select null, null from raw.transactions where source_file = $1 and file_hash = $2"
-        " union all select reason, detail from raw.rejected_files where source_file = $1 and file_hash = $2 limit 1",
-        [f.name, digest],
-    ).fetchall()
-    if seen:
-        reason, detail = seen[0]
-        return FileLoad(f.name, 0, skipped=True, rejected=reason, detail=detail or "")
+    earlier = _earlier_outcome(con, f, digest)
+    if earlier is not None:
+        return earlier
     params = {"event_date": f.event_date, "name": f.name, "hash": digest, "load_id": load_id}
     scratch = None
     try:
@@ -482,14 +474,35 @@ def load_file(
     return FileLoad(f.name, rows, skipped=False, malformed=malformed, extra_columns=extra)
 
 
+def _hash(f: LandingFile, landing_dir: Path) -> tuple[str, TextScan | None]:
+    """The file's SHA-256, and for a plain CSV file its text checks from the same read."""
+    _check_path(f, landing_dir)
+    if f.fmt == "csv" and not f.gzip:
+        return scan_csv(f.path)
+    return file_hash(f.path), None
+
+
+def _earlier_outcome(con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str) -> FileLoad | None:
+    """The outcome of an earlier load of this very file (same name and hash), if there was one: nothing to do again."""
+    seen = con.execute(
+        f"select null, null from {RAW_TRANSACTIONS_TABLE} where source_file = $1 and file_hash = $2"
+        f" union all select reason, detail from {RAW_REJECTED_FILES_TABLE} where source_file = $1 and file_hash = $2 limit 1",
+        [f.name, digest],
+    ).fetchall()
+    if not seen:
+        return None
+    reason, detail = seen[0]
+    return FileLoad(f.name, 0, skipped=True, rejected=reason, detail=detail or "")
+
+
 def _insert(con: duckdb.DuckDBPyConnection, f: LandingFile, select: str, params: dict) -> tuple[int, int]:
     con.execute("begin transaction")
     try:
-        con.execute("delete from raw.transactions where source_file = ?", [f.name])
-        con.execute("delete from raw.rejected_files where source_file = ?", [f.name])
-        con.execute(f"insert into raw.transactions {select}", params)
+        con.execute(f"delete from {RAW_TRANSACTIONS_TABLE} where source_file = ?", [f.name])
+        con.execute(f"delete from {RAW_REJECTED_FILES_TABLE} where source_file = ?", [f.name])
+        con.execute(f"insert into {RAW_TRANSACTIONS_TABLE} {select}", params)
         rows, malformed = con.execute(
-            "select count(*), count(raw_line) from raw.transactions where source_file = ?", [f.name]
+            f"select count(*), count(raw_line) from {RAW_TRANSACTIONS_TABLE} where source_file = ?", [f.name]
         ).fetchall()[0]
         if rows == 0:
             raise FileRejected("header_only" if f.fmt == "csv" else "empty_file", "the file has no data rows")
@@ -504,14 +517,14 @@ def _reject(
     con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str, load_id: str, rejected: FileRejected
 ) -> FileLoad:
     recorded = con.execute(
-        "select 1 from raw.rejected_files where source_file = ? and file_hash = ? and reason = ? and event_date = ?",
+        f"select 1 from {RAW_REJECTED_FILES_TABLE} where source_file = ? and file_hash = ? and reason = ? and event_date = ?",
         [f.name, digest, rejected.reason, f.event_date],
     ).fetchall()
     if recorded:
         return FileLoad(f.name, 0, skipped=True, rejected=rejected.reason, detail=rejected.detail)
-    con.execute("delete from raw.rejected_files where source_file = ?", [f.name])
+    con.execute(f"delete from {RAW_REJECTED_FILES_TABLE} where source_file = ?", [f.name])
     con.execute(
-        "insert into raw.rejected_files values (?, ?, ?, ?, ?, ?)",
+        f"insert into {RAW_REJECTED_FILES_TABLE} values (?, ?, ?, ?, ?, ?)",
         [f.event_date, f.name, digest, rejected.reason, rejected.detail, load_id],
     )
     return FileLoad(f.name, 0, skipped=False, rejected=rejected.reason, detail=rejected.detail)
@@ -525,8 +538,13 @@ def record_unplaced(con: duckdb.DuckDBPyConnection, found: Survey, load_id: str)
     or now loads, is dropped.
     """
     for table, entries, scope, values in (
-        ("raw.rejected_files", found.rejected, "event_date is null", "null, source_file, '', reason, detail, $load_id"),
-        ("raw.ignored_files", found.ignored, "true", "source_file, reason, detail, $load_id"),
+        (
+            RAW_REJECTED_FILES_TABLE,
+            found.rejected,
+            "event_date is null",
+            "null, source_file, '', reason, detail, $load_id",
+        ),
+        (RAW_IGNORED_FILES_TABLE, found.ignored, "true", "source_file, reason, detail, $load_id"),
     ):
         now = """(select unnest($names::varchar[]) as source_file, unnest($reasons::varchar[]) as reason,
                    unnest($details::varchar[]) as detail)"""
@@ -551,7 +569,7 @@ def forget_vanished(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date
     cleared once loaded); a record of a file that never loaded has nothing left to say.
     """
     con.execute(
-        "delete from raw.rejected_files where event_date between $start and $end"
+        f"delete from {RAW_REJECTED_FILES_TABLE} where event_date between $start and $end"
         " and source_file not in (select unnest($names::varchar[]))",
         {"start": start, "end": end, "names": [f.name for f in files]},
     )

@@ -208,6 +208,10 @@ def _well_formed(text: str, width: int) -> str:
             and length({text}) = list_sum(list_transform(fields, lambda f: length(f))) + len(fields) - 1"""
 
 
+# Only the record terminator's CR goes; a CR inside a quoted field is part of the value.
+_STRIP_CR = "case when $strip_cr and suffix({0}, chr(13)) then left({0}, -1) else {0} end"
+
+
 def csv_select(columns: list[str]) -> str:
     """One raw row per CSV record (RFC 4180), numbered by the line it starts on.
 
@@ -216,17 +220,29 @@ def csv_select(columns: list[str]) -> str:
     count, or still open at the end of the file) is taken line by line instead, so a
     stray quote costs its own line, not every line after it.
     """
-    width = len(columns)
     values = ", ".join(
         f"case when well_formed then {_unquote(f'fields[{columns.index(c) + 1}]')} end"
         if c in columns
         else "cast(null as varchar)"
         for c in CONTRACT_COLUMNS
     )
-    # Only the record terminator's CR goes; a CR inside a quoted field is part of the value.
-    strip = "case when $strip_cr and suffix({0}, chr(13)) then left({0}, -1) else {0} end"
     return f"""
-        with physical as (
+        with {_CSV_RECORDS},
+        {_csv_checked(len(columns))}
+        select
+            {values},
+            $event_date, $name, $hash, line_number, $load_id,
+            case when well_formed then null else text end,
+            $extra
+        from checked
+        where text <> ''
+    """
+
+
+# The file's lines, each marked as starting a record or not: one-line records in
+# `singles`, the lines of multi-line records in `grouped` and joined in `joined`.
+_CSV_RECORDS = f"""
+        physical as (
             -- Two unnests in one select list advance together. (A lateral `unnest(...) with
             -- ordinality` took time quadratic in the file's lines: 1.7 s for 5,000 lines.)
             select unnest(l) as line, unnest(range(1, len(l) + 1)) as n
@@ -243,7 +259,7 @@ def csv_select(columns: list[str]) -> str:
             from (select *, (sum(quotes) over (order by n) - quotes) % 2 = 0 as starts from body)
         ),
         singles as (
-            select n as line_number, {strip.format("line")} as text from marked where starts and next_starts
+            select n as line_number, {_STRIP_CR.format("line")} as text from marked where starts and next_starts
         ),
         grouped as (
             select n, line, quotes, sum(starts::int) over (order by n) as record
@@ -256,10 +272,15 @@ def csv_select(columns: list[str]) -> str:
                 string_agg(line, $eol order by n) as joined
             from grouped
             group by record
-        ),
+        )"""
+
+
+def _csv_checked(width: int) -> str:
+    """Every record split into fields in `checked`; a multi-line record that does not parse, line by line."""
+    return f"""
         -- (Each step in its own select: DuckDB would evaluate an alias's expression again
         -- wherever the same select list refers to it, the regular expression included.)
-        multi_split as (select *, {_fields("text")} as fields from (select *, {strip.format("joined")} as text from joined)),
+        multi_split as (select *, {_fields("text")} as fields from (select *, {_STRIP_CR.format("joined")} as text from joined)),
         multi as materialized (
             select *, open_at_end or not well_formed as retake
             from (select *, {_well_formed("text", width)} as well_formed from multi_split)
@@ -267,19 +288,11 @@ def csv_select(columns: list[str]) -> str:
         lines as (
             select line_number, text from singles
             union all
-            select n, {strip.format("line")} from grouped where record in (select record from multi where retake)
+            select n, {_STRIP_CR.format("line")} from grouped where record in (select record from multi where retake)
         ),
         checked as (
             select line_number, text, fields, {_well_formed("text", width)} as well_formed
             from (select *, {_fields("text")} as fields from lines)
             union all
             select line_number, text, fields, well_formed from multi where not retake
-        )
-        select
-            {values},
-            $event_date, $name, $hash, line_number, $load_id,
-            case when well_formed then null else text end,
-            $extra
-        from checked
-        where text <> ''
-    """
+        )"""
