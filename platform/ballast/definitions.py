@@ -61,7 +61,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         raw_assets.build_defs(settings, partitions_def),
         clean_assets.build_defs(settings, project, partitions_def),
         features_assets.build_defs(settings, project, partitions_def),
-        model_assets.build_defs(settings),
+        model_assets.build_defs(settings, project),
         monitoring_assets.build_defs(settings, partitions_def),
     ).map_asset_specs(func=_with_automation)
     return dg.Definitions.merge(

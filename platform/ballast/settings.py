@@ -351,10 +351,11 @@ class Settings:
         for path in (self.home, self.landing_dir, self.lake_dir, self.registry_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
 
-    def dbt_vars(self, start: dt.date, end: dt.date) -> dict:
-        """dbt variables for building the days [start, end] (both inclusive)."""
+    def dbt_vars(self, start: dt.date | None = None, end: dt.date | None = None) -> dict:
+        """dbt variables: the configured values and, for a partitioned layer, the days [start, end] (both inclusive)."""
+        window = {"start_date": start.isoformat(), "end_date": end.isoformat()} if start and end else {}
         return {
-            "start_date": start.isoformat(),
-            "end_date": end.isoformat(),
+            **window,
             "currencies": list(self.currencies),
+            "churn_label_window_days": self.label_window_days,
         }

@@ -4,8 +4,10 @@ import base64
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pandas as pd
+from dagster_dbt import DbtProject
 from tabulate import tabulate
 
 from ballast import profiling
@@ -16,6 +18,7 @@ from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import evaluation, lineage, registry, training
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
+from ballast.transform import dbt_layer_assets
 
 FEATURES_KEY = dg.AssetKey(["features", "customer_daily_features"])
 CLEAN_KEY = dg.AssetKey(["clean", "transactions"])
@@ -78,33 +81,6 @@ class GateConfig(dg.Config):
     """Promote despite failing gates; the reason is recorded in the registry and the UI."""
 
 
-# A customer active on D churns when their next transaction after D is later than
-# D + window (or never comes). Only days whose whole label window lies inside the
-# data get a label, so a label never guesses about days not yet received.
-LABELS_SQL = """
-create schema if not exists model;
-create or replace table model.churn_labels as
-with horizon as (
-    select max(feature_date) as last_date from features.customer_daily_features
-),
-customer_days as (
-    select distinct customer_id, event_date from clean.transactions
-),
-next_purchase as (
-    select f.customer_id, f.feature_date, c.event_date as next_event_date
-    from features.customer_daily_features as f
-    asof left join customer_days as c
-        on f.customer_id = c.customer_id and c.event_date > f.feature_date
-)
-select
-    n.customer_id,
-    n.feature_date as snapshot_date,
-    n.next_event_date,
-    coalesce(n.next_event_date > n.feature_date + $window, true) as churned
-from next_purchase as n, horizon as h
-where n.feature_date + $window <= h.last_date
-"""
-
 # The training entities: every labelled customer on every snapshot day (every
 # `snapshot_every_days` from the start date). A snapshot's event time is the end of its
 # day, so Feast's point-in-time join gives it that day's feature row and nothing later;
@@ -121,36 +97,25 @@ order by snapshot_date, customer_id
 """
 
 
+def labels_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
+    """Rows, churn rate and snapshot days of the labels dbt built."""
+    rows, positives, first, last = con.execute(
+        "select count(*), count(*) filter (where churned), min(snapshot_date), max(snapshot_date)"
+        f" from {'.'.join(key.path)}"
+    ).fetchone()
+    return {
+        "dagster/row_count": rows,
+        "churn_rate": positives / rows if rows else 0.0,
+        "first_snapshot": str(first),
+        "last_snapshot": str(last),
+    }
+
+
 def _md_table(rows: dict[str, object]) -> str:
     return tabulate(rows.items(), headers=["metric", "value"], tablefmt="github")
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    @dg.asset(
-        key=LABELS_KEY,
-        deps=[FEATURES_KEY, CLEAN_KEY],
-        group_name="model",
-        pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION,
-        kinds={"duckdb"},
-    )
-    def churn_labels(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        """Churn label per customer and day: no transaction in the following label window (default 30 days)."""
-        with warehouse.connect() as con:
-            con.execute(LABELS_SQL, {"window": settings.label_window_days})
-            rows, positives, first, last = con.execute(
-                "select count(*), count(*) filter (where churned), min(snapshot_date), max(snapshot_date)"
-                " from model.churn_labels"
-            ).fetchone()
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "churn_rate": positives / rows if rows else 0.0,
-                "first_snapshot": str(first),
-                "last_snapshot": str(last),
-            }
-        )
-
+def build_defs(settings: Settings, project: DbtProject) -> dg.Definitions:
     @dg.asset(
         key=TRAINING_SET_KEY,
         deps=[LABELS_KEY, FEATURES_PARQUET, FEATURE_REGISTRY],
@@ -487,6 +452,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
         return found[-1]
 
     return dg.Definitions(
-        assets=[churn_labels, training_set, churn_model, churn_evaluation, champion, churn_scores],
+        assets=[
+            dbt_layer_assets(settings, project, "model", None, labels_metadata),
+            training_set,
+            churn_model,
+            churn_evaluation,
+            champion,
+            churn_scores,
+        ],
         asset_checks=[promotion_gates],
     )
