@@ -204,7 +204,7 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
     from ballast import profiling
     from ballast.features import feast_repo
     from ballast.model import evaluation, training
-    from ballast.model.assets import ENTITIES_SQL
+    from ballast.model.training_set import ENTITIES_SQL
     from ballast.raw.landing import RAW_DDL, Limits, files_by_date, load_file
     from ballast.settings import Settings
 

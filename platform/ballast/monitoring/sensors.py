@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from ballast.model.assets import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
 from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
 from ballast.settings import Settings
@@ -88,6 +88,10 @@ def retraining_decision(
 
 
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    return [retraining_sensor(settings), alert_sensor(settings)]
+
+
+def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
     cooldown = dt.timedelta(hours=settings.retrain_cooldown_hours)
 
     @dg.sensor(
@@ -111,6 +115,10 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         context.log.info(reason)
         return request
 
+    return drift_error_retraining_sensor
+
+
+def alert_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(name=ALERT_SENSOR, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
     def check_failure_alert_sensor(context: dg.SensorEvaluationContext, alert_sinks: AlertSinks):
         """Sends every failed asset check (asset, check, partition, severity, summary, link) to the alert sinks, once."""
@@ -144,7 +152,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry"
         )
 
-    return [drift_error_retraining_sensor, check_failure_alert_sensor]
+    return check_failure_alert_sensor
 
 
 def _executions_after(storage, key: dg.AssetCheckKey, after: int, status: set) -> list:
