@@ -332,6 +332,16 @@ class Settings:
         return self.home / "monitoring"
 
     @cached_property
+    def alert_log(self) -> Path:
+        """The local alert sink: one JSON line per check-failure alert."""
+        return self.monitoring_dir / "alerts" / "alerts.jsonl"
+
+    @cached_property
+    def alert_outbox(self) -> Path:
+        """Alert delivery state: which sink has received which alert, and what waits for a retry."""
+        return self.monitoring_dir / "alerts" / "outbox.json"
+
+    @cached_property
     def dagster_home(self) -> Path:
         return self.home / "dagster_home"
 

@@ -10,6 +10,7 @@ import duckdb
 
 from ballast.features import feast_repo
 from ballast.model import registry
+from ballast.model.keys import LABELS_TABLE, SCORES_TABLE, TRAINING_SET_TABLE
 from ballast.model.training import MODEL_NAME
 from ballast.settings import Settings
 
@@ -19,9 +20,9 @@ LAYER_TABLES = (
     "clean.transactions",
     "clean.transactions_quarantine",
     "features.customer_daily_features",
-    "model.churn_labels",
-    "model.training_set",
-    "model.churn_scores",
+    LABELS_TABLE,
+    TRAINING_SET_TABLE,
+    SCORES_TABLE,
 )
 
 
@@ -127,7 +128,7 @@ def _drift(settings: Settings) -> dict[str, Any] | None:
 
 
 def _alerts(settings: Settings) -> dict[str, int]:
-    log = settings.monitoring_dir / "alerts" / "alerts.jsonl"
+    log = settings.alert_log
     counts: dict[str, int] = {}
     if log.is_file():
         for number, line in enumerate(log.read_text(errors="replace").splitlines(), start=1):

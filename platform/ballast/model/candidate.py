@@ -11,7 +11,7 @@ from tabulate import tabulate
 from ballast.common import code_version
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import evaluation, lineage, reference, registry, training
-from ballast.model.keys import EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
+from ballast.model.keys import EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY, TRAINING_SET_TABLE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -27,7 +27,7 @@ GATES = {
 
 
 class CandidateConfig(dg.Config):
-    """Run config of model/churn_model."""
+    """Run config of the candidate model (model/churn_model)."""
 
     shuffle_labels: bool = False
     """Train on shuffled labels: a deliberately weak candidate, to exercise the gates."""
@@ -57,7 +57,7 @@ def candidate(settings: Settings, context) -> registry.ModelVersion:
         return mine[-1]
     if not found:
         raise dg.Failure(
-            f"no {training.MODEL_NAME} in the registry at {settings.registry_dir}; materialize model/churn_model first"
+            f"no {training.MODEL_NAME} in the registry at {settings.registry_dir}; materialize {MODEL_KEY.to_user_string()} first"
         )
     return found[-1]
 
@@ -114,7 +114,7 @@ def churn_model_asset(settings: Settings) -> dg.AssetsDefinition:
         """Candidate churn classifier trained on the Feast training set with a time-based holdout, saved as a registry version with its lineage."""
         with warehouse.connect(read_only=True) as con:
             # A fixed row order makes training reproducible: the same data gives the same model.
-            frame = con.execute("select * from model.training_set order by snapshot_date, customer_id").df()
+            frame = con.execute(f"select * from {TRAINING_SET_TABLE} order by snapshot_date, customer_id").df()
             first, last = frame[training.SNAPSHOT].min(), frame[training.SNAPSHOT].max()
             traced = lineage.trace(con, first.date(), last.date(), settings.label_window_days) if len(frame) else {}
         training_frame = frame
@@ -169,10 +169,10 @@ def churn_evaluation_asset(settings: Settings) -> dg.AssetsDefinition:
         version = candidate(settings, context)
         current = registry.champion(settings.registry_dir, training.MODEL_NAME)
         with warehouse.connect(read_only=True) as con:
-            frame = con.execute("select * from model.training_set order by snapshot_date, customer_id").df()
+            frame = con.execute(f"select * from {TRAINING_SET_TABLE} order by snapshot_date, customer_id").df()
         if settings.segment_column not in frame.columns:
             raise dg.Failure(
-                f"BALLAST_SEGMENT_COLUMN={settings.segment_column!r} is not a column of model/training_set"
+                f"BALLAST_SEGMENT_COLUMN={settings.segment_column!r} is not a column of {TRAINING_SET_KEY.to_user_string()}"
                 f" (columns: {', '.join(frame.columns)})"
             )
         train_rows, holdout = training.time_split(frame, settings.holdout_fraction)
@@ -228,7 +228,8 @@ def promotion_gates_check(settings: Settings) -> dg.AssetChecksDefinition:
         found = version.metadata.get("evaluation")
         if found is None:
             raise dg.Failure(
-                f"{training.MODEL_NAME} {version.version} has no evaluation; materialize model/churn_evaluation first"
+                f"{training.MODEL_NAME} {version.version} has no evaluation;"
+                f" materialize {EVALUATION_KEY.to_user_string()} first"
             )
         results = evaluation.gates(found, version.metadata.get("champion_evaluation"), thresholds(settings))
         failed = [g.name for g in results if not g.passed]

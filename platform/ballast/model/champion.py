@@ -9,7 +9,7 @@ from ballast.common import code_version
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.model import registry, training
 from ballast.model.candidate import candidate
-from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_KEY
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_KEY, SCORES_TABLE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -76,7 +76,7 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
             model_version = registry.champion(settings.registry_dir, training.MODEL_NAME)
             if model_version is None:
                 raise dg.Failure(
-                    f"no {training.MODEL_NAME} champion in {settings.registry_dir}; materialize model/champion first"
+                    f"no {training.MODEL_NAME} champion in {settings.registry_dir}; materialize {CHAMPION_KEY.to_user_string()} first"
                 )
             pipeline = registry.load(model_version)
         except registry.RegistryError as exc:
@@ -96,7 +96,7 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
             )
             con.execute("create schema if not exists model")
             con.execute(
-                "create or replace table model.churn_scores as"
+                f"create or replace table {SCORES_TABLE} as"
                 " select customer_id, cast(feature_date as date) as feature_date, churn_score, model_version from scores"
             )
         return dg.MaterializeResult(

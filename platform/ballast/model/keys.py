@@ -8,3 +8,8 @@ MODEL_KEY = dg.AssetKey(["model", "churn_model"])
 EVALUATION_KEY = dg.AssetKey(["model", "churn_evaluation"])
 CHAMPION_KEY = dg.AssetKey(["model", "champion"])
 SCORES_KEY = dg.AssetKey(["model", "churn_scores"])
+
+# Their warehouse tables: schema = layer, table = asset name.
+LABELS_TABLE = ".".join(LABELS_KEY.path)
+TRAINING_SET_TABLE = ".".join(TRAINING_SET_KEY.path)
+SCORES_TABLE = ".".join(SCORES_KEY.path)

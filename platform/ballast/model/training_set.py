@@ -9,7 +9,7 @@ from ballast.common import code_version
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET, FeatureStoreResource
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import training
-from ballast.model.keys import LABELS_KEY, TRAINING_SET_KEY
+from ballast.model.keys import LABELS_KEY, LABELS_TABLE, TRAINING_SET_KEY, TRAINING_SET_TABLE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -19,13 +19,13 @@ CODE_VERSION = code_version.of_sources(Path(__file__), training)
 # `snapshot_every_days` from the start date). A snapshot's event time is the end of its
 # day, so Feast's point-in-time join gives it that day's feature row and nothing later;
 # label windows start the day after, so no label day can reach the features.
-ENTITIES_SQL = """
+ENTITIES_SQL = f"""
 select
     customer_id,
     cast(snapshot_date + interval 1 day as timestamp) as event_timestamp,
     snapshot_date,
     churned
-from model.churn_labels
+from {LABELS_TABLE}
 where (snapshot_date - $anchor::date) % $every = 0
 order by snapshot_date, customer_id
 """
@@ -75,12 +75,12 @@ def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             con.execute("create schema if not exists model")
             con.execute(
-                "create or replace table model.training_set as"
+                f"create or replace table {TRAINING_SET_TABLE} as"
                 " select * rename (event_timestamp as snapshot_time) from joined order by snapshot_date, customer_id"
             )
             summary = con.execute(
                 "select snapshot_date, count(*) as rows, avg(churned::int) as churn_rate"
-                " from model.training_set group by 1 order by 1"
+                f" from {TRAINING_SET_TABLE} group by 1 order by 1"
             ).df()
         table = summary.assign(churn_rate=summary.churn_rate.round(3)).to_markdown(index=False) if len(summary) else ""
         return dg.MaterializeResult(

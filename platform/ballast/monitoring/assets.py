@@ -15,7 +15,7 @@ from ballast.common.atomic import write_atomic
 from ballast.common.partitions import partition_dates
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.model import registry, training
-from ballast.model.keys import CHAMPION_KEY
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY
 from ballast.model.lineage import FEATURE_LOOKBACK_DAYS
 from ballast.model.reference import REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
 from ballast.resources import WarehouseResource
@@ -54,7 +54,9 @@ def champion_or_none(settings: Settings) -> registry.ModelVersion | None:
     """The champion to compare with; None before any model passed the gates (nothing to monitor yet)."""
     current = registry.champion(settings.registry_dir, training.MODEL_NAME)
     if current is not None and not (current.path / REFERENCE_FEATURES).is_file():
-        raise dg.Failure(f"champion {current.version} has no reference profile; re-run model/churn_evaluation")
+        raise dg.Failure(
+            f"champion {current.version} has no reference profile; re-run {EVALUATION_KEY.to_user_string()}"
+        )
     return current
 
 

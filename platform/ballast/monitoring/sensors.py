@@ -141,7 +141,7 @@ def alert_sensor(settings: Settings) -> dg.SensorDefinition:
             if not _run_finished(context, r.run_id, finished)
         ]
         alerts = [a for a in (_alert(r, settings) for r in records) if a is not None]
-        sent, failed = Outbox(settings.monitoring_dir / "alerts" / "outbox.json").deliver(alerts, alert_sinks.sinks())
+        sent, failed = Outbox(settings.alert_outbox).deliver(alerts, alert_sinks.sinks())
         if live:
             context.update_cursor(str(min(live) - 1))
         elif records:
