@@ -17,14 +17,6 @@ from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), training, evaluation, lineage, reference, registry)
 
-# Promotion gates, blocking checks on the candidate's evaluation (they need the
-# champion's score on the same holdout, which the evaluation computes).
-GATES = {
-    "min_quality": "Candidate holdout ROC AUC is at least BALLAST_MIN_AUC (0.70).",
-    "challenger": "Candidate AUC is at least BALLAST_CHAMPION_RATIO (0.98) × the champion's AUC on the same holdout.",
-    "fairness": "Largest gap in positive-prediction rate between segments with enough customers is at most BALLAST_MAX_FAIRNESS_GAP (0.10).",
-}
-
 
 class CandidateConfig(dg.Config):
     """Run config of the candidate model (model/churn_model)."""
@@ -38,6 +30,18 @@ class GateConfig(dg.Config):
 
     override_reason: str = ""
     """Promote despite failing gates; the reason is recorded in the registry and the UI."""
+
+
+def gate_descriptions(settings: Settings) -> dict[str, str]:
+    """What each promotion gate requires, with the thresholds this deployment is configured with."""
+    return {
+        evaluation.MIN_QUALITY: f"Candidate holdout ROC AUC is at least BALLAST_MIN_AUC ({settings.min_auc:g}).",
+        evaluation.CHALLENGER: f"Candidate AUC is at least BALLAST_CHAMPION_RATIO ({settings.champion_ratio:g})"
+        " × the champion's AUC on the same holdout.",
+        evaluation.FAIRNESS: "Largest gap in positive-prediction rate between segments of at least"
+        f" BALLAST_MIN_SEGMENT_CUSTOMERS ({settings.min_segment_customers}) customers is at most"
+        f" BALLAST_MAX_FAIRNESS_GAP ({settings.max_fairness_gap:g}).",
+    }
 
 
 def thresholds(settings: Settings) -> evaluation.Thresholds:
@@ -215,15 +219,17 @@ def churn_evaluation_asset(settings: Settings) -> dg.AssetsDefinition:
 
 
 def promotion_gates_check(settings: Settings) -> dg.AssetChecksDefinition:
+    # Blocking checks on the candidate's evaluation: they need the champion's score on
+    # the same holdout, which the evaluation computes.
     @dg.multi_asset_check(
         specs=[
             dg.AssetCheckSpec(name, asset=EVALUATION_KEY, blocking=True, description=description)
-            for name, description in GATES.items()
+            for name, description in gate_descriptions(settings).items()
         ],
         pool=WAREHOUSE_POOL,
     )
     def promotion_gates(context: dg.AssetCheckExecutionContext, config: GateConfig):
-        """Promotion gates on the candidate: minimum quality, within 2 % of the champion, fairness across segments."""
+        """Promotion gates on the candidate: minimum quality, close enough to the champion, fairness across segments."""
         version = candidate(settings, context)
         found = version.metadata.get("evaluation")
         if found is None:

@@ -279,12 +279,13 @@ def drift_report_asset(
             dg.AssetCheckSpec(
                 DRIFT_SHARE_CHECK,
                 asset=DRIFT_REPORT,
-                description="Share of drifted features stays within BALLAST_DRIFT_SHARE_WARN (0.15); WARN above.",
+                description="Share of drifted features stays within BALLAST_DRIFT_SHARE_WARN"
+                f" ({settings.drift_share_warn:g}); WARN above.",
             ),
             dg.AssetCheckSpec(
                 FEATURE_PSI_CHECK,
                 asset=DRIFT_REPORT,
-                description="No model feature's PSI exceeds BALLAST_PSI_ERROR (0.2); ERROR above.",
+                description=f"No model feature's PSI exceeds BALLAST_PSI_ERROR ({settings.psi_error:g}); ERROR above.",
             ),
         ],
     )
