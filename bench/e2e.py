@@ -204,7 +204,7 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
     from ballast import profiling
     from ballast.features import feast_repo
     from ballast.model import evaluation, training
-    from ballast.model.assets import ENTITIES_SQL, LABELS_SQL
+    from ballast.model.training_set import ENTITIES_SQL
     from ballast.raw.landing import RAW_DDL, Limits, files_by_date, load_file
     from ballast.settings import Settings
 
@@ -278,10 +278,10 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
     del rows
     lap("features")
 
-    # model: labels, the point-in-time training set (DuckDB's ASOF join), training, evaluation, scores.
-    con.execute(LABELS_SQL, {"window": settings.label_window_days})
+    # model: labels (dbt's model), the point-in-time training set (DuckDB's ASOF join), training, evaluation, scores.
+    build("model")
     entities = ENTITIES_SQL.replace("order by snapshot_date, customer_id", "")
-    training = con.execute(
+    train_set = con.execute(
         f"""
         select e.*, {", ".join(f"f.{c}" for c in training.FEATURES)}
         from ({entities}) as e
@@ -291,8 +291,8 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
         """,
         {"anchor": settings.start_date, "every": settings.snapshot_every_days},
     ).df()
-    trained = training.train(training, settings.holdout_fraction)
-    _, holdout = training.time_split(training, settings.holdout_fraction)
+    trained = training.train(train_set, settings.holdout_fraction)
+    _, holdout = training.time_split(train_set, settings.holdout_fraction)
     found = evaluation.evaluate(
         training.score(trained.pipeline, holdout), holdout, settings.segment_column, evaluation.Thresholds()
     )
@@ -308,7 +308,7 @@ def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.dat
     # monitoring: a whylogs profile of features and scores per day, and drift against a reference.
     engine = profiling.WhylogsEngine()
     frame = con.execute("select * from features.customer_daily_features order by feature_date").df()
-    reference = engine.profile(training[list(training.FEATURES)])
+    reference = engine.profile(train_set[list(training.FEATURES)])
     numeric = [c for c in training.FEATURES if c not in training.CATEGORICAL_FEATURES]
     categorical = list(training.CATEGORICAL_FEATURES)
     profiles = settings.monitoring_dir / "profiles"

@@ -61,7 +61,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         raw_assets.build_defs(settings, partitions_def),
         clean_assets.build_defs(settings, project, partitions_def),
         features_assets.build_defs(settings, project, partitions_def),
-        model_assets.build_defs(settings),
+        model_assets.build_defs(settings, project),
         monitoring_assets.build_defs(settings, partitions_def),
     ).map_asset_specs(func=_with_automation)
     return dg.Definitions.merge(
@@ -85,7 +85,7 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
         "dbt": dbt_cli(project, settings),
         "feature_store": FeatureStoreResource(home=str(settings.home)),
         "alert_sinks": AlertSinks(
-            alert_log=str(settings.monitoring_dir / "alerts" / "alerts.jsonl"),
+            alert_log=str(settings.alert_log),
             webhook_url=dg.EnvVar("BALLAST_ALERT_WEBHOOK_URL") if "webhook" in settings.alert_sinks else None,
             slack_webhook_url=dg.EnvVar("BALLAST_SLACK_WEBHOOK_URL") if "slack" in settings.alert_sinks else None,
         ),

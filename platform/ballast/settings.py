@@ -332,6 +332,16 @@ class Settings:
         return self.home / "monitoring"
 
     @cached_property
+    def alert_log(self) -> Path:
+        """The local alert sink: one JSON line per check-failure alert."""
+        return self.monitoring_dir / "alerts" / "alerts.jsonl"
+
+    @cached_property
+    def alert_outbox(self) -> Path:
+        """Alert delivery state: which sink has received which alert, and what waits for a retry."""
+        return self.monitoring_dir / "alerts" / "outbox.json"
+
+    @cached_property
     def dagster_home(self) -> Path:
         return self.home / "dagster_home"
 
@@ -351,10 +361,11 @@ class Settings:
         for path in (self.home, self.landing_dir, self.lake_dir, self.registry_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
 
-    def dbt_vars(self, start: dt.date, end: dt.date) -> dict:
-        """dbt variables for building the days [start, end] (both inclusive)."""
+    def dbt_vars(self, start: dt.date | None = None, end: dt.date | None = None) -> dict:
+        """dbt variables: the configured values and, for a partitioned layer, the days [start, end] (both inclusive)."""
+        window = {"start_date": start.isoformat(), "end_date": end.isoformat()} if start and end else {}
         return {
-            "start_date": start.isoformat(),
-            "end_date": end.isoformat(),
+            **window,
             "currencies": list(self.currencies),
+            "churn_label_window_days": self.label_window_days,
         }

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -13,14 +14,21 @@ from ballast.common.partitions import partition_dates
 from ballast.resources import WarehouseResource, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
 
+TableMetadata = Callable[[duckdb.DuckDBPyConnection, dg.AssetKey], dict]
+
 
 def dbt_layer_assets(
-    settings: Settings, project: DbtProject, layer: str, partitions_def: dg.PartitionsDefinition
+    settings: Settings,
+    project: DbtProject,
+    layer: str,
+    partitions_def: dg.PartitionsDefinition | None,
+    table_metadata: TableMetadata | None = None,
 ) -> dg.AssetsDefinition:
     """The dbt models under `models/<layer>/`, with their dbt tests as asset checks.
 
     A backfill of many days runs as one dbt invocation over the whole window (single-run
-    backfill policy), so dbt's start-up is paid once, not once per day.
+    backfill policy), so dbt's start-up is paid once, not once per day. An unpartitioned
+    layer rebuilds its tables whole; `table_metadata` gives their figures (default: rows).
     """
 
     @dbt_assets(
@@ -29,13 +37,13 @@ def dbt_layer_assets(
         select=f"path:models/{layer}",
         name=f"{layer}_dbt_models",
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         dagster_dbt_translator=dbt_translator(),
         pool=WAREHOUSE_POOL,
     )
     def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-        start, end = partition_dates(context)
-        dbt_vars = json.dumps(settings.dbt_vars(start, end))
+        window = partition_dates(context) if partitions_def else ()
+        dbt_vars = json.dumps(settings.dbt_vars(*window))
         invoked_at = dt.datetime.now(dt.UTC)
         # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
         # One artifacts folder per layer under BALLAST_HOME, replaced by each run (not one per run).
@@ -51,13 +59,15 @@ def dbt_layer_assets(
             for event in events:
                 if isinstance(event, dg.Output):
                     key = context.asset_key_for_output(event.output_name)
-                    event = event.with_metadata({**event.metadata, **window_metadata(con, key, start, end)})
+                    found = window_metadata(con, key, *window) if window else (table_metadata or row_count)(con, key)
+                    event = event.with_metadata({**event.metadata, **found})
                 yield event
         if not invocation.is_successful():
             target = settings.dbt_runs_dir / layer
             cause = dbt_failures(target / "run_results.json", invoked_at) or f"see {target / 'dbt.log'}"
+            days = f" for {window[0]} to {window[1]}" if window else ""
             raise dg.Failure(
-                f"dbt build of the {layer} layer failed for {start} to {end}: {cause}",
+                f"dbt build of the {layer} layer failed{days}: {cause}",
                 metadata={"dbt_artifacts": dg.MetadataValue.path(str(target))},
             )
 
@@ -89,6 +99,10 @@ def dbt_failures(run_results: Path, since: dt.datetime, limit: int = 3) -> str |
         shown.append(f"{kind} {name} {result['status']}: {lines[0] if lines else 'no message'}")
     more = f" (and {len(failed) - limit} more)" if len(failed) > limit else ""
     return "; ".join(shown) + more
+
+
+def row_count(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
+    return {"dagster/row_count": con.execute(f"select count(*) from {'.'.join(key.path)}").fetchone()[0]}
 
 
 def window_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, start: dt.date, end: dt.date) -> dict:

@@ -486,7 +486,7 @@ def test_dbt_failures_name_dbts_own_nodes_and_ignore_a_stale_file(tmp_path: Path
 def test_a_damaged_monitoring_file_is_named_by_report(damage: str, tmp_path: Path, capsys) -> None:
     settings = make_settings(tmp_path / "home")
     drift = settings.monitoring_dir / "drift" / "2025-01-10.json"
-    alerts = settings.monitoring_dir / "alerts" / "alerts.jsonl"
+    alerts = settings.alert_log
     drift.parent.mkdir(parents=True)
     alerts.parent.mkdir(parents=True)
     drift.write_text(

@@ -18,7 +18,7 @@ import pytest
 from ballast.cli.generator import GenerateSpec, generate
 from ballast.features.assets import FEATURE_REGISTRY
 from ballast.model import registry, training
-from ballast.model.assets import EVALUATION_KEY, SCORES_KEY
+from ballast.model.keys import EVALUATION_KEY, SCORES_KEY
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 from tests.conftest import START, Platform, make_settings, query

@@ -38,6 +38,11 @@ def receiver():
     server.server_close()
 
 
+def _state(outbox: Outbox) -> dict:
+    """The delivery state the outbox keeps on disk."""
+    return json.loads(outbox.path.read_text())
+
+
 def _alert(partition: str = "2025-03-01") -> Alert:
     return Alert(
         asset="monitoring/drift_report",
@@ -73,11 +78,15 @@ def test_a_failing_sink_keeps_the_alert_until_it_is_delivered(tmp_path: Path, re
     sent, failed = outbox.deliver([_alert()], sinks)
     assert sent == ["alert_log: monitoring/drift_report:feature_psi@2025-03-01"]
     assert failed == ["webhook: HTTP 500 (monitoring/drift_report:feature_psi@2025-03-01)"]
-    assert outbox.pending() == ["monitoring/drift_report:feature_psi@2025-03-01"]
+    assert list(_state(outbox)["pending"]) == ["monitoring/drift_report:feature_psi@2025-03-01"]
+    assert _state(outbox)["delivered"] == {
+        "alert_log": ["monitoring/drift_report:feature_psi@2025-03-01"],
+        "webhook": [],
+    }
     handler.status = 200
     sent, failed = outbox.deliver([], sinks)
     assert sent == ["webhook: monitoring/drift_report:feature_psi@2025-03-01"] and failed == []
-    assert outbox.pending() == [] and len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 1
+    assert _state(outbox)["pending"] == {} and len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 1
 
 
 def test_an_unreachable_sink_error_does_not_name_the_address(tmp_path: Path) -> None:

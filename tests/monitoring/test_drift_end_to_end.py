@@ -19,8 +19,7 @@ from ballast.cli.generator import GenerateSpec, generate
 from ballast.definitions import build_defs
 from ballast.model import registry, training
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK, drift_path
-from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_JOB, RETRAIN_SENSOR
-from ballast.resources import AlertSinks
+from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_JOB, RETRAIN_SENSOR, AlertSinks
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 from tests.conftest import START, make_settings
@@ -109,7 +108,7 @@ def test_drift_alerts_reach_the_webhook_once_and_its_address_is_never_written(dr
     url = f"http://127.0.0.1:{server.server_port}/{SECRET}"
     monkeypatch.setenv("BALLAST_ALERT_WEBHOOK_URL", url)
     sinks = AlertSinks(
-        alert_log=str(settings.monitoring_dir / "alerts" / "alerts.jsonl"),
+        alert_log=str(settings.alert_log),
         webhook_url=dg.EnvVar("BALLAST_ALERT_WEBHOOK_URL"),
     )
     defs = build_defs(settings)
@@ -135,8 +134,8 @@ def test_drift_alerts_reach_the_webhook_once_and_its_address_is_never_written(dr
     assert second.skip_message == "0 new failed check(s); 0 delivered, 0 waiting for a retry"
     assert len(received) == len({a["key"] for a in received}) >= 2
     written = [
-        (settings.monitoring_dir / "alerts" / "alerts.jsonl").read_text(),
-        (settings.monitoring_dir / "alerts" / "outbox.json").read_text(),
+        settings.alert_log.read_text(),
+        settings.alert_outbox.read_text(),
         caplog.text,
         first.skip_message or "",
         *(Path(p).read_text() for p in (settings.home / "logs").glob("*") if Path(p).is_file()),

@@ -12,6 +12,7 @@ from ballast.clean.tables import CLEAN_QUARANTINE_TABLE, CLEAN_TRANSACTIONS_TABL
 from ballast.features import feast_repo
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry
+from ballast.model.keys import LABELS_TABLE, SCORES_TABLE, TRAINING_SET_TABLE
 from ballast.model.training import MODEL_NAME
 from ballast.raw.tables import RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.settings import Settings
@@ -22,9 +23,9 @@ LAYER_TABLES = (
     CLEAN_TRANSACTIONS_TABLE,
     CLEAN_QUARANTINE_TABLE,
     CUSTOMER_DAILY_FEATURES_TABLE,
-    "model.churn_labels",
-    "model.training_set",
-    "model.churn_scores",
+    LABELS_TABLE,
+    TRAINING_SET_TABLE,
+    SCORES_TABLE,
 )
 
 
@@ -131,7 +132,7 @@ def _drift(settings: Settings) -> dict[str, Any] | None:
 
 
 def _alerts(settings: Settings) -> dict[str, int]:
-    log = settings.monitoring_dir / "alerts" / "alerts.jsonl"
+    log = settings.alert_log
     counts: dict[str, int] = {}
     if log.is_file():
         for number, line in enumerate(log.read_text(errors="replace").splitlines(), start=1):

@@ -14,16 +14,23 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
 from ballast.model.training import LABEL
+from ballast.settings import Settings
 
 CALIBRATION_BINS = 10
+# The promotion gates, in the order they are reported.
+MIN_QUALITY = "min_quality"
+CHALLENGER = "challenger"
+FAIRNESS = "fairness"
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    min_auc: float = 0.70
-    champion_ratio: float = 0.98
-    max_fairness_gap: float = 0.10
-    min_segment_customers: int = 50
+    """The gates' thresholds; by default the settings' defaults (a deployment's come from its Settings)."""
+
+    min_auc: float = Settings.min_auc
+    champion_ratio: float = Settings.champion_ratio
+    max_fairness_gap: float = Settings.max_fairness_gap
+    min_segment_customers: int = Settings.min_segment_customers
     decision_threshold: float = 0.5
 
 
@@ -87,11 +94,11 @@ def fairness_gap(evaluation: dict, thresholds: Thresholds) -> tuple[float | None
 
 
 def gates(candidate: dict, champion: dict | None, thresholds: Thresholds) -> list[Gate]:
-    """The three promotion gates: minimum quality, within 2 % of the champion, fairness."""
+    """The three promotion gates: minimum quality, not too far below the champion, fairness."""
     auc = candidate["roc_auc"]
     results = [
         Gate(
-            "min_quality",
+            MIN_QUALITY,
             auc >= thresholds.min_auc,
             auc,
             thresholds.min_auc,
@@ -100,13 +107,13 @@ def gates(candidate: dict, champion: dict | None, thresholds: Thresholds) -> lis
     ]
     if champion is None:
         results.append(
-            Gate("challenger", True, None, thresholds.champion_ratio, "no champion yet: the first model passes")
+            Gate(CHALLENGER, True, None, thresholds.champion_ratio, "no champion yet: the first model passes")
         )
     else:
         floor = thresholds.champion_ratio * champion["roc_auc"]
         results.append(
             Gate(
-                "challenger",
+                CHALLENGER,
                 auc >= floor,
                 auc,
                 floor,
@@ -117,7 +124,7 @@ def gates(candidate: dict, champion: dict | None, thresholds: Thresholds) -> lis
     if gap is None:
         results.append(
             Gate(
-                "fairness",
+                FAIRNESS,
                 True,
                 None,
                 thresholds.max_fairness_gap,
@@ -127,7 +134,7 @@ def gates(candidate: dict, champion: dict | None, thresholds: Thresholds) -> lis
     else:
         results.append(
             Gate(
-                "fairness",
+                FAIRNESS,
                 gap <= thresholds.max_fairness_gap,
                 gap,
                 thresholds.max_fairness_gap,

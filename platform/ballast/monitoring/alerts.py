@@ -145,9 +145,3 @@ class Outbox:
                 del state["pending"][key]
         self._save(state)
         return sent, failed
-
-    def delivered(self, sink: str) -> list[str]:
-        return self._load()["delivered"].get(sink, [])
-
-    def pending(self) -> list[str]:
-        return sorted(self._load()["pending"])

@@ -3,6 +3,7 @@
 import datetime as dt
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -12,9 +13,11 @@ from ballast import profiling
 from ballast.common import code_version
 from ballast.common.atomic import write_atomic
 from ballast.common.partitions import partition_dates
+from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.model import registry, training
-from ballast.model.assets import CHAMPION_KEY, FEATURES_KEY, REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY
 from ballast.model.lineage import FEATURE_LOOKBACK_DAYS
+from ballast.model.reference import REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -47,19 +50,22 @@ def _html_report(day: dt.date, version: str, results: pd.DataFrame, share: float
     )
 
 
-def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
-    engine = profiling.WhylogsEngine()
+def champion_or_none(settings: Settings) -> registry.ModelVersion | None:
+    """The champion to compare with; None before any model passed the gates (nothing to monitor yet)."""
+    current = registry.champion(settings.registry_dir, training.MODEL_NAME)
+    if current is not None and not (current.path / REFERENCE_FEATURES).is_file():
+        raise dg.Failure(
+            f"champion {current.version} has no reference profile; re-run {EVALUATION_KEY.to_user_string()}"
+        )
+    return current
 
-    def champion_or_none() -> registry.ModelVersion | None:
-        """The champion to compare with; None before any model passed the gates (nothing to monitor yet)."""
-        current = registry.champion(settings.registry_dir, training.MODEL_NAME)
-        if current is not None and not (current.path / REFERENCE_FEATURES).is_file():
-            raise dg.Failure(f"champion {current.version} has no reference profile; re-run model/churn_evaluation")
-        return current
 
+def feature_profiles_asset(
+    settings: Settings, partitions_def: dg.PartitionsDefinition, engine: profiling.WhylogsEngine
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=FEATURE_PROFILES,
-        deps=[FEATURES_KEY],
+        deps=[CUSTOMER_DAILY_FEATURES],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="monitoring",
@@ -94,9 +100,15 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             }
         )
 
+    return feature_profiles
+
+
+def score_profiles_asset(
+    settings: Settings, partitions_def: dg.PartitionsDefinition, engine: profiling.WhylogsEngine
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=SCORE_PROFILES,
-        deps=[FEATURES_KEY, CHAMPION_KEY],
+        deps=[CUSTOMER_DAILY_FEATURES, CHAMPION_KEY],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="monitoring",
@@ -107,7 +119,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
     def score_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """whylogs profile of the champion's churn scores for each daily partition."""
         first, last = partition_dates(context)
-        current = champion_or_none()
+        current = champion_or_none(settings)
         if current is None:
             return dg.MaterializeResult(
                 metadata={"champion_version": "none", "note": "no champion yet: nothing scored"}
@@ -133,6 +145,127 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             }
         )
 
+    return score_profiles
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """The champion's training-window profiles and the columns they are compared on."""
+
+    version: str
+    features: bytes
+    scores: bytes
+    numeric: list[str]
+    categorical: list[str]
+
+    @classmethod
+    def of(cls, settings: Settings, current: registry.ModelVersion) -> "_Reference":
+        # Trend features (tenure grows every day by definition) would drift forever.
+        monitored = [c for c in training.FEATURES if c not in settings.drift_exempt]
+        return cls(
+            version=current.version,
+            features=(current.path / REFERENCE_FEATURES).read_bytes(),
+            scores=(current.path / REFERENCE_SCORES).read_bytes(),
+            numeric=[c for c in monitored if c not in training.CATEGORICAL_FEATURES],
+            categorical=[c for c in monitored if c in training.CATEGORICAL_FEATURES],
+        )
+
+
+def _day_drift(
+    settings: Settings, engine: profiling.WhylogsEngine, reference: _Reference, day: dt.date
+) -> tuple[dict, pd.DataFrame] | None:
+    """One day's drift record (also written as JSON and HTML) and its table; None without a profile that day."""
+    path = profile_path(settings, "features", day)
+    if not path.is_file():
+        return None
+    results = engine.compare(path.read_bytes(), reference.features, reference.numeric, reference.categorical)
+    scores = profile_path(settings, "scores", day)
+    if scores.is_file():
+        results += engine.compare(scores.read_bytes(), reference.scores, [SCORE], [])
+    table = pd.DataFrame([r.as_dict() for r in results]).sort_values("psi", ascending=False)
+    features_only = [r for r in results if r.column != SCORE]
+    share = profiling.drift_share(features_only, settings.drift_psi, settings.drift_p_value)
+    worst = table[table.column != SCORE].iloc[0]
+    record = {
+        "date": day.isoformat(),
+        "champion": reference.version,
+        "drift_share": share,
+        "max_psi": float(worst.psi),
+        "max_psi_feature": worst.column,
+        "drifted": [
+            r.column for r in features_only if profiling.drifted(r, settings.drift_psi, settings.drift_p_value)
+        ],
+        "columns": table.to_dict(orient="records"),
+    }
+    write_atomic(drift_path(settings, day, "json"), json.dumps(record, indent=2))
+    write_atomic(drift_path(settings, day, "html"), _html_report(day, reference.version, table, share))
+    return record, table
+
+
+def _partitions_over(days: list[str]) -> dict:
+    return {
+        "partitions_over": len(days),
+        "first_partition_over": days[0] if days else "",
+        "last_partition_over": days[-1] if days else "",
+    }
+
+
+def _drift_checks(settings: Settings, per_day: list[dict], window: str, version: str) -> list[dg.AssetCheckResult]:
+    """drift_share (WARN) and feature_psi (ERROR) over the window's daily drift records."""
+    warn_days = [r["date"] for r in per_day if r["drift_share"] > settings.drift_share_warn]
+    error_days = [r["date"] for r in per_day if r["max_psi"] > settings.psi_error]
+    worst = max(per_day, key=lambda r: r["max_psi"], default=None)
+    return [
+        dg.AssetCheckResult(
+            check_name=DRIFT_SHARE_CHECK,
+            passed=not warn_days,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"drift share above {settings.drift_share_warn} on {len(warn_days)} partition(s)"
+            if warn_days
+            else None,
+            metadata={"window": window, **_partitions_over(warn_days), "threshold": settings.drift_share_warn},
+        ),
+        dg.AssetCheckResult(
+            check_name=FEATURE_PSI_CHECK,
+            passed=not error_days,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(
+                f"PSI above {settings.psi_error} on {len(error_days)} partition(s);"
+                f" worst {worst['max_psi_feature']} {worst['max_psi']:.3f} on {worst['date']}"
+            )
+            if error_days
+            else None,
+            metadata={
+                "window": window,
+                **_partitions_over(error_days),
+                "threshold": settings.psi_error,
+                "champion_version": version,
+            },
+        ),
+    ]
+
+
+def _drift_metadata(per_day: list[dict], latest: pd.DataFrame, judged_from: dt.date, report: Path) -> dict:
+    frame = pd.DataFrame(per_day)
+    return {
+        "partitions": len(per_day),
+        "judged_from": str(judged_from),
+        "latest_drift_share": per_day[-1]["drift_share"] if per_day else 0.0,
+        "top_drifted_features_latest": dg.MetadataValue.md(
+            latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""
+        ),
+        "latest_report": dg.MetadataValue.path(str(report)),
+        "drift_share_by_day": dg.MetadataValue.md(
+            frame[["date", "drift_share", "max_psi", "max_psi_feature"]].round(4).to_markdown(index=False)
+            if len(frame)
+            else ""
+        ),
+    }
+
+
+def drift_report_asset(
+    settings: Settings, partitions_def: dg.PartitionsDefinition, engine: profiling.WhylogsEngine
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=DRIFT_REPORT,
         deps=[FEATURE_PROFILES, SCORE_PROFILES],
@@ -146,120 +279,53 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             dg.AssetCheckSpec(
                 DRIFT_SHARE_CHECK,
                 asset=DRIFT_REPORT,
-                description="Share of drifted features stays within BALLAST_DRIFT_SHARE_WARN (0.15); WARN above.",
+                description="Share of drifted features stays within BALLAST_DRIFT_SHARE_WARN"
+                f" ({settings.drift_share_warn:g}); WARN above.",
             ),
             dg.AssetCheckSpec(
                 FEATURE_PSI_CHECK,
                 asset=DRIFT_REPORT,
-                description="No model feature's PSI exceeds BALLAST_PSI_ERROR (0.2); ERROR above.",
+                description=f"No model feature's PSI exceeds BALLAST_PSI_ERROR ({settings.psi_error:g}); ERROR above.",
             ),
         ],
     )
     def drift_report(context: dg.AssetExecutionContext):
         """Per-partition drift of features and scores against the champion's training window: KS / chi-square p-values, PSI, drift share."""
         first, last = partition_dates(context)
-        current = champion_or_none()
+        current = champion_or_none(settings)
         if current is None:
             note = "no champion yet: no reference to compare with"
             yield dg.MaterializeResult(metadata={"champion_version": "none", "note": note})
             for name in (DRIFT_SHARE_CHECK, FEATURE_PSI_CHECK):
                 yield dg.AssetCheckResult(check_name=name, passed=True, description=note)
             return
-        reference = (current.path / REFERENCE_FEATURES).read_bytes()
-        reference_scores = (current.path / REFERENCE_SCORES).read_bytes()
-        # Trend features (tenure grows every day by definition) would drift forever.
-        monitored = [c for c in training.FEATURES if c not in settings.drift_exempt]
-        numeric = [c for c in monitored if c not in training.CATEGORICAL_FEATURES]
-        categorical = [c for c in monitored if c in training.CATEGORICAL_FEATURES]
+        reference = _Reference.of(settings, current)
         per_day = []
         latest = pd.DataFrame()
         # A day whose long feature windows reach before the data began is not comparable.
         judged_from = settings.start_date + dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
         day = max(first, judged_from)
         while day <= last:
-            path = profile_path(settings, "features", day)
-            if path.is_file():
-                results = engine.compare(path.read_bytes(), reference, numeric, categorical)
-                scores = profile_path(settings, "scores", day)
-                if scores.is_file():
-                    results += engine.compare(scores.read_bytes(), reference_scores, [SCORE], [])
-                table = pd.DataFrame([r.as_dict() for r in results]).sort_values("psi", ascending=False)
-                features_only = [r for r in results if r.column != SCORE]
-                share = profiling.drift_share(features_only, settings.drift_psi, settings.drift_p_value)
-                worst = table[table.column != SCORE].iloc[0]
-                record = {
-                    "date": day.isoformat(),
-                    "champion": current.version,
-                    "drift_share": share,
-                    "max_psi": float(worst.psi),
-                    "max_psi_feature": worst.column,
-                    "drifted": [
-                        r.column
-                        for r in features_only
-                        if profiling.drifted(r, settings.drift_psi, settings.drift_p_value)
-                    ],
-                    "columns": table.to_dict(orient="records"),
-                }
-                write_atomic(drift_path(settings, day, "json"), json.dumps(record, indent=2))
-                write_atomic(drift_path(settings, day, "html"), _html_report(day, current.version, table, share))
-                per_day.append(record)
-                latest = table
+            found = _day_drift(settings, engine, reference, day)
+            if found is not None:
+                per_day.append(found[0])
+                latest = found[1]
             day += dt.timedelta(days=1)
-        frame = pd.DataFrame(per_day)
+        report = drift_path(settings, last, "html")
         yield dg.MaterializeResult(
-            metadata={
-                "champion_version": current.version,
-                "partitions": len(per_day),
-                "judged_from": str(judged_from),
-                "latest_drift_share": per_day[-1]["drift_share"] if per_day else 0.0,
-                "top_drifted_features_latest": dg.MetadataValue.md(
-                    latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""
-                ),
-                "latest_report": dg.MetadataValue.path(str(drift_path(settings, last, "html"))),
-                "drift_share_by_day": dg.MetadataValue.md(
-                    frame[["date", "drift_share", "max_psi", "max_psi_feature"]].round(4).to_markdown(index=False)
-                    if len(frame)
-                    else ""
-                ),
-            }
+            metadata={"champion_version": current.version, **_drift_metadata(per_day, latest, judged_from, report)}
         )
-        warn_days = [r["date"] for r in per_day if r["drift_share"] > settings.drift_share_warn]
-        error_days = [r["date"] for r in per_day if r["max_psi"] > settings.psi_error]
-        window = f"{first} to {last}"
+        yield from _drift_checks(settings, per_day, f"{first} to {last}", current.version)
 
-        def over(days: list[str]) -> dict:
-            return {
-                "partitions_over": len(days),
-                "first_partition_over": days[0] if days else "",
-                "last_partition_over": days[-1] if days else "",
-            }
+    return drift_report
 
-        worst = max(per_day, key=lambda r: r["max_psi"], default=None)
-        yield dg.AssetCheckResult(
-            check_name=DRIFT_SHARE_CHECK,
-            passed=not warn_days,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"drift share above {settings.drift_share_warn} on {len(warn_days)} partition(s)"
-            if warn_days
-            else None,
-            metadata={"window": window, **over(warn_days), "threshold": settings.drift_share_warn},
-        )
-        yield dg.AssetCheckResult(
-            check_name=FEATURE_PSI_CHECK,
-            passed=not error_days,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=(
-                f"PSI above {settings.psi_error} on {len(error_days)} partition(s);"
-                f" worst {worst['max_psi_feature']} {worst['max_psi']:.3f} on {worst['date']}"
-            )
-            if error_days
-            else None,
-            metadata={
-                "window": window,
-                **over(error_days),
-                "threshold": settings.psi_error,
-                "champion_version": current.version,
-            },
-        )
 
-    return dg.Definitions(assets=[feature_profiles, score_profiles, drift_report])
+def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+    engine = profiling.WhylogsEngine()
+    return dg.Definitions(
+        assets=[
+            feature_profiles_asset(settings, partitions_def, engine),
+            score_profiles_asset(settings, partitions_def, engine),
+            drift_report_asset(settings, partitions_def, engine),
+        ]
+    )

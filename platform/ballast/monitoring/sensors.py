@@ -5,9 +5,8 @@ import json
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from ballast.model.assets import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
 from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
 from ballast.settings import Settings
@@ -88,6 +87,10 @@ def retraining_decision(
 
 
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    return [retraining_sensor(settings), alert_sensor(settings)]
+
+
+def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
     cooldown = dt.timedelta(hours=settings.retrain_cooldown_hours)
 
     @dg.sensor(
@@ -99,8 +102,9 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     def drift_error_retraining_sensor(context: dg.SensorEvaluationContext):
         """Requests one retraining run per drift episode when the drift report's feature_psi check fails (ERROR)."""
         cursor = json.loads(context.cursor) if context.cursor else {}
-        latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key([DRIFT_ERROR])
-        record = latest.get(DRIFT_ERROR)
+        # The latest execution may be one still running (or skipped): judge the latest evaluation.
+        history = context.instance.event_log_storage.get_asset_check_execution_history(DRIFT_ERROR, limit=PAGE)
+        record = next((r for r in history if _evaluated(r)), None)
         failed_run = _failed_retraining(context, cursor)
         request, reason, cursor = retraining_decision(record, cursor, dt.datetime.now(dt.UTC), cooldown)
         context.update_cursor(json.dumps(cursor))
@@ -111,29 +115,28 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         context.log.info(reason)
         return request
 
+    return drift_error_retraining_sensor
+
+
+def alert_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(name=ALERT_SENSOR, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
     def check_failure_alert_sensor(context: dg.SensorEvaluationContext, alert_sinks: AlertSinks):
         """Sends every failed asset check (asset, check, partition, severity, summary, link) to the alert sinks, once."""
         after = int(context.cursor) if context.cursor else 0
         # Check executions share one id sequence across checks: a single integer cursor.
         storage = context.instance.event_log_storage
-        keys = list(context.repository_def.asset_graph.asset_check_keys)
-        done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
-        records = sorted(
-            (r for key in keys for r in _executions_after(storage, key, after, done) if r.event is not None),
-            key=lambda r: r.id,
-        )
+        executions = [
+            r
+            for key in context.repository_def.asset_graph.asset_check_keys
+            for r in _executions_after(storage, key, after)
+        ]
+        records = sorted((r for r in executions if _evaluated(r)), key=lambda r: r.id)
         # A check of a run still in progress keeps its id when it reports: hold the cursor
         # before it (the outbox drops the repeats). Checks planned in finished runs were skipped.
         finished: dict[str, bool] = {}
-        live = [
-            r.id
-            for key in keys
-            for r in _executions_after(storage, key, after, {AssetCheckExecutionRecordStatus.PLANNED})
-            if not _run_finished(context, r.run_id, finished)
-        ]
+        live = [r.id for r in executions if not _evaluated(r) and not _run_finished(context, r.run_id, finished)]
         alerts = [a for a in (_alert(r, settings) for r in records) if a is not None]
-        sent, failed = Outbox(settings.monitoring_dir / "alerts" / "outbox.json").deliver(alerts, alert_sinks.sinks())
+        sent, failed = Outbox(settings.alert_outbox).deliver(alerts, alert_sinks.sinks())
         if live:
             context.update_cursor(str(min(live) - 1))
         elif records:
@@ -144,14 +147,19 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             f"{len(alerts)} new failed check(s); {len(sent)} delivered, {len(failed)} waiting for a retry"
         )
 
-    return [drift_error_retraining_sensor, check_failure_alert_sensor]
+    return check_failure_alert_sensor
 
 
-def _executions_after(storage, key: dg.AssetCheckKey, after: int, status: set) -> list:
-    """Every execution of `key` with an id above `after`, newest first, read a page at a time."""
+def _evaluated(record) -> bool:
+    """An execution that has reported its result (the others are planned: running, or skipped)."""
+    return record.event is not None and record.event.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+
+
+def _executions_after(storage, key: dg.AssetCheckKey, after: int) -> list:
+    """Every execution of `key` (planned or evaluated) with an id above `after`, newest first, read a page at a time."""
     found, before = [], None
     while True:
-        page = storage.get_asset_check_execution_history(key, limit=PAGE, cursor=before, status=status)
+        page = storage.get_asset_check_execution_history(key, limit=PAGE, cursor=before)
         newer = [r for r in page if r.id > after]
         found += newer
         if len(page) < PAGE or len(newer) < len(page):

@@ -1,0 +1,111 @@
+"""Model layer, the champion: the candidate promoted once the gates pass, and the batch scores it gives."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from ballast.common import code_version
+from ballast.features.assets import CUSTOMER_DAILY_FEATURES
+from ballast.model import registry, training
+from ballast.model.candidate import candidate
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_KEY, SCORES_TABLE
+from ballast.resources import WarehouseResource
+from ballast.settings import WAREHOUSE_POOL, Settings
+
+CODE_VERSION = code_version.of_sources(Path(__file__), training, registry)
+
+
+def champion_asset(settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=CHAMPION_KEY,
+        deps=[EVALUATION_KEY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"scikitlearn"},
+    )
+    def champion(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        """The promoted churn model: the candidate becomes champion once every gate passed (or an override with a reason)."""
+        version = candidate(settings, context)
+        gates = version.metadata.get("gates")
+        if gates is None:
+            raise dg.Failure(f"{training.MODEL_NAME} {version.version} has not been through the promotion gates")
+        failed = [g["name"] for g in gates if not g["passed"]]
+        override = version.metadata.get("override")
+        if failed and override is None:
+            raise dg.Failure(
+                f"{training.MODEL_NAME} {version.version} failed gate(s) {', '.join(failed)}; not promoted"
+            )
+        previous = registry.champion(settings.registry_dir, training.MODEL_NAME)
+        reason = f"override: {override['reason']}" if failed else "passed every gate"
+        registry.promote(
+            settings.registry_dir,
+            training.MODEL_NAME,
+            version.version,
+            reason,
+            run_id=context.run.run_id,
+            override=bool(failed),
+        )
+        context.log.info(f"{training.MODEL_NAME} {version.version} is champion ({reason})")
+        return dg.MaterializeResult(
+            metadata={
+                "champion_version": version.version,
+                "previous_champion": previous.version if previous else "none",
+                "roc_auc": version.metadata["evaluation"]["roc_auc"],
+                "reason": reason,
+                "override": bool(failed),
+            }
+        )
+
+    return champion
+
+
+def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=SCORES_KEY,
+        deps=[CHAMPION_KEY, CUSTOMER_DAILY_FEATURES],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"duckdb"},
+    )
+    def churn_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        """Churn propensity of every customer active on the latest feature day, scored by the champion, with its version per row."""
+        try:
+            model_version = registry.champion(settings.registry_dir, training.MODEL_NAME)
+            if model_version is None:
+                raise dg.Failure(
+                    f"no {training.MODEL_NAME} champion in {settings.registry_dir}; materialize {CHAMPION_KEY.to_user_string()} first"
+                )
+            pipeline = registry.load(model_version)
+        except registry.RegistryError as exc:
+            raise dg.Failure(str(exc)) from None
+        with warehouse.connect() as con:
+            frame = con.execute(
+                "select * from features.customer_daily_features"
+                " where feature_date = (select max(feature_date) from features.customer_daily_features)"
+            ).df()
+            scores = pd.DataFrame(
+                {
+                    "customer_id": frame["customer_id"],
+                    "feature_date": frame["feature_date"],
+                    "churn_score": training.score(pipeline, frame) if len(frame) else [],
+                    "model_version": model_version.version,
+                }
+            )
+            con.execute("create schema if not exists model")
+            con.execute(
+                f"create or replace table {SCORES_TABLE} as"
+                " select customer_id, cast(feature_date as date) as feature_date, churn_score, model_version from scores"
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(scores),
+                "feature_date": str(frame["feature_date"].max()) if len(frame) else "",
+                "model_version": model_version.version,
+                "mean_score": float(scores["churn_score"].mean()) if len(scores) else 0.0,
+            }
+        )
+
+    return churn_scores

@@ -1,0 +1,96 @@
+"""Model layer, the training set: churn labels (the dbt model) and the point-in-time training set Feast joins."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from ballast.common import code_version
+from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET, FeatureStoreResource
+from ballast.features.feast_repo import FEATURE_SERVICE
+from ballast.model import training
+from ballast.model.keys import LABELS_KEY, LABELS_TABLE, TRAINING_SET_KEY, TRAINING_SET_TABLE
+from ballast.resources import WarehouseResource
+from ballast.settings import WAREHOUSE_POOL, Settings
+
+CODE_VERSION = code_version.of_sources(Path(__file__), training)
+
+# The training entities: every labelled customer on every snapshot day (every
+# `snapshot_every_days` from the start date). A snapshot's event time is the end of its
+# day, so Feast's point-in-time join gives it that day's feature row and nothing later;
+# label windows start the day after, so no label day can reach the features.
+ENTITIES_SQL = f"""
+select
+    customer_id,
+    cast(snapshot_date + interval 1 day as timestamp) as event_timestamp,
+    snapshot_date,
+    churned
+from {LABELS_TABLE}
+where (snapshot_date - $anchor::date) % $every = 0
+order by snapshot_date, customer_id
+"""
+
+
+def labels_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
+    """Rows, churn rate and snapshot days of the labels dbt built."""
+    rows, positives, first, last = con.execute(
+        "select count(*), count(*) filter (where churned), min(snapshot_date), max(snapshot_date)"
+        f" from {'.'.join(key.path)}"
+    ).fetchone()
+    return {
+        "dagster/row_count": rows,
+        "churn_rate": positives / rows if rows else 0.0,
+        "first_snapshot": str(first),
+        "last_snapshot": str(last),
+    }
+
+
+def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=TRAINING_SET_KEY,
+        deps=[LABELS_KEY, FEATURES_PARQUET, FEATURE_REGISTRY],
+        group_name="model",
+        pool=WAREHOUSE_POOL,
+        code_version=CODE_VERSION,
+        kinds={"feast", "duckdb"},
+    )
+    def training_set(warehouse: WarehouseResource, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+        """Point-in-time training set: labelled (customer, snapshot) rows joined by Feast to the churn_v1 features knowable at the snapshot."""
+        from ballast.features import feast_store as fs  # Feast takes seconds to import; only its steps pay
+
+        with warehouse.connect(read_only=True) as con:
+            entities = con.execute(
+                ENTITIES_SQL, {"anchor": settings.start_date, "every": settings.snapshot_every_days}
+            ).df()
+        # Feast wants zone-aware times; DuckDB hands back naive UTC ones.
+        entities["event_timestamp"] = entities["event_timestamp"].dt.tz_localize("UTC")
+        store = feature_store.open()
+        try:
+            fs.require_applied(store)
+        except fs.FeatureStoreError as exc:
+            raise dg.Failure(str(exc)) from None
+        joined = fs.historical_features(store, entities)
+        missing = int(joined[list(training.FEATURES)].isna().all(axis=1).sum()) if len(joined) else 0
+        joined["event_timestamp"] = joined["event_timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
+        with warehouse.connect() as con:
+            con.execute("create schema if not exists model")
+            con.execute(
+                f"create or replace table {TRAINING_SET_TABLE} as"
+                " select * rename (event_timestamp as snapshot_time) from joined order by snapshot_date, customer_id"
+            )
+            summary = con.execute(
+                "select snapshot_date, count(*) as rows, avg(churned::int) as churn_rate"
+                f" from {TRAINING_SET_TABLE} group by 1 order by 1"
+            ).df()
+        table = summary.assign(churn_rate=summary.churn_rate.round(3)).to_markdown(index=False) if len(summary) else ""
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": int(summary["rows"].sum()),
+                "snapshots": len(summary),
+                "feature_service": FEATURE_SERVICE,
+                "rows_without_features": missing,
+                "rows_per_snapshot": dg.MetadataValue.md(table),
+            }
+        )
+
+    return training_set
