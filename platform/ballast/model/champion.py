@@ -7,6 +7,7 @@ import pandas as pd
 
 from ballast.common import code_version
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
 from ballast.model.candidate import candidate
 from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_KEY, SCORES_TABLE
@@ -83,8 +84,8 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
             raise dg.Failure(str(exc)) from None
         with warehouse.connect() as con:
             frame = con.execute(
-                "select * from features.customer_daily_features"
-                " where feature_date = (select max(feature_date) from features.customer_daily_features)"
+                f"select * from {CUSTOMER_DAILY_FEATURES_TABLE}"
+                f" where feature_date = (select max(feature_date) from {CUSTOMER_DAILY_FEATURES_TABLE})"
             ).df()
             scores = pd.DataFrame(
                 {

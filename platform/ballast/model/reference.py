@@ -16,7 +16,7 @@ def write_reference(settings: Settings, version: registry.ModelVersion, train_ro
     """Profiles of the end of a model's training window (features and its own scores), stored beside the model.
 
     Only the last `reference_days` of training snapshots: the earliest days of the data
-    have 90-day windows still filling up, which no later day resembles.
+    have their longest feature windows still filling up, which no later day resembles.
     """
     engine = profiling.WhylogsEngine()
     newest = train_rows[training.SNAPSHOT].max()

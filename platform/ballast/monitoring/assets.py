@@ -14,6 +14,7 @@ from ballast.common import code_version
 from ballast.common.atomic import write_atomic
 from ballast.common.partitions import partition_dates
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
 from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY
 from ballast.model.lineage import FEATURE_LOOKBACK_DAYS
@@ -78,7 +79,7 @@ def feature_profiles_asset(
         first, last = partition_dates(context)
         with warehouse.connect(read_only=True) as con:
             frame = con.execute(
-                f"select feature_date, {', '.join(training.FEATURES)} from features.customer_daily_features"
+                f"select feature_date, {', '.join(training.FEATURES)} from {CUSTOMER_DAILY_FEATURES_TABLE}"
                 " where feature_date between ? and ? order by feature_date",
                 [first, last],
             ).df()
@@ -127,7 +128,7 @@ def score_profiles_asset(
         pipeline = registry.load(current)
         with warehouse.connect(read_only=True) as con:
             frame = con.execute(
-                "select * from features.customer_daily_features where feature_date between ? and ? order by feature_date",
+                f"select * from {CUSTOMER_DAILY_FEATURES_TABLE} where feature_date between ? and ? order by feature_date",
                 [first, last],
             ).df()
         summary = pd.DataFrame()
