@@ -15,6 +15,7 @@ from ballast.monitoring import sensors as monitoring_sensors
 from ballast.monitoring.recovery import dead_run_sensor
 from ballast.monitoring.sensors import AlertSinks
 from ballast.raw import assets as raw_assets
+from ballast.raw.tables import RAW_LAYER
 from ballast.resources import WarehouseResource, dbt_cli, dbt_project, ensure_dbt_manifest
 from ballast.settings import Settings
 
@@ -35,7 +36,7 @@ DOWNSTREAM_AUTOMATION = (
 
 def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     # Raw assets wait for files; an asset with a policy of its own keeps it.
-    if spec.group_name == "raw" or spec.automation_condition is not None:
+    if spec.group_name == RAW_LAYER or spec.automation_condition is not None:
         return spec
     return spec.replace_attributes(automation_condition=DOWNSTREAM_AUTOMATION)
 
