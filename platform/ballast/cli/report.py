@@ -29,63 +29,73 @@ LAYER_TABLES = (
 )
 
 
-def build_report(settings: Settings) -> dict[str, Any]:
+def _warehouse(settings: Settings) -> tuple[dict[str, int | None], dict[str, int], list[dict[str, str]]]:
+    """Row counts per layer table, quarantine reasons and rejected files; empty when there is no warehouse yet."""
     layers: dict[str, int | None] = dict.fromkeys((t.replace(".", "/") for t in LAYER_TABLES), None)
     quarantine: dict[str, int] = {}
     rejected_files: list[dict[str, str]] = []
-    if settings.warehouse_path.exists():
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-        try:
-            existing = {
-                f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
-            }
-            for table in LAYER_TABLES:
-                if table in existing:
-                    layers[table.replace(".", "/")] = con.execute(f"select count(*) from {table}").fetchone()[0]
-            if CLEAN_QUARANTINE_TABLE in existing:
-                quarantine = dict(
-                    con.execute(
-                        f"select reject_reason, count(*) from {CLEAN_QUARANTINE_TABLE} group by 1 order by 2 desc, 1"
-                    ).fetchall()
-                )
-            if RAW_REJECTED_FILES_TABLE in existing:
-                rejected_files = [
-                    {"event_date": None if d is None else str(d), "source_file": f, "reason": r, "detail": t}
-                    for d, f, r, t in con.execute(
-                        f"select event_date, source_file, reason, detail from {RAW_REJECTED_FILES_TABLE}"
-                        " order by 1 nulls first, 2"
-                    ).fetchall()
-                ]
-        finally:
-            con.close()
-    model = None
-    found = registry.versions(settings.registry_dir, MODEL_NAME)
-    if found:
-        current = registry.champion(settings.registry_dir, MODEL_NAME)
-        newest = found[-1]
-        model = {
-            "name": MODEL_NAME,
-            "versions": len(found),
-            "champion": None
-            if current is None
-            else {
-                "version": current.version,
-                "created_at": current.metadata.get("created_at"),
-                "metrics": current.metadata.get("evaluation", current.metadata.get("metrics", {})),
-                "gates": current.metadata.get("gates"),
-                "override": current.metadata.get("override"),
-            },
-            "latest_candidate": {
-                "version": newest.version,
-                "gates": newest.metadata.get("gates"),
-                "promoted": current is not None and current.version == newest.version,
-            },
+    if not settings.warehouse_path.exists():
+        return layers, quarantine, rejected_files
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        existing = {
+            f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
         }
-        if model["champion"]:
+        for table in LAYER_TABLES:
+            if table in existing:
+                layers[table.replace(".", "/")] = con.execute(f"select count(*) from {table}").fetchone()[0]
+        if CLEAN_QUARANTINE_TABLE in existing:
+            quarantine = dict(
+                con.execute(
+                    f"select reject_reason, count(*) from {CLEAN_QUARANTINE_TABLE} group by 1 order by 2 desc, 1"
+                ).fetchall()
+            )
+        if RAW_REJECTED_FILES_TABLE in existing:
+            rejected_files = [
+                {"event_date": None if d is None else str(d), "source_file": f, "reason": r, "detail": t}
+                for d, f, r, t in con.execute(
+                    f"select event_date, source_file, reason, detail from {RAW_REJECTED_FILES_TABLE}"
+                    " order by 1 nulls first, 2"
+                ).fetchall()
+            ]
+    finally:
+        con.close()
+    return layers, quarantine, rejected_files
+
+
+def _model(settings: Settings) -> dict[str, Any] | None:
+    """The registry's versions, champion (numeric metrics only) and latest candidate; None before the first model."""
+    found = registry.versions(settings.registry_dir, MODEL_NAME)
+    if not found:
+        return None
+    current = registry.champion(settings.registry_dir, MODEL_NAME)
+    newest = found[-1]
+    champion = None
+    if current is not None:
+        metrics = current.metadata.get("evaluation", current.metadata.get("metrics", {}))
+        champion = {
+            "version": current.version,
+            "created_at": current.metadata.get("created_at"),
             # Keep the report short: the curve and tables are in `ballast model show`.
-            model["champion"]["metrics"] = {
-                k: v for k, v in model["champion"]["metrics"].items() if isinstance(v, (int, float))
-            }
+            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+            "gates": current.metadata.get("gates"),
+            "override": current.metadata.get("override"),
+        }
+    return {
+        "name": MODEL_NAME,
+        "versions": len(found),
+        "champion": champion,
+        "latest_candidate": {
+            "version": newest.version,
+            "gates": newest.metadata.get("gates"),
+            "promoted": current is not None and current.version == newest.version,
+        },
+    }
+
+
+def build_report(settings: Settings) -> dict[str, Any]:
+    layers, quarantine, rejected_files = _warehouse(settings)
+    model = _model(settings)
     return {
         "home": str(settings.home),
         "drift": _drift(settings),
