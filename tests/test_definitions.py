@@ -81,7 +81,11 @@ def test_partitioned_layers_backfill_in_a_single_run(defs: dg.Definitions) -> No
         assets_def = defs.resolve_assets_def(dg.AssetKey.from_user_string(key))
         assert isinstance(assets_def.partitions_def, dg.DailyPartitionsDefinition)
         assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
-    assert defs.resolve_job_def(REFRESH_JOB) is not None
+    # The job `ballast run` launches covers every asset over the same daily partitions.
+    job = defs.resolve_job_def(REFRESH_JOB)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(EXPECTED)
+    raw = defs.resolve_assets_def(dg.AssetKey.from_user_string("raw/transactions"))
+    assert job.partitions_def == raw.partitions_def
 
 
 def test_dbt_tests_are_asset_checks(defs: dg.Definitions) -> None:
