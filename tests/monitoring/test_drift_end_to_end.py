@@ -19,11 +19,12 @@ from ballast.cli.generator import GenerateSpec, generate
 from ballast.definitions import build_defs
 from ballast.model import registry, training
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK, drift_path
-from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_JOB, RETRAIN_SENSOR
-from ballast.resources import AlertSinks
+from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_JOB, RETRAIN_SENSOR, AlertSinks
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 from tests.conftest import START, make_settings
+
+pytestmark = pytest.mark.full  # a whole-graph run on 180 days of drifting data
 
 DAYS = 180
 DRIFT_FROM = START + dt.timedelta(days=134)  # 2025-05-15
