@@ -110,6 +110,7 @@ def test_every_contract_check_is_an_asset_check_and_blocking_where_it_guards_dow
             assert spec.blocking is blocking and spec.description
 
 
+@pytest.mark.full  # Dagster's own CLI loads the code location in a subprocess, as the dev server does
 def test_dagster_definitions_validate(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "BALLAST_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}

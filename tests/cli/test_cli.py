@@ -51,6 +51,7 @@ def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.stderr.strip() == "ballast: error: BALLAST_START_DATE='soon' is not a date (expected YYYY-MM-DD)"
 
 
+@pytest.mark.full  # `ballast run` loads every layer before it finds the problem (about 15 s)
 def test_run_without_landing_files_says_so(tmp_path: Path) -> None:
     (tmp_path / "landing").mkdir()
     proc = _ballast("run", home=tmp_path)
@@ -113,6 +114,7 @@ def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:
     assert f"Candidate {latest['version']} was not promoted (min_quality: " in run.stdout
 
 
+@pytest.mark.full  # `ballast run` loads every layer before it finds the problem (about 15 s)
 def test_files_before_the_start_date_are_reported(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     landing.mkdir()
