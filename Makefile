@@ -11,7 +11,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test lint dev bench clean
+.PHONY: setup demo test test-fast lint dev bench clean
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -28,6 +28,10 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+# The fast tier, for every edit (under 2 minutes): no whole-graph run, Spark, dev server or kill chain.
+test-fast: setup
+	$(VENV)/bin/pytest -m "not full"
 
 # Style (ruff) and architecture (import-linter: each layer imports only those below it).
 lint: setup

@@ -54,6 +54,17 @@ def make_settings(home: Path, **overrides) -> Settings:
     return Settings(home=home, landing_dir=home / "landing", start_date=START, **overrides)
 
 
+# Session fixtures a test pulls in, directly or through another fixture, that make it full.
+FULL_FIXTURES = {"platform", "spark"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `full` every test that needs the session's whole-graph run or Spark."""
+    for item in items:
+        if FULL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.full)
+
+
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
     """The demo's data with 5 % faults, materialized through every layer in one run."""

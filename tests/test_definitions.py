@@ -103,7 +103,11 @@ def test_partitioned_layers_backfill_in_a_single_run(defs: dg.Definitions) -> No
         assets_def = defs.resolve_assets_def(dg.AssetKey.from_user_string(key))
         assert isinstance(assets_def.partitions_def, dg.DailyPartitionsDefinition)
         assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
-    assert defs.resolve_job_def(REFRESH_JOB) is not None
+    # The job `ballast run` launches covers every asset over the same daily partitions.
+    job = defs.resolve_job_def(REFRESH_JOB)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(EXPECTED)
+    raw = defs.resolve_assets_def(dg.AssetKey.from_user_string("raw/transactions"))
+    assert job.partitions_def == raw.partitions_def
 
 
 def test_dbt_tests_are_asset_checks_and_state_no_contract_rule(defs: dg.Definitions) -> None:
@@ -135,6 +139,7 @@ def test_every_contract_check_is_an_asset_check_and_blocking_where_it_guards_dow
             assert spec.blocking is blocking and spec.description
 
 
+@pytest.mark.full  # Dagster's own CLI loads the code location in a subprocess, as the dev server does
 def test_dagster_definitions_validate(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "BALLAST_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}

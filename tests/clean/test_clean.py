@@ -4,13 +4,19 @@ import dagster as dg
 
 from tests.conftest import Platform
 
-REASON_FOR_FAULT = {
-    "missing_id": "missing_id",
-    "bad_amount": "bad_amount",
-    "bad_currency": "bad_currency",
-    "bad_timestamp": "bad_timestamp",
-    "duplicate_id": "duplicate_id",
-    "malformed_line": "malformed_line",
+# Each fault the generator injects: what the broken row holds (a condition on its values as
+# received, kept in the quarantine) and the reason the README's input contract gives such a row.
+INJECTED = {
+    "missing_id": ("transaction_id is null or trim(transaction_id) = ''", "missing_id"),
+    "bad_amount": ("amount like '-%' or amount = '250000.00'", "bad_amount"),
+    "bad_currency": ("currency = 'XYZ'", "bad_currency"),
+    "bad_timestamp": ("event_timestamp = 'not-a-time'", "bad_timestamp"),
+    # A re-send with the same id and payload: the first delivery is the clean one.
+    "duplicate_id": (
+        "transaction_id in (select transaction_id from clean.transactions)",
+        "duplicate_id",
+    ),
+    "malformed_line": ("raw_line like '%,UNEXPECTED'", "malformed_line"),
 }
 
 
@@ -32,8 +38,16 @@ def test_every_raw_row_is_clean_or_quarantined_per_partition(platform: Platform)
 
 def test_quarantine_reasons_match_the_injected_faults(platform: Platform) -> None:
     found = dict(platform.query("select reject_reason, count(*) from clean.transactions_quarantine group by 1"))
-    expected = {REASON_FOR_FAULT[k]: n for k, n in platform.manifest["faults"].items() if n}
-    assert found == expected
+    expected = {INJECTED[k][1]: n for k, n in platform.manifest["faults"].items() if n}
+    assert found == expected and len(expected) == len(INJECTED)
+    # Every row quarantined with a reason holds the defect that reason names.
+    for fault, (defect, reason) in INJECTED.items():
+        [(rows, with_defect)] = platform.query(
+            f"select count(*), count(*) filter (where {defect})"
+            " from clean.transactions_quarantine where reject_reason = ?",
+            [reason],
+        )
+        assert rows == with_defect == platform.manifest["faults"][fault], (fault, rows, with_defect)
 
 
 def test_clean_holds_every_row_but_the_faulty_ones(platform: Platform) -> None:

@@ -24,6 +24,8 @@ from ballast.resources import DBT_EXECUTABLE, write_dbt_profile
 from ballast.settings import DBT_PROJECT_DIR, REPO_ROOT, Settings
 from tests.conftest import make_settings, query
 
+pytestmark = pytest.mark.full  # raw and clean materialized over every case
+
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
 FIRST_DAY = dt.date(2025, 2, 1)
 # Each case's day quarantines most of its rows on purpose: the quarantine-share limit is

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from ballast import cli
+from ballast.cli import main as cli
 from ballast.cli.generator import GenerateSpec, generate
 from ballast.features import feast_repo
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
@@ -26,6 +26,8 @@ from ballast.model import registry, training
 from ballast.settings import CONTRACTS_DIR
 from ballast.transform import dbt_failures
 from tests.conftest import START, make_settings
+
+pytestmark = pytest.mark.full  # `ballast` commands run end to end
 
 # A path nobody may create a folder in, root included (sysfs refuses new entries).
 UNWRITABLE_HOME = Path("/sys/ballast-test-home")

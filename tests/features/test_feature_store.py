@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from ballast import cli
+from ballast.cli import main as cli
 from ballast.definitions import build_defs
 from ballast.features import feast_repo
 from ballast.features import feast_store as fs

@@ -113,6 +113,7 @@ def _snapshot(settings) -> dict[str, pd.DataFrame]:
         con.close()
 
 
+@pytest.mark.full
 def test_rerunning_partitions_leaves_identical_tables(small_home) -> None:
     settings, end, selection = small_home
     before = _snapshot(settings)
@@ -122,6 +123,7 @@ def test_rerunning_partitions_leaves_identical_tables(small_home) -> None:
         pd.testing.assert_frame_equal(before[table], after[table], check_exact=True, obj=table)
 
 
+@pytest.mark.full
 def test_later_data_never_reaches_earlier_features(small_home) -> None:
     settings, _end, selection = small_home
     day = START + dt.timedelta(days=30)

@@ -1,8 +1,10 @@
 """The model lifecycle for real: candidate, evaluation, gates, promotion, override, rollback, lineage, tampering.
 
-The session's platform promotes the first model. The later steps run on a copy of its
-home (warehouse, lake, registry, Dagster instance), one model-layer run at a time, in
-file order: each test continues the registry the previous one left.
+The session's platform promotes the first model. A module fixture copies its home
+(warehouse, lake, registry, Dagster instance) and runs the model layer three times on it:
+a second model, a weakened one, the weakened one with an override; it records what each
+run left. Tests that change the registry (rollback, promote, tampering) each work on their
+own copy of that home, so every test holds whatever the order or selection of tests.
 """
 
 import datetime as dt
@@ -25,6 +27,7 @@ from tests.conftest import START, Platform, make_settings, query
 
 MODEL_RUN = dg.AssetSelection.assets(FEATURE_REGISTRY) | dg.AssetSelection.groups("model")
 WEAK = {"model__churn_model": {"shuffle_labels": True}}
+OVERRIDE_REASON = "incident 7: ship the retrained model despite the gates"
 
 
 def _ballast(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -62,14 +65,58 @@ class Lifecycle:
         return registry.get(self.settings.registry_dir, training.MODEL_NAME, name)
 
 
+HOME_PARTS = ("warehouse.duckdb", "lake", "registry", "dagster_home")
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    result: dg.ExecuteInProcessResult
+    champion: str | None
+    scored_by: list[str]
+
+
+@dataclass(frozen=True)
+class History:
+    """The home after the three model runs (champion v0004, previous v0002) and what each run left."""
+
+    settings: Settings
+    start: dt.date
+    end: dt.date
+    second: ModelRun
+    weak: ModelRun
+    override: ModelRun
+
+
+def _copy_home(source: Path, target: Path) -> Settings:
+    settings = make_settings(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in HOME_PARTS:
+        (shutil.copytree if (source / name).is_dir() else shutil.copy2)(source / name, target / name)
+    return settings
+
+
 @pytest.fixture(scope="module")
-def lifecycle(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Lifecycle:
-    settings = make_settings(tmp_path_factory.mktemp("lifecycle_home"))
-    for name in ("warehouse.duckdb", "lake", "registry", "dagster_home"):
-        source = platform.settings.home / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, settings.home / name)
+def history(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> History:
+    settings = _copy_home(platform.settings.home, tmp_path_factory.mktemp("lifecycle_home"))
+    lifecycle = Lifecycle(settings, instance(settings), platform.start, platform.end)
+    runs = []
+    try:
+        for op_config in (None, WEAK, WEAK | {"promotion_gates": {"override_reason": OVERRIDE_REASON}}):
+            result = lifecycle.run(op_config)
+            champion = lifecycle.champion()
+            [(scored_by,)] = query(lifecycle.settings, "select list(distinct model_version) from model.churn_scores")
+            runs.append(ModelRun(result, champion.version if champion else None, scored_by))
+    finally:
+        lifecycle.dagster_instance.dispose()
+    return History(lifecycle.settings, platform.start, platform.end, *runs)
+
+
+@pytest.fixture
+def lifecycle(history: History, tmp_path: Path) -> Lifecycle:
+    """A copy of the history's home of this test's own, to change as it likes."""
+    settings = _copy_home(history.settings.home, tmp_path / "home")
     dagster_instance = instance(settings)
-    yield Lifecycle(settings, dagster_instance, platform.start, platform.end)
+    yield Lifecycle(settings, dagster_instance, history.start, history.end)
     dagster_instance.dispose()
 
 
@@ -92,45 +139,43 @@ def test_the_first_model_is_promoted(platform: Platform) -> None:
     assert versions == ["v0001"]
 
 
-def test_a_second_model_on_the_same_data_passes_the_gates_and_becomes_champion(lifecycle: Lifecycle) -> None:
-    result = lifecycle.run()
-    assert result.success
-    gates = _gates(result)
+def test_a_second_model_on_the_same_data_passes_the_gates_and_becomes_champion(history: History) -> None:
+    run = history.second
+    assert run.result.success
+    gates = _gates(run.result)
     assert all(g.passed for g in gates.values()) and len(gates) == 3
-    second = lifecycle.version("v0002")
+    second = registry.get(history.settings.registry_dir, training.MODEL_NAME, "v0002")
     assert second.metadata["champion_evaluation"]["version"] == "v0001"
     assert second.metadata["evaluation"]["roc_auc"] >= 0.98 * second.metadata["champion_evaluation"]["roc_auc"]
-    assert lifecycle.champion().version == "v0002"
-    [(versions,)] = query(lifecycle.settings, "select list(distinct model_version) from model.churn_scores")
-    assert versions == ["v0002"]
+    assert run.champion == "v0002"
+    assert run.scored_by == ["v0002"]
 
 
-def test_a_weakened_candidate_fails_the_gates_and_the_champion_stays(lifecycle: Lifecycle) -> None:
-    result = lifecycle.run(WEAK)
+def test_a_weakened_candidate_fails_the_gates_and_the_champion_stays(history: History) -> None:
+    result = history.weak.result
     assert not result.success
     gates = _gates(result)
     assert not gates["min_quality"].passed and not gates["challenger"].passed
     assert gates["min_quality"].severity == dg.AssetCheckSeverity.ERROR
     assert not result.asset_materializations_for_node("model__champion")
-    weak = lifecycle.version("v0003")
+    weak = registry.get(history.settings.registry_dir, training.MODEL_NAME, "v0003")
     assert weak.metadata["config"] == {"shuffle_labels": True} and weak.metadata["evaluation"]["roc_auc"] < 0.7
     assert {g["name"]: g["passed"] for g in weak.metadata["gates"]}["min_quality"] is False
-    assert lifecycle.champion().version == "v0002"
+    assert history.weak.champion == "v0002"
 
 
-def test_an_override_with_a_reason_promotes_and_is_recorded(lifecycle: Lifecycle) -> None:
-    reason = "incident 7: ship the retrained model despite the gates"
-    result = lifecycle.run(WEAK | {"promotion_gates": {"override_reason": reason}})
+def test_an_override_with_a_reason_promotes_and_is_recorded(history: History) -> None:
+    result = history.override.result
     assert result.success
     gates = _gates(result)
     assert gates["min_quality"].passed and gates["min_quality"].metadata["overridden"].value is True
-    assert gates["min_quality"].metadata["override_reason"].value == reason
-    assert lifecycle.champion().version == "v0004"
-    overridden = lifecycle.version("v0004")
-    assert overridden.metadata["override"]["reason"] == reason
+    assert gates["min_quality"].metadata["override_reason"].value == OVERRIDE_REASON
+    assert history.override.champion == "v0004"
+    overridden = registry.get(history.settings.registry_dir, training.MODEL_NAME, "v0004")
+    assert overridden.metadata["override"]["reason"] == OVERRIDE_REASON
     assert overridden.metadata["override"]["gates_failed"] == ["min_quality", "challenger"]
-    last = registry.champion_history(lifecycle.settings.registry_dir, training.MODEL_NAME)[-1]
-    assert last["override"] is True and reason in last["reason"] and last["previous"] == "v0002"
+    last = registry.champion_history(history.settings.registry_dir, training.MODEL_NAME)[-1]
+    assert last["override"] is True and OVERRIDE_REASON in last["reason"] and last["previous"] == "v0002"
     [materialization] = result.asset_materializations_for_node("model__champion")
     assert materialization.metadata["override"].value is True
 
@@ -151,8 +196,9 @@ def test_promote_records_an_override_when_gates_failed(lifecycle: Lifecycle) -> 
     assert "override of failed gate(s): min_quality, challenger" in proc.stdout
     last = registry.champion_history(lifecycle.settings.registry_dir, training.MODEL_NAME)[-1]
     assert last == last | {"version": "v0003", "reason": "manual test", "override": True}
+    assert lifecycle.champion().version == "v0003"
     assert _ballast(lifecycle.settings.home, "model", "rollback").returncode == 0
-    assert lifecycle.champion().version == "v0002"
+    assert lifecycle.champion().version == "v0004"
 
 
 def test_lineage_lists_the_exact_raw_files_behind_the_champion(lifecycle: Lifecycle) -> None:
@@ -205,6 +251,7 @@ def test_a_modified_artifact_is_refused(lifecycle: Lifecycle) -> None:
     assert proc.returncode == 1 and "SHA-256 does not match" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.full
 def test_a_segment_biased_model_fails_the_fairness_gate(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     settings.ensure_dirs()

@@ -24,6 +24,8 @@ from ballast.runs import instance, refresh
 from ballast.settings import Settings
 from tests.conftest import START, make_settings
 
+pytestmark = pytest.mark.full  # a whole-graph run on 180 days of drifting data
+
 DAYS = 180
 DRIFT_FROM = START + dt.timedelta(days=134)  # 2025-05-15
 SECRET = "hooks/T0KEN-do-not-log"

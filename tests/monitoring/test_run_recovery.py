@@ -46,8 +46,9 @@ RUN_TIMEOUT = 420
 # and the seconds to wait after that.
 KILLS = (
     ("raw load", "raw_transactions", "warehouse.duckdb.wal", 0.3),
+    # The features layer's dbt step is killed the same way (a dbt child writing incremental
+    # models in the warehouse): one dbt kill covers both, and saves the chain a run.
     ("dbt clean", "clean_dbt_models", "dbt", 1.0),
-    ("dbt features", "features_dbt_models", "dbt", 1.0),
     ("profiling", "monitoring__feature_profiles", "monitoring/profiles/features/*.whylogs", 0.0),
     # The first entry of the new version: its staging folder, mid-save.
     ("model training", "model__churn_model", f"registry/{MODEL_NAME}/*", 0.0),
@@ -317,11 +318,13 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     return Chain(reference, home, landing, kills, final_output, final_seconds, waited_line)
 
 
+@pytest.mark.full
 def test_each_kill_was_inside_its_step(chain: Chain) -> None:
     assert [k.layer for k in chain.kills] == [k[0] for k in KILLS]
     assert [k.step for k in chain.kills if k.step_had_ended] == []
 
 
+@pytest.mark.full
 def test_next_run_says_in_one_line_what_it_recovered(chain: Chain) -> None:
     for kill in chain.kills:
         assert kill.recovered_by.startswith(f"recovered: run {kill.run_id[:8]} (pid {kill.pid}, gone) marked failed"), (
@@ -333,6 +336,7 @@ def test_next_run_says_in_one_line_what_it_recovered(chain: Chain) -> None:
         assert kill.recovery_seconds < 60, kill
 
 
+@pytest.mark.full
 def test_no_process_of_a_killed_run_survives(chain: Chain) -> None:
     dbt_kills = [k for k in chain.kills if "dbt" in k.layer]
     assert all(k.dbt_running for k in dbt_kills), "the dbt steps were killed with dbt running"
@@ -340,6 +344,7 @@ def test_no_process_of_a_killed_run_survives(chain: Chain) -> None:
         assert kill.survivors == [], kill
 
 
+@pytest.mark.full
 def test_killed_runs_are_failed_and_hold_no_pool_slot(chain: Chain) -> None:
     settings = Settings(home=chain.home, landing_dir=chain.landing, start_date=START)
     dagster_instance = instance(settings)
@@ -354,6 +359,7 @@ def test_killed_runs_are_failed_and_hold_no_pool_slot(chain: Chain) -> None:
         dagster_instance.dispose()
 
 
+@pytest.mark.full
 def test_a_second_run_on_the_home_waits_naming_the_pid(chain: Chain) -> None:
     assert chain.waited_line == f"waiting for ballast run (pid {chain.kills[0].pid}) on {chain.home} to finish"
 
@@ -365,6 +371,7 @@ def _attach(home: Path, reference: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+@pytest.mark.full
 def test_tables_equal_an_uninterrupted_run(chain: Chain) -> None:
     con = _attach(chain.home, chain.reference)
     try:
@@ -397,11 +404,13 @@ def _online_rows(home: Path) -> list[tuple]:
         con.close()
 
 
+@pytest.mark.full
 def test_online_store_equals_an_uninterrupted_run(chain: Chain) -> None:
     got, want = _online_rows(chain.home), _online_rows(chain.reference)
     assert len(want) > 0 and got == want
 
 
+@pytest.mark.full
 def test_champion_metrics_equal_an_uninterrupted_run(chain: Chain) -> None:
     got = registry.champion(chain.home / "registry", MODEL_NAME)
     want = registry.champion(chain.reference / "registry", MODEL_NAME)
@@ -411,6 +420,7 @@ def test_champion_metrics_equal_an_uninterrupted_run(chain: Chain) -> None:
     registry.load(got)
 
 
+@pytest.mark.full
 def test_every_file_reads_back_and_no_staging_is_left(chain: Chain) -> None:
     home = chain.home
     leftovers = [
@@ -449,6 +459,7 @@ def test_every_file_reads_back_and_no_staging_is_left(chain: Chain) -> None:
         json.loads(report.read_text())
 
 
+@pytest.mark.full
 def test_the_killed_materialization_was_reset_and_feast_serves(chain: Chain) -> None:
     from feast.feature_view import FeatureViewState
 
@@ -461,6 +472,7 @@ def test_the_killed_materialization_was_reset_and_feast_serves(chain: Chain) -> 
     assert store.get_feature_view(feast_repo.FEATURE_VIEW).state == FeatureViewState.AVAILABLE_ONLINE
 
 
+@pytest.mark.full
 def test_feast_reads_go_on_while_another_run_materializes(chain: Chain) -> None:
     """What made one of two concurrent runs fail: reading features while the other materialized them."""
     from feast.feature_view import FeatureViewState
@@ -498,13 +510,14 @@ def test_feast_reads_go_on_while_another_run_materializes(chain: Chain) -> None:
 
 # Cheap cases: no graph run.
 
+# The home's instance config is written by the test (ballast.runs.instance) before this
+# starts: importing ballast.runs here would load every layer, for nothing but the config.
 DYING_RUN = textwrap.dedent(
     """
     import subprocess, sys, time
     from pathlib import Path
     import dagster as dg
     from ballast.monitoring import recovery as run_guard
-    from ballast.runs import instance
     from ballast.settings import WAREHOUSE_POOL, Settings
 
     home = Path(sys.argv[1])
@@ -517,7 +530,7 @@ DYING_RUN = textwrap.dedent(
         time.sleep(300)
 
     with run_guard.marked_children(home):
-        dg.materialize([slow], instance=instance(settings), tags=run_guard.run_tags())
+        dg.materialize([slow], instance=dg.DagsterInstance.from_config(str(settings.dagster_home)), tags=run_guard.run_tags())
     """
 )
 
@@ -542,6 +555,8 @@ def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped
     """Before `ballast run`, before `ballast dev` starts the UI, and while it runs (the sensor)."""
     script = tmp_path / "dying_run.py"
     script.write_text(DYING_RUN)
+    settings = _settings(tmp_path)
+    instance(settings).dispose()
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
     deadline = time.monotonic() + 120
     while not (tmp_path / "child.pid").exists():
@@ -552,7 +567,6 @@ def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped
     proc.wait(timeout=30)
     assert child.is_running(), "the child outlives its killed parent: the case recovery is for"
 
-    settings = _settings(tmp_path)
     dagster_instance = instance(settings)
     try:
         (stale,) = dagster_instance.get_runs()
@@ -615,6 +629,7 @@ def test_a_run_that_never_started_is_failed_unless_ballast_dev_is_alive(tmp_path
         dagster_instance.dispose()
 
 
+@pytest.mark.full  # a real `ballast run` (it loads every layer), waiting, then going on
 def test_a_second_ballast_run_waits_and_names_the_pid_it_waits_for(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [

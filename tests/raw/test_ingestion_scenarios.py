@@ -20,6 +20,8 @@ import pytest
 from ballast.runs import refresh
 from tests.conftest import make_settings, query
 
+pytestmark = pytest.mark.full  # raw and clean materialized over every scenario
+
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
 START = dt.date(2025, 1, 1)
 END = dt.date(2025, 1, 23)

@@ -23,6 +23,8 @@ import pytest
 from ballast.runs import refresh
 from tests.conftest import make_settings, query
 
+pytestmark = pytest.mark.full  # raw and clean materialized over every case
+
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
 COLUMNS = HEADER.split(",")
 START = dt.date(2025, 3, 1)
