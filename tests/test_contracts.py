@@ -9,7 +9,7 @@ import yaml
 
 from ballast import contracts
 from ballast.raw.landing import RAW_DDL
-from ballast.resources import feature_windows
+from ballast.resources import dbt_vars, feature_windows
 from ballast.settings import CONTRACTS_DIR
 
 CLEAN = CONTRACTS_DIR / "clean_transactions.yml"
@@ -90,6 +90,14 @@ def test_the_features_contract_defaults_to_the_configured_long_window() -> None:
     # Ballast passes the dbt var; the default only serves `soda contract verify` by hand.
     variables = yaml.safe_load(FEATURES.read_text())["variables"]
     assert variables["long_window_days"]["default"] == feature_windows().long
+
+
+def test_the_contracts_amount_range_is_the_dbt_one() -> None:
+    # Soda takes numbers, not variables, for valid_min/valid_max: the contract spells the
+    # range, and this keeps it equal to its home, the dbt vars min_amount and max_amount.
+    columns = {c["name"]: c for c in yaml.safe_load(CLEAN.read_text())["columns"]}
+    invalid = next(c["invalid"] for c in columns["amount"]["checks"] if "invalid" in c)
+    assert (invalid["valid_min"], invalid["valid_max"]) == (dbt_vars()["min_amount"], dbt_vars()["max_amount"])
 
 
 def test_the_raw_contract_fails_on_a_line_loaded_twice(tmp_path: Path) -> None:

@@ -33,10 +33,14 @@ class FeatureWindows(NamedTuple):
 
 
 @functools.cache
+def dbt_vars() -> dict[str, Any]:
+    """The vars of dbt_project.yml, the one home of the numbers the SQL and Python share, read once."""
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+
+
 def feature_windows() -> FeatureWindows:
-    """The dbt var `feature_windows` from dbt_project.yml, their one home, read once."""
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    return FeatureWindows(**project["vars"]["feature_windows"])
+    """The dbt var `feature_windows`."""
+    return FeatureWindows(**dbt_vars()["feature_windows"])
 
 
 class WarehouseResource(dg.ConfigurableResource):
