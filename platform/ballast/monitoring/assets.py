@@ -61,18 +61,25 @@ def champion_or_none(settings: Settings) -> registry.ModelVersion | None:
     return current
 
 
+def _daily(partitions_def: dg.PartitionsDefinition) -> dict:
+    """What every monitoring asset shares: daily partitions done in one run, the warehouse pool, whylogs."""
+    return {
+        "partitions_def": partitions_def,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "group_name": "monitoring",
+        "pool": WAREHOUSE_POOL,
+        "code_version": CODE_VERSION,
+        "kinds": {"whylogs"},
+    }
+
+
 def feature_profiles_asset(
     settings: Settings, partitions_def: dg.PartitionsDefinition, engine: profiling.WhylogsEngine
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=FEATURE_PROFILES,
         deps=[CUSTOMER_DAILY_FEATURES],
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="monitoring",
-        pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION,
-        kinds={"whylogs"},
+        **_daily(partitions_def),
     )
     def feature_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """whylogs profile of the model's features for each daily partition, stored under BALLAST_HOME/monitoring."""
@@ -110,12 +117,7 @@ def score_profiles_asset(
     @dg.asset(
         key=SCORE_PROFILES,
         deps=[CUSTOMER_DAILY_FEATURES, CHAMPION_KEY],
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="monitoring",
-        pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION,
-        kinds={"whylogs"},
+        **_daily(partitions_def),
     )
     def score_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """whylogs profile of the champion's churn scores for each daily partition."""
@@ -270,12 +272,7 @@ def drift_report_asset(
     @dg.asset(
         key=DRIFT_REPORT,
         deps=[FEATURE_PROFILES, SCORE_PROFILES],
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="monitoring",
-        pool=WAREHOUSE_POOL,
-        code_version=CODE_VERSION,
-        kinds={"whylogs"},
+        **_daily(partitions_def),
         check_specs=[
             dg.AssetCheckSpec(
                 DRIFT_SHARE_CHECK,
