@@ -38,27 +38,21 @@ NO_SCHEMA_DRIFT = "no_schema_drift"
 
 # Written by one multi-asset: the load also records the files it did not load.
 RAW_SPECS = [
-    dg.AssetSpec(
-        RAW_TRANSACTIONS,
-        description="Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
-        group_name=RAW_LAYER,
-        kinds={"duckdb"},
-        code_version=CODE_VERSION,
-    ),
-    dg.AssetSpec(
-        RAW_REJECTED_FILES,
-        description="Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
-        group_name=RAW_LAYER,
-        kinds={"duckdb"},
-        code_version=CODE_VERSION,
-    ),
-    dg.AssetSpec(
-        RAW_IGNORED_FILES,
-        description="Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
-        group_name=RAW_LAYER,
-        kinds={"duckdb"},
-        code_version=CODE_VERSION,
-    ),
+    dg.AssetSpec(key, description=description, group_name=RAW_LAYER, kinds={"duckdb"}, code_version=CODE_VERSION)
+    for key, description in (
+        (
+            RAW_TRANSACTIONS,
+            "Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
+        ),
+        (
+            RAW_REJECTED_FILES,
+            "Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
+        ),
+        (
+            RAW_IGNORED_FILES,
+            "Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
+        ),
+    )
 ]
 RAW_CHECK_SPECS = [
     dg.AssetCheckSpec(
