@@ -9,7 +9,7 @@ import yaml
 
 from ballast import contracts
 from ballast.raw.landing import RAW_DDL
-from ballast.resources import dbt_vars, feature_windows
+from ballast.resources import dbt_project_vars, feature_windows
 from ballast.settings import CONTRACTS_DIR
 
 CLEAN = CONTRACTS_DIR / "clean_transactions.yml"
@@ -97,7 +97,10 @@ def test_the_contracts_amount_range_is_the_dbt_one() -> None:
     # range, and this keeps it equal to its home, the dbt vars min_amount and max_amount.
     columns = {c["name"]: c for c in yaml.safe_load(CLEAN.read_text())["columns"]}
     invalid = next(c["invalid"] for c in columns["amount"]["checks"] if "invalid" in c)
-    assert (invalid["valid_min"], invalid["valid_max"]) == (dbt_vars()["min_amount"], dbt_vars()["max_amount"])
+    assert (invalid["valid_min"], invalid["valid_max"]) == (
+        dbt_project_vars()["min_amount"],
+        dbt_project_vars()["max_amount"],
+    )
 
 
 def test_the_raw_contract_fails_on_a_line_loaded_twice(tmp_path: Path) -> None:

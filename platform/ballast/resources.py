@@ -33,14 +33,17 @@ class FeatureWindows(NamedTuple):
 
 
 @functools.cache
-def dbt_vars() -> dict[str, Any]:
-    """The vars of dbt_project.yml, the one home of the numbers the SQL and Python share, read once."""
+def dbt_project_vars() -> dict[str, Any]:
+    """The vars declared in dbt_project.yml (the home of the numbers SQL and Python share), read once.
+
+    Not the vars of a run: those are Settings.dbt_vars, passed to each dbt invocation.
+    """
     return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 
 
 def feature_windows() -> FeatureWindows:
     """The dbt var `feature_windows`."""
-    return FeatureWindows(**dbt_vars()["feature_windows"])
+    return FeatureWindows(**dbt_project_vars()["feature_windows"])
 
 
 class WarehouseResource(dg.ConfigurableResource):
