@@ -5,6 +5,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtProject
 
+from ballast.audit import assets as audit_assets
+from ballast.audit.warning_capture import capture
 from ballast.clean import assets as clean_assets
 from ballast.common.partitions import daily_partitions
 from ballast.features import assets as features_assets
@@ -42,6 +44,13 @@ def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
+    # The deprecation, Beta and Preview warnings raised while building feed the debt
+    # scorecard's dependency freshness; nothing is written at load.
+    with capture("load") as captured:
+        return _build_defs(settings, lambda: tuple(captured.records))
+
+
+def _build_defs(settings: Settings, load_warnings) -> dg.Definitions:
     project = dbt_project(settings)
     ensure_dbt_manifest(project, settings)
     partitions_def = daily_partitions(settings)
@@ -64,6 +73,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         features_assets.build_defs(settings, project, partitions_def),
         model_assets.build_defs(settings, project),
         monitoring_assets.build_defs(settings, partitions_def),
+        audit_assets.build_defs(settings, project.manifest_path, load_warnings),
     ).map_asset_specs(func=_with_automation)
     return dg.Definitions.merge(
         layers,

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from ballast.audit.warning_capture import append_run_warnings, capture
 from ballast.common.atomic import write_atomic
 from ballast.common.partitions import range_tags
 from ballast.contracts import write_data_source
@@ -87,8 +88,9 @@ def refresh(
     owned = dagster_instance is None
     dagster_instance = dagster_instance or instance(settings)
     try:
-        with recovery.marked_children(settings.home):
-            return job.execute_in_process(
+        # Warnings raised through Ballast's calls during the run feed the debt scorecard.
+        with recovery.marked_children(settings.home), capture("run") as captured:
+            result = job.execute_in_process(
                 run_config={
                     "loggers": {"console": {"config": {"log_level": log_level}}},
                     "ops": {op: {"config": config} for op, config in (op_config or {}).items()},
@@ -98,6 +100,8 @@ def refresh(
                 asset_selection=asset_keys,
                 raise_on_error=False,
             )
+        append_run_warnings(settings.run_warnings_log, captured.attributed, result.run_id)
+        return result
     finally:
         if owned:
             dagster_instance.dispose()

@@ -225,6 +225,13 @@ class Settings:
     # A partition day whose quarantined share of raw rows exceeds this fails the blocking
     # check on clean/transactions: a broken delivery must not flow on into features thin.
     max_quarantine_share: float = 0.05
+    # The debt scorecard (audit layer): the overall debt index under which the scorecard
+    # asks for a review (WARN) and `ballast audit` fails, and each dimension's target.
+    audit_min_index: float = 0.8
+    audit_target_documentation: float = 0.80
+    audit_target_coverage: float = 0.70
+    audit_target_freshness: float = 0.90
+    audit_target_error_handling: float = 0.90
     contracts_dir: Path = CONTRACTS_DIR
 
     def __post_init__(self) -> None:
@@ -250,8 +257,21 @@ class Settings:
             raise SettingsError(
                 f"BALLAST_MAX_QUARANTINE_SHARE={self.max_quarantine_share} must be above 0 and at most 1"
             )
+        for name, value in self.audit_targets_by_env().items():
+            if not 0 <= value <= 1:
+                raise SettingsError(f"{name}={value} must be between 0 and 1")
         _check_values(self)
         _check_paths(self)
+
+    def audit_targets_by_env(self) -> dict[str, float]:
+        """The debt scorecard's thresholds by their environment variable."""
+        return {
+            "BALLAST_AUDIT_MIN_INDEX": self.audit_min_index,
+            "BALLAST_AUDIT_TARGET_DOCUMENTATION": self.audit_target_documentation,
+            "BALLAST_AUDIT_TARGET_COVERAGE": self.audit_target_coverage,
+            "BALLAST_AUDIT_TARGET_FRESHNESS": self.audit_target_freshness,
+            "BALLAST_AUDIT_TARGET_ERROR_HANDLING": self.audit_target_error_handling,
+        }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -287,6 +307,11 @@ class Settings:
             ("drift_psi", "BALLAST_DRIFT_PSI"),
             ("retrain_cooldown_hours", "BALLAST_RETRAIN_COOLDOWN_HOURS"),
             ("max_quarantine_share", "BALLAST_MAX_QUARANTINE_SHARE"),
+            ("audit_min_index", "BALLAST_AUDIT_MIN_INDEX"),
+            ("audit_target_documentation", "BALLAST_AUDIT_TARGET_DOCUMENTATION"),
+            ("audit_target_coverage", "BALLAST_AUDIT_TARGET_COVERAGE"),
+            ("audit_target_freshness", "BALLAST_AUDIT_TARGET_FRESHNESS"),
+            ("audit_target_error_handling", "BALLAST_AUDIT_TARGET_ERROR_HANDLING"),
         ):
             if key in env:
                 kwargs[name] = _parse_float(key, env[key])
@@ -356,6 +381,15 @@ class Settings:
     @cached_property
     def dbt_runs_dir(self) -> Path:
         return self.home / "dbt_runs"
+
+    @cached_property
+    def audit_dir(self) -> Path:
+        return self.home / "audit"
+
+    @cached_property
+    def run_warnings_log(self) -> Path:
+        """Deprecation, Beta and Preview warnings raised through Ballast's calls during CLI runs, one JSON line each."""
+        return self.audit_dir / "run_warnings.jsonl"
 
     def ensure_dirs(self) -> None:
         for path in (self.home, self.landing_dir, self.lake_dir, self.registry_dir, self.dagster_home):

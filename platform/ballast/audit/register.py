@@ -1,0 +1,80 @@
+"""The debt register (register.yaml): dependencies and warnings Ballast knows about, each with a reason and a plan."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ballast.audit.scoring import Debt, warning_scope
+from ballast.audit.warning_capture import WarningRecord
+
+REGISTER_FILE = Path(__file__).with_name("register.yaml")
+DEPENDENCY_FIELDS = ("package", "status", "reason", "plan")
+WARNING_FIELDS = ("category", "match", "reason", "plan")
+
+
+class RegisterError(ValueError):
+    """The register file cannot be read; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Register:
+    dependencies: tuple[dict, ...]
+    warnings: tuple[dict, ...]
+
+    def known(self, record: WarningRecord) -> bool:
+        """Whether the register records this warning (same category, message matching the entry's pattern)."""
+        return any(
+            entry["category"] == record.category and re.search(entry["match"], record.message)
+            for entry in self.warnings
+        )
+
+
+def _entries(doc: dict, section: str, fields: tuple[str, ...], path: Path) -> tuple[dict, ...]:
+    entries = doc.get(section) or []
+    if not isinstance(entries, list):
+        raise RegisterError(f"{path}: '{section}' must be a list")
+    for number, entry in enumerate(entries, 1):
+        missing = [f for f in fields if not isinstance(entry, dict) or not entry.get(f)]
+        if missing:
+            raise RegisterError(f"{path}: {section} entry {number} lacks {', '.join(missing)}")
+    return tuple(entries)
+
+
+def load_register(path: Path = REGISTER_FILE) -> Register:
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegisterError(f"the debt register {path} cannot be read ({exc})") from None
+    if not isinstance(doc, dict):
+        raise RegisterError(f"{path}: expected a mapping with 'dependencies' and 'warnings'")
+    register = Register(
+        dependencies=_entries(doc, "dependencies", DEPENDENCY_FIELDS, path),
+        warnings=_entries(doc, "warnings", WARNING_FIELDS, path),
+    )
+    for entry in register.warnings:
+        try:
+            re.compile(entry["match"])
+        except re.error as exc:
+            raise RegisterError(
+                f"{path}: warning pattern {entry['match']!r} is not a regular expression ({exc})"
+            ) from None
+    return register
+
+
+def debts(records: Sequence[WarningRecord], register: Register, layers: Sequence[str]) -> list[Debt]:
+    """Every dependency-freshness finding: attributed warnings (known when registered) and registered dependencies."""
+    found = [
+        Debt(f"{r.category} at {r.site}: {r.message}", warning_scope(r.file, layers), register.known(r))
+        for r in records
+        if r.attributed
+    ]
+    for entry in register.dependencies:
+        what = f"{entry['package']} ({entry['status']})"
+        scopes = [layer for layer in entry.get("layers") or [] if layer in layers] or [None]
+        found += [Debt(what, layer, known=True) for layer in scopes]
+    return found
