@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_dbt import DbtProject
 
 from ballast.audit import assets as audit_assets
-from ballast.audit.warning_capture import capture
+from ballast.audit.warning_capture import WarningRecord, capture
 from ballast.clean import assets as clean_assets
 from ballast.common.partitions import daily_partitions
 from ballast.features import assets as features_assets
@@ -44,10 +44,19 @@ def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    # The deprecation, Beta and Preview warnings raised while building feed the debt
-    # scorecard's dependency freshness; nothing is written at load.
+    return load_defs(settings)[0]
+
+
+def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, ...]]:
+    """The code location and the deprecation, Beta and Preview warnings raised while building it.
+
+    The warnings feed the debt scorecard's dependency freshness; nothing is written at load.
+    """
     with capture("load") as captured:
-        return _build_defs(settings, lambda: tuple(captured.records))
+        defs = _build_defs(settings, lambda: tuple(captured.records))
+        # Resolving the repository (merging, validating) raises warnings of its own.
+        defs.get_repository_def()
+    return defs, tuple(captured.records)
 
 
 def _build_defs(settings: Settings, load_warnings) -> dg.Definitions:

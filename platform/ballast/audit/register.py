@@ -26,12 +26,15 @@ class Register:
     dependencies: tuple[dict, ...]
     warnings: tuple[dict, ...]
 
+    def entry_for(self, record: WarningRecord) -> int | None:
+        """The register's warning entry that records this warning (same category, message matching its pattern)."""
+        for number, entry in enumerate(self.warnings):
+            if entry["category"] == record.category and re.search(entry["match"], record.message):
+                return number
+        return None
+
     def known(self, record: WarningRecord) -> bool:
-        """Whether the register records this warning (same category, message matching the entry's pattern)."""
-        return any(
-            entry["category"] == record.category and re.search(entry["match"], record.message)
-            for entry in self.warnings
-        )
+        return self.entry_for(record) is not None
 
 
 def _entries(doc: dict, section: str, fields: tuple[str, ...], path: Path) -> tuple[dict, ...]:
@@ -67,12 +70,23 @@ def load_register(path: Path = REGISTER_FILE) -> Register:
 
 
 def debts(records: Sequence[WarningRecord], register: Register, layers: Sequence[str]) -> list[Debt]:
-    """Every dependency-freshness finding: attributed warnings (known when registered) and registered dependencies."""
-    found = [
-        Debt(f"{r.category} at {r.site}: {r.message}", warning_scope(r.file, layers), register.known(r))
-        for r in records
-        if r.attributed
-    ]
+    """Every dependency-freshness finding: each unrecorded warning site, and each register entry once per scope.
+
+    A registered warning raised at five sites of one layer is one known debt of that
+    layer: the register records it once, with one plan.
+    """
+    found: list[Debt] = []
+    known: set[tuple[int, str | None]] = set()
+    for r in records:
+        if not r.attributed:
+            continue
+        scope = warning_scope(r.file, layers)
+        entry = register.entry_for(r)
+        if entry is None:
+            found.append(Debt(f"{r.category} at {r.site}: {r.message}", scope, known=False))
+        elif (entry, scope) not in known:
+            known.add((entry, scope))
+            found.append(Debt(f"{r.category}: {register.warnings[entry]['match']}", scope, known=True))
     for entry in register.dependencies:
         what = f"{entry['package']} ({entry['status']})"
         scopes = [layer for layer in entry.get("layers") or [] if layer in layers] or [None]

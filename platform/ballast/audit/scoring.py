@@ -15,9 +15,9 @@ import pandas as pd
 
 DIMENSIONS = ("documentation", "coverage", "freshness", "error_handling")
 INDEX = "debt_index"
-# Dependency freshness: what one warning site or register entry in an asset's scope costs.
+# Dependency freshness: what one unrecorded warning site, or one register entry, in an asset's scope costs.
 UNRECORDED_COST = 0.5
-KNOWN_DEBT_COST = 0.1
+KNOWN_DEBT_COST = 0.05
 # Mean time to recovery scores 1 for an instant recovery and 0 at a day or more.
 MTTR_BUDGET_HOURS = 24.0
 # Failure rate and recovery are judged over this many days of the instance's history.

@@ -62,6 +62,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
 def _existing_dir(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_dir():
@@ -96,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rows per layer, quarantine by reason and the latest model")
     report.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    audit = commands.add_parser(
+        "audit", help="the debt scorecard of every asset and layer, without running the graph; exits 1 under the gate"
+    )
+    audit.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    audit.add_argument(
+        "--fail-under",
+        type=_unit_interval,
+        metavar="X",
+        help="fail only when the overall debt index is below X (default gate: BALLAST_AUDIT_MIN_INDEX and every"
+        " dimension's target)",
+    )
 
     features = commands.add_parser("features", help="the Feast feature store")
     feature_commands = features.add_subparsers(dest="features_command", required=True, parser_class=_Parser)
@@ -267,6 +289,32 @@ def _report(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
 
 
+def _audit(args: argparse.Namespace, settings: Settings) -> None:
+    from ballast.audit.register import RegisterError
+    from ballast.audit.scorecard import evaluate
+    from ballast.cli.audit_report import as_json, as_text
+    from ballast.definitions import load_defs
+    from ballast.resources import dbt_project
+    from ballast.runs import instance
+
+    # Loading the definitions runs no step: it captures the warnings of building them.
+    with contextlib.redirect_stdout(sys.stderr):
+        defs, load_warnings = load_defs(settings)
+    dagster_instance = instance(settings)
+    try:
+        card = evaluate(
+            defs.get_repository_def(), settings, dbt_project(settings).manifest_path, load_warnings, dagster_instance
+        )
+    except RegisterError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        dagster_instance.dispose()
+    print(json.dumps(as_json(card, args.fail_under), indent=2) if args.json else as_text(card))
+    failures = card.gate(args.fail_under)
+    if failures:
+        raise UserError(f"the debt gate failed: {'; '.join(failures)}")
+
+
 def _features_get(args: argparse.Namespace, settings: Settings) -> None:
     from ballast.features import feast_repo
 
@@ -416,6 +464,9 @@ def _preflight(command: str, settings: Settings) -> None:
         preflight.warehouse(settings, allow_locked=True)
     elif command == "report":
         preflight.warehouse(settings)
+    elif command == "audit":
+        preflight.home(settings)
+        preflight.dagster_instance(settings)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
@@ -425,6 +476,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         _run(settings, "run")
     elif args.command == "report":
         _report(args, settings)
+    elif args.command == "audit":
+        _audit(args, settings)
     elif args.command == "features":
         _features_get(args, settings)
     elif args.command == "model":
