@@ -11,7 +11,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast lint dev bench clean
+.PHONY: setup demo test test-fast lint audit dev bench clean
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -38,6 +38,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+
+# Ballast's own debt scorecard, gated by BALLAST_AUDIT_MIN_INDEX and the four dimension targets.
+audit: setup
+	$(VENV)/bin/ballast audit
 
 dev: setup
 	$(VENV)/bin/ballast dev

@@ -107,12 +107,11 @@ def feature_descriptions(definitions_file: Path = feast_repo.DEFINITIONS_FILE) -
     return found
 
 
-def _run_outcomes(records: Iterable, ok: bool) -> dict[str, tuple[float, bool]]:
-    """One outcome per run: its earliest event's time."""
-    runs: dict[str, tuple[float, bool]] = {}
+def _first_by_run(records: Iterable) -> dict[str, float]:
+    """The time of each run's earliest record."""
+    runs: dict[str, float] = {}
     for record in records:
-        if record.run_id not in runs or record.timestamp < runs[record.run_id][0]:
-            runs[record.run_id] = (record.timestamp, ok)
+        runs[record.run_id] = min(record.timestamp, runs.get(record.run_id, record.timestamp))
     return runs
 
 
@@ -126,17 +125,28 @@ def _fetch_all(fetch, key: dg.AssetKey, since: float) -> list:
         cursor = result.cursor
 
 
+ENDED_UNSUCCESSFULLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
 def history(instance: dg.DagsterInstance, key: dg.AssetKey, now: dt.datetime) -> tuple[int, int, float | None]:
     """Runs, failed runs and mean time to recovery (hours) of an asset over the last WINDOW_DAYS days.
 
-    A run counts as a success for the asset when it materialized any of its partitions,
-    else as a failure when it recorded a failure to materialize it.
+    A run that materialized the asset (any partition) succeeded for it; a run that planned
+    to materialize it, did not, and ended failed or cancelled failed for it, at the run's
+    end (whether its own step failed or an upstream failure or blocking check stopped it).
+    Runs still in progress do not count.
     """
     since = (now - dt.timedelta(days=WINDOW_DAYS)).timestamp()
-    succeeded = _run_outcomes(_fetch_all(instance.fetch_materializations, key, since), ok=True)
-    failed = _run_outcomes(_fetch_all(instance.fetch_failed_materializations, key, since), ok=False)
-    attempts = {**failed, **succeeded}
-    return recovery(list(attempts.values()), now.timestamp())
+    succeeded = _first_by_run(_fetch_all(instance.fetch_materializations, key, since))
+    planned = _first_by_run(_fetch_all(instance.fetch_planned_materializations, key, since))
+    unfinished = [run_id for run_id in planned if run_id not in succeeded]
+    failed: dict[str, float] = {}
+    if unfinished:
+        for record in instance.get_run_records(dg.RunsFilter(run_ids=unfinished)):
+            if record.dagster_run.status in ENDED_UNSUCCESSFULLY:
+                failed[record.dagster_run.run_id] = record.end_time or planned[record.dagster_run.run_id]
+    attempts = [(at, True) for at in succeeded.values()] + [(at, False) for at in failed.values()]
+    return recovery(attempts, now.timestamp())
 
 
 def _has_text(value: object) -> bool:
