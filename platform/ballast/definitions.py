@@ -52,14 +52,18 @@ def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, 
 
     The warnings feed the debt scorecard's dependency freshness; nothing is written at load.
     """
+    built: list[dg.Definitions] = []
     with capture("load") as captured:
-        defs = _build_defs(settings, lambda: tuple(captured.records))
+        defs = _build_defs(settings, lambda: built[0].get_repository_def(), lambda: tuple(captured.records))
+        built.append(defs)
         # Resolving the repository (merging, validating) raises warnings of its own.
         defs.get_repository_def()
     return defs, tuple(captured.records)
 
 
-def _build_defs(settings: Settings, load_warnings) -> dg.Definitions:
+def _build_defs(
+    settings: Settings, repository: audit_assets.Repository, load_warnings: audit_assets.LoadWarnings
+) -> dg.Definitions:
     project = dbt_project(settings)
     ensure_dbt_manifest(project, settings)
     partitions_def = daily_partitions(settings)
@@ -82,7 +86,7 @@ def _build_defs(settings: Settings, load_warnings) -> dg.Definitions:
         features_assets.build_defs(settings, project, partitions_def),
         model_assets.build_defs(settings, project),
         monitoring_assets.build_defs(settings, partitions_def),
-        audit_assets.build_defs(settings, project.manifest_path, load_warnings),
+        audit_assets.build_defs(settings, project.manifest_path, repository, load_warnings),
     ).map_asset_specs(func=_with_automation)
     return dg.Definitions.merge(
         layers,

@@ -102,8 +102,12 @@ def _checks(card: Scorecard) -> list[dg.AssetCheckResult]:
     ]
 
 
+Repository = Callable[[], dg.RepositoryDefinition]
+LoadWarnings = Callable[[], Sequence[WarningRecord]]
+
+
 def debt_scorecard_asset(
-    settings: Settings, manifest_path: Path, load_warnings: Callable[[], Sequence[WarningRecord]]
+    settings: Settings, manifest_path: Path, repository: Repository, load_warnings: LoadWarnings
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=DEBT_SCORECARD,
@@ -131,7 +135,7 @@ def debt_scorecard_asset(
     )
     def debt_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         """Debt scorecard of every asset and layer (documentation, test coverage, dependency freshness, error handling) with its history."""
-        card = evaluate(context.repository_def, settings, manifest_path, load_warnings(), context.instance)
+        card = evaluate(repository(), settings, manifest_path, load_warnings(), context.instance)
         with warehouse.connect() as con:
             append_history(con, card.history_rows(str(uuid.uuid4())))
         yield dg.MaterializeResult(metadata=_metadata(card))
@@ -141,7 +145,8 @@ def debt_scorecard_asset(
 
 
 def build_defs(
-    settings: Settings, manifest_path: Path, load_warnings: Callable[[], Sequence[WarningRecord]]
+    settings: Settings, manifest_path: Path, repository: Repository, load_warnings: LoadWarnings
 ) -> dg.Definitions:
-    """`load_warnings` gives the warnings captured while the code location was built."""
-    return dg.Definitions(assets=[debt_scorecard_asset(settings, manifest_path, load_warnings)])
+    """`repository` gives the code location this layer is part of (once built): a run's context has it only when
+    launched from a code location, not in `execute_in_process`; `load_warnings` the warnings of building it."""
+    return dg.Definitions(assets=[debt_scorecard_asset(settings, manifest_path, repository, load_warnings)])

@@ -41,10 +41,14 @@ def check_descriptions(repo: dg.RepositoryDefinition) -> dict[dg.AssetKey, dict[
     return found
 
 
+# Every asset requires the default IO manager, whether it stores a value or not.
+DEFAULT_IO_MANAGER = "io_manager"
+
+
 def touches_external(assets_def: dg.AssetsDefinition) -> bool:
-    """The rule of the error-handling dimension: the step needs a resource (warehouse, dbt, Feast, Spark, alert sinks)
-    or runs in a pool (pools serialize the writers of shared storage: the warehouse, the Feast registry)."""
-    return bool(assets_def.required_resource_keys) or assets_def.op.pool is not None
+    """The rule of the error-handling dimension: the step needs a resource (warehouse, dbt, Feast, Spark, alert sinks;
+    not the default IO manager) or runs in a pool (pools serialize the writers of shared storage: the warehouse, Feast)."""
+    return bool(assets_def.required_resource_keys - {DEFAULT_IO_MANAGER}) or assets_def.op.pool is not None
 
 
 def ancestors(repo: dg.RepositoryDefinition, key: dg.AssetKey) -> set[dg.AssetKey]:
