@@ -69,8 +69,8 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
             pass
         proc.wait(timeout=20)
     groups = {n["groupName"] for n in nodes}
-    assert groups == {"raw", "clean", "features", "model", "monitoring"}
-    assert len(nodes) == 18
+    assert groups == {"raw", "clean", "features", "model", "monitoring", "audit"}
+    assert len(nodes) == 19
     # Every check of the code location, as the Definitions built from the same settings have them.
     graph = build_defs(Settings.from_env(env)).resolve_asset_graph()
     served = {
