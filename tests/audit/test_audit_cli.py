@@ -26,9 +26,10 @@ def test_fail_under_gates_the_exit_status(tmp_path: Path) -> None:
 
     failing = _audit(tmp_path, "--fail-under", "0.99")
     assert failing.returncode == 1
-    assert failing.stderr.strip().splitlines() == [
+    # The last line (a stale dbt manifest is re-parsed first, and dbt may say so on stderr).
+    assert failing.stderr.strip().splitlines()[-1] == (
         f"ballast: error: the debt gate failed: overall debt index {index:.3f} is below --fail-under 0.99"
-    ]
+    )
     assert "Debt scorecard:" in failing.stdout and "Traceback" not in failing.stderr
 
 
