@@ -130,26 +130,45 @@ def _fetch_all(fetch, key: dg.AssetKey, since: float) -> list:
 
 
 ENDED_UNSUCCESSFULLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+_PLANNED = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+_MATERIALIZED = dg.DagsterEventType.ASSET_MATERIALIZATION
 
 
-def history(instance: dg.DagsterInstance, key: dg.AssetKey, now: dt.datetime) -> tuple[int, int, float | None]:
+def failures(instance: dg.DagsterInstance, now: dt.datetime) -> dict[dg.AssetKey, list[float]]:
+    """When each asset failed over the last WINDOW_DAYS days: the end of every failed or cancelled run that planned
+    to materialize it and did not (its own step failed, or an upstream failure or blocking check stopped it)."""
+    since = now - dt.timedelta(days=WINDOW_DAYS)
+    found: dict[dg.AssetKey, list[float]] = defaultdict(list)
+    for run in instance.get_run_records(dg.RunsFilter(statuses=list(ENDED_UNSUCCESSFULLY), created_after=since)):
+        planned: set[dg.AssetKey] = set()
+        materialized: set[dg.AssetKey] = set()
+        cursor = None
+        while True:
+            page = instance.get_records_for_run(
+                run.dagster_run.run_id, cursor=cursor, of_type={_PLANNED, _MATERIALIZED}, limit=PAGE
+            )
+            for record in page.records:
+                (planned if record.event_type == _PLANNED else materialized).add(record.asset_key)
+            if not page.has_more:
+                break
+            cursor = page.cursor
+        ended = run.end_time or run.create_timestamp.timestamp()
+        for key in planned - materialized:
+            found[key].append(ended)
+    return found
+
+
+def history(
+    instance: dg.DagsterInstance, key: dg.AssetKey, now: dt.datetime, failed_at: list[float]
+) -> tuple[int, int, float | None]:
     """Runs, failed runs and mean time to recovery (hours) of an asset over the last WINDOW_DAYS days.
 
-    A run that materialized the asset (any partition) succeeded for it; a run that planned
-    to materialize it, did not, and ended failed or cancelled failed for it, at the run's
-    end (whether its own step failed or an upstream failure or blocking check stopped it).
-    Runs still in progress do not count.
+    A run that materialized the asset (any partition) succeeded for it; `failed_at` are
+    the ends of the runs that failed it (`failures`). Runs in progress do not count.
     """
     since = (now - dt.timedelta(days=WINDOW_DAYS)).timestamp()
     succeeded = _first_by_run(_fetch_all(instance.fetch_materializations, key, since))
-    planned = _first_by_run(_fetch_all(instance.fetch_planned_materializations, key, since))
-    unfinished = [run_id for run_id in planned if run_id not in succeeded]
-    failed: dict[str, float] = {}
-    if unfinished:
-        for record in instance.get_run_records(dg.RunsFilter(run_ids=unfinished)):
-            if record.dagster_run.status in ENDED_UNSUCCESSFULLY:
-                failed[record.dagster_run.run_id] = record.end_time or planned[record.dagster_run.run_id]
-    attempts = [(at, True) for at in succeeded.values()] + [(at, False) for at in failed.values()]
+    attempts = [(at, True) for at in succeeded.values()] + [(at, False) for at in failed_at]
     return recovery(attempts, now.timestamp())
 
 
@@ -175,6 +194,7 @@ def collect(
     contracts = contract_columns(contracts_dir)
     described = feature_descriptions()
     features = [f for f in feast_repo.FEATURES if described.get(f)]
+    failed = failures(instance, now) if instance is not None else {}
     facts = []
     for assets_def in _assets_defs(repo):
         if not assets_def.is_materializable:
@@ -185,7 +205,9 @@ def collect(
             own_checks = checks.get(key, {})
             model = models.get(name)
             contract_all, contract_checked = contracts.get(name, (set(), set()))
-            attempts, failures, mttr = history(instance, key, now) if instance is not None else (0, 0, None)
+            attempts, failed_runs, mttr = (
+                history(instance, key, now, failed.get(key, [])) if instance is not None else (0, 0, None)
+            )
             facts.append(
                 AssetFacts(
                     key=name,
@@ -207,7 +229,7 @@ def collect(
                     features=len(feast_repo.FEATURES) if spec.group_name == FEATURES_LAYER else 0,
                     features_described=len(features) if spec.group_name == FEATURES_LAYER else 0,
                     attempts=attempts,
-                    failures=failures,
+                    failures=failed_runs,
                     mttr_hours=mttr,
                 )
             )
