@@ -26,6 +26,7 @@ from ballast.audit.scoring import (
 )
 from ballast.audit.warning_capture import WarningRecord
 from ballast.common.metadata import NO_RETRY_REASON
+from ballast.settings import Settings, SettingsError
 
 NOW = dt.datetime(2026, 1, 31, tzinfo=dt.UTC)
 
@@ -175,3 +176,13 @@ def test_gate_fail_under_alone_or_every_target() -> None:
         "coverage 0.500 misses its target 0.7",
         "2 deprecation/Beta/Preview warning(s) raised through Ballast are not in the register",
     ]
+
+
+def test_thresholds_and_targets_are_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"BALLAST_HOME": str(tmp_path), "BALLAST_AUDIT_MIN_INDEX": "0.75", "BALLAST_AUDIT_TARGET_COVERAGE": "0.6"}
+    )
+    assert (settings.audit_min_index, settings.audit_target_coverage) == (0.75, 0.6)
+    assert settings.audit_target_documentation == 0.8  # the target, by default
+    with pytest.raises(SettingsError, match=r"BALLAST_AUDIT_TARGET_FRESHNESS=1\.5 must be between 0 and 1"):
+        Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_AUDIT_TARGET_FRESHNESS": "1.5"})
