@@ -49,7 +49,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
         REFRESH_JOB,
         selection=dg.AssetSelection.all(),
         description="Materialize every layer, raw to model, for a range of daily partitions.",
-        partitions_def=partitions_def,
     )
     # Off until switched on in the UI: a laptop should not start runs on its own.
     automation = dg.AutomationConditionSensorDefinition(
@@ -64,14 +63,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
         features_assets.build_defs(settings, project, partitions_def),
         model_assets.build_defs(settings, project),
         monitoring_assets.build_defs(settings, partitions_def),
-    ).map_asset_specs(func=_with_automation)
-    return dg.Definitions.merge(
-        layers,
-        dg.Definitions(
-            jobs=[refresh, monitoring_sensors.retrain_job()],
-            sensors=[automation, dead_run_sensor(settings), *monitoring_sensors.build_sensors(settings)],
-            resources=build_resources(settings, project),
-        ),
+    )
+    return dg.Definitions(
+        assets=dg.map_asset_specs(_with_automation, layers.assets or []),
+        asset_checks=layers.asset_checks,
+        jobs=[refresh, monitoring_sensors.retrain_job()],
+        sensors=[automation, dead_run_sensor(settings), *monitoring_sensors.build_sensors(settings)],
+        resources=build_resources(settings, project),
     )
 
 
