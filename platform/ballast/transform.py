@@ -53,9 +53,10 @@ def dbt_layer_assets(
         # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
         # One artifacts folder per layer under BALLAST_HOME, replaced by each run (not one per run).
         # dbt's unit tests check the SQL, not the data: the test suite runs them, not every run.
+        # The op's context: dagster-dbt reads the op's tags from it, deprecated on AssetExecutionContext.
         invocation = dbt.cli(
             ["build", "--vars", dbt_vars, "--exclude-resource-type", "unit_test"],
-            context=context,
+            context=context.op_execution_context,
             raise_on_error=False,
             target_path=settings.dbt_runs_dir / layer,
         )
