@@ -55,7 +55,7 @@ customer_daily_features = FeatureView(
     entities=[customer],
     ttl=timedelta(days=1),
     schema=[
-        Field(name="customer_id", dtype=String),
+        Field(name="customer_id", dtype=String, description="The customer: the join key of the entity customer."),
         Field(name="txn_count_7d", dtype=Int32, description="Transactions in the 7 days ending on the feature date."),
         Field(name="txn_count_30d", dtype=Int32, description="Transactions in the last 30 days."),
         Field(name="txn_count_90d", dtype=Int32, description="Transactions in the last 90 days."),

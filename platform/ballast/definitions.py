@@ -71,7 +71,6 @@ def _build_defs(
         REFRESH_JOB,
         selection=dg.AssetSelection.all(),
         description="Materialize every layer, raw to model, for a range of daily partitions.",
-        partitions_def=partitions_def,
     )
     # Off until switched on in the UI: a laptop should not start runs on its own.
     automation = dg.AutomationConditionSensorDefinition(
@@ -87,14 +86,13 @@ def _build_defs(
         model_assets.build_defs(settings, project),
         monitoring_assets.build_defs(settings, partitions_def),
         audit_assets.build_defs(settings, project.manifest_path, repository, load_warnings),
-    ).map_asset_specs(func=_with_automation)
-    return dg.Definitions.merge(
-        layers,
-        dg.Definitions(
-            jobs=[refresh, monitoring_sensors.retrain_job()],
-            sensors=[automation, dead_run_sensor(settings), *monitoring_sensors.build_sensors(settings)],
-            resources=build_resources(settings, project),
-        ),
+    )
+    return dg.Definitions(
+        assets=dg.map_asset_specs(_with_automation, layers.assets or []),
+        asset_checks=layers.asset_checks,
+        jobs=[refresh, monitoring_sensors.retrain_job()],
+        sensors=[automation, dead_run_sensor(settings), *monitoring_sensors.build_sensors(settings)],
+        resources=build_resources(settings, project),
     )
 
 

@@ -121,6 +121,25 @@ class LayerTranslator(DagsterDbtTranslator):
             return dg.AssetKey([dbt_resource_props["config"]["schema"], dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
+    def get_asset_check_spec(
+        self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetCheckSpec | None:
+        # dagster-dbt reads a check's description from the test's meta; Ballast describes
+        # its tests with dbt's own `description:` (one home), shown in the UI as well.
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        description = manifest["nodes"][unique_id].get("description")
+        if spec is None or not description or spec.description:
+            return spec
+        return dg.AssetCheckSpec(
+            name=spec.name,
+            asset=spec.asset_key,
+            description=" ".join(description.split()),
+            additional_deps=spec.additional_deps,
+            blocking=spec.blocking,
+            metadata=spec.metadata,
+            automation_condition=spec.automation_condition,
+        )
+
 
 def dbt_translator() -> LayerTranslator:
     return LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

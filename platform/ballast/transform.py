@@ -9,12 +9,17 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
 from ballast.resources import WarehouseResource, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 TableMetadata = Callable[[duckdb.DuckDBPyConnection, dg.AssetKey], dict]
+NO_RETRY = (
+    "dbt build on the local DuckDB warehouse is deterministic: a retry repeats the failing model or test;"
+    " the next run rebuilds the window (incremental models delete it first)."
+)
 
 
 def dbt_layer_assets(
@@ -48,9 +53,10 @@ def dbt_layer_assets(
         # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
         # One artifacts folder per layer under BALLAST_HOME, replaced by each run (not one per run).
         # dbt's unit tests check the SQL, not the data: the test suite runs them, not every run.
+        # The op's context: dagster-dbt reads the op's tags from it, deprecated on AssetExecutionContext.
         invocation = dbt.cli(
             ["build", "--vars", dbt_vars, "--exclude-resource-type", "unit_test"],
-            context=context,
+            context=context.op_execution_context,
             raise_on_error=False,
             target_path=settings.dbt_runs_dir / layer,
         )
@@ -71,7 +77,8 @@ def dbt_layer_assets(
                 metadata={"dbt_artifacts": dg.MetadataValue.path(str(target))},
             )
 
-    return _layer
+    [described] = dg.map_asset_specs(lambda spec: spec.merge_attributes(metadata={NO_RETRY_REASON: NO_RETRY}), [_layer])
+    return described
 
 
 def dbt_failures(run_results: Path, since: dt.datetime, limit: int = 3) -> str | None:

@@ -8,6 +8,7 @@ from dagster_dbt import DbtProject
 from ballast.clean.quarantine import quarantine_shares, shares_markdown
 from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, run_window
 from ballast.quality import contract_checks
@@ -88,6 +89,7 @@ def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefini
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), lake),
         kinds={"duckdb", "parquet"},
+        metadata={NO_RETRY_REASON: lake.NO_RETRY},
     )
     def transactions_parquet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Parquet export of clean/transactions in the lake, one folder per event date: the Spark engine's input."""

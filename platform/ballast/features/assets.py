@@ -10,7 +10,8 @@ from dagster_dbt import DbtCliResource, DbtProject
 from tabulate import tabulate
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
-from ballast.common import code_version
+from ballast.common import code_version, lake
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.features import feast_repo, spark
@@ -43,6 +44,13 @@ FEATURES_PARQUET = dg.AssetKey([FEATURES_LAYER, "customer_daily_features_parquet
 FEATURE_REGISTRY = dg.AssetKey([FEATURES_LAYER, "feature_registry"])
 ONLINE_STORE = dg.AssetKey([FEATURES_LAYER, "online_store"])
 PARITY_CHECK = "online_matches_offline"
+EXPORT_CHECK = "lake_matches_warehouse"
+SERVICE_CHECK = "service_serves_model_features"
+# The Feast steps reach the registry and the online store, which are servers in production
+# (PostgreSQL, Redis: feature_repo/production/): a dropped connection is worth a retry.
+# What a retry cannot fix (nothing applied yet, a damaged registry) fails at once.
+FEAST_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+SPARK_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 MISMATCHES_SHOWN = 20
 # The Feast-side code: this module, the store helpers and the plug-ins (not imported here: Feast is slow to import).
 CODE_VERSION = code_version.of_sources(
@@ -89,6 +97,14 @@ def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefi
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb", "parquet"},
+        metadata={NO_RETRY_REASON: lake.NO_RETRY},
+        check_specs=[
+            dg.AssetCheckSpec(
+                EXPORT_CHECK,
+                asset=FEATURES_PARQUET,
+                description="The lake holds exactly the warehouse's feature rows for every day of the run's window.",
+            )
+        ],
     )
     def customer_daily_features_parquet(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
@@ -98,13 +114,26 @@ def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefi
         created_at = dt.datetime.now(dt.UTC)
         with warehouse.connect(read_only=True) as con:
             rows = feast_repo.export_features(con, settings.lake_dir, first, last, created_at)
+            expected = con.execute(
+                f"select count(*) from {CUSTOMER_DAILY_FEATURES_TABLE} where feature_date between ? and ?",
+                [first, last],
+            ).fetchone()[0]
+        in_lake = feast_repo.lake_rows(settings.lake_dir, first, last)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "window": f"{first} to {last}",
                 "created_timestamp": created_at.isoformat(),
                 "path": dg.MetadataValue.path(str(feast_repo.feature_dir(settings.lake_dir))),
-            }
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=EXPORT_CHECK,
+                    passed=in_lake == expected,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"window": f"{first} to {last}", "warehouse_rows": expected, "lake_rows": in_lake},
+                )
+            ],
         )
 
     return customer_daily_features_parquet
@@ -118,12 +147,26 @@ def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
         code_version=feast_repo.code_version(),
         automation_condition=REGISTRY_AUTOMATION,
         kinds={"feast"},
+        retry_policy=FEAST_RETRY,
+        check_specs=[
+            dg.AssetCheckSpec(
+                SERVICE_CHECK,
+                asset=FEATURE_REGISTRY,
+                description=f"The registered feature service {feast_repo.FEATURE_SERVICE} serves exactly the"
+                " features the churn model trains on, in the same order.",
+            )
+        ],
     )
     def feature_registry(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         """Feast registry with the definitions of feature_repo/ (entity customer, view customer_daily_features, service churn_v1)."""
         from ballast.features import feast_store as fs  # Feast takes seconds to import; only its steps pay
 
-        summary = fs.apply(feature_store.open(), feature_store.definitions())
+        store = feature_store.open()
+        try:
+            summary = fs.apply(store, feature_store.definitions())
+        except fs.FeatureStoreError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
+        served = fs.service_features(store)
         registered = tabulate(
             [(kind, ", ".join(names)) for kind, names in summary.items() if kind != "removed"],
             headers=["kind", "names"],
@@ -135,7 +178,15 @@ def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
                 "removed": ", ".join(summary["removed"]) or "none",
                 "feature_service": feast_repo.FEATURE_SERVICE,
                 "registry": dg.MetadataValue.path(str(feast_repo.registry_path(settings.home))),
-            }
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=SERVICE_CHECK,
+                    passed=served == list(feast_repo.FEATURES),
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"served": ", ".join(served), "model_features": ", ".join(feast_repo.FEATURES)},
+                )
+            ],
         )
 
     return feature_registry
@@ -151,6 +202,7 @@ def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefiniti
         pool=FEAST_POOL,
         code_version=CODE_VERSION,
         kinds={"feast", "sqlite"},
+        retry_policy=FEAST_RETRY,
     )
     def online_store(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         """Feast online store (SQLite) holding each customer's latest features, materialized incrementally per partition."""
@@ -161,7 +213,7 @@ def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefiniti
         try:
             fs.require_applied(store)
         except fs.FeatureStoreError as exc:
-            raise dg.Failure(str(exc)) from None
+            raise dg.Failure(str(exc), allow_retries=False) from None
         started = time.perf_counter()
         fs.materialize(store, first, last)
         seconds = time.perf_counter() - started
@@ -226,6 +278,9 @@ def spark_feature_assets(
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
+        # A cluster (spark.master) loses executors and connections now and then; a
+        # transpilation or SQL error raises Failure without retries.
+        retry_policy=SPARK_RETRY,
         # By key: the PySparkResource class is imported only when the Spark engine is chosen.
         required_resource_keys={"dbt", "pyspark", "warehouse"},
     )
@@ -240,7 +295,7 @@ def spark_feature_assets(
         try:
             columns = spark.build(pyspark.spark_session, compiled_sql, settings.lake_dir, first, last)
         except spark.SparkEngineError as exc:
-            raise dg.Failure(str(exc)) from None
+            raise dg.Failure(str(exc), allow_retries=False) from None
         spark_seconds = time.perf_counter() - started
         with warehouse.connect() as con:
             if spark.expose(con, settings.lake_dir, columns):
@@ -273,5 +328,7 @@ def _compile_features(settings: Settings, dbt: DbtCliResource, first: dt.date, l
     invocation.wait()
     compiled = next(target.glob(f"compiled/*/{FEATURES_MODEL.as_posix()}"), None)
     if not invocation.is_successful() or compiled is None:
-        raise dg.Failure(f"dbt compile of {FEATURES_MODEL.stem} failed for {first} to {last}; see {target}")
+        raise dg.Failure(
+            f"dbt compile of {FEATURES_MODEL.stem} failed for {first} to {last}; see {target}", allow_retries=False
+        )
     return compiled.read_text()

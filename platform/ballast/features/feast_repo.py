@@ -92,6 +92,20 @@ def export_features(
     )
 
 
+def lake_rows(lake_dir: Path, first: dt.date, last: dt.date) -> int:
+    """Feature rows of the days [first, last] in the lake (what Feast's offline store reads)."""
+    root = feature_dir(lake_dir)
+    days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+    files = [str(f) for day in days for f in (root / f"feature_date={day.isoformat()}").glob("*.parquet")]
+    if not files:
+        return 0
+    con = duckdb.connect()
+    try:
+        return con.execute("select count(*) from read_parquet($files)", {"files": files}).fetchone()[0]
+    finally:
+        con.close()
+
+
 def offline_latest(lake_dir: Path, day: dt.date, sample_size: int) -> pd.DataFrame:
     """Up to `sample_size` customers of feature day `day` from the lake, latest created row each, in a fixed sample order."""
     pattern = str(feature_dir(lake_dir) / f"feature_date={day.isoformat()}" / "*.parquet")

@@ -118,6 +118,12 @@ def apply(store: FeatureStore, objects: list[FeastObject]) -> dict[str, list[str
     return summary
 
 
+def service_features(store: FeatureStore) -> list[str]:
+    """The features the registered feature service serves, in its order."""
+    service = store.get_feature_service(FEATURE_SERVICE)
+    return [f.name for projection in service.feature_view_projections for f in projection.features]
+
+
 def materialize(store: FeatureStore, first: dt.date, last: dt.date) -> None:
     """Load the feature days [first, last] into the online store (Feast keeps each customer's latest row)."""
     store.materialize(feature_time(first), feature_time(last), feature_views=[FEATURE_VIEW])

@@ -9,6 +9,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ballast.common import code_version
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import evaluation, lineage, reference, registry, training
 from ballast.model.keys import EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY, TRAINING_SET_TABLE
@@ -16,6 +17,11 @@ from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), training, evaluation, lineage, reference, registry)
+NO_RETRY = (
+    "Trains or evaluates on the local warehouse and writes the on-disk model registry: deterministic (fixed row"
+    " order and seed), so a retry repeats the failure; a failed step leaves no half-written version."
+)
+REGISTRY_CHECK = "registry_version_reproduces_holdout"
 
 
 class CandidateConfig(dg.Config):
@@ -111,6 +117,15 @@ def churn_model_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"scikitlearn"},
+        metadata={NO_RETRY_REASON: NO_RETRY},
+        check_specs=[
+            dg.AssetCheckSpec(
+                REGISTRY_CHECK,
+                asset=MODEL_KEY,
+                description="The version saved in the registry, loaded back, scores the holdout with the ROC AUC"
+                " measured at training.",
+            )
+        ],
     )
     def churn_model(
         context: dg.AssetExecutionContext, config: CandidateConfig, warehouse: WarehouseResource
@@ -154,7 +169,23 @@ def churn_model_asset(settings: Settings) -> dg.AssetsDefinition:
             },
         )
         context.log.info(f"{training.MODEL_NAME} {saved.version}: holdout ROC AUC {trained.metrics['roc_auc']:.3f}")
-        return dg.MaterializeResult(metadata=_model_metadata(trained, saved, traced, config.shuffle_labels))
+        holdout = training.time_split(training_frame, settings.holdout_fraction)[1]
+        reloaded = training.evaluate(registry.load(saved), holdout)["roc_auc"]
+        return dg.MaterializeResult(
+            metadata=_model_metadata(trained, saved, traced, config.shuffle_labels),
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=REGISTRY_CHECK,
+                    passed=abs(reloaded - trained.metrics["roc_auc"]) < 1e-9,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "model_version": saved.version,
+                        "trained_roc_auc": trained.metrics["roc_auc"],
+                        "reloaded_roc_auc": reloaded,
+                    },
+                )
+            ],
+        )
 
     return churn_model
 
@@ -167,6 +198,7 @@ def churn_evaluation_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"scikitlearn"},
+        metadata={NO_RETRY_REASON: NO_RETRY},
     )
     def churn_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Candidate and current champion scored on the candidate's holdout: ROC AUC, PR AUC, Brier, calibration and per-segment positive rates."""

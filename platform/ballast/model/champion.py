@@ -6,15 +6,24 @@ import dagster as dg
 import pandas as pd
 
 from ballast.common import code_version
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
+from ballast.model.candidate import NO_RETRY as REGISTRY_NO_RETRY
 from ballast.model.candidate import candidate
 from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_KEY, SCORES_TABLE
+from ballast.model.reference import REFERENCE_FEATURES, REFERENCE_SCORES
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), training, registry)
+REFERENCE_CHECK = "champion_has_reference_profiles"
+SCORES_CHECK = "scores_are_probabilities"
+SCORES_NO_RETRY = (
+    "Scores the local warehouse's latest feature day with the champion from the on-disk registry: deterministic,"
+    " so a retry repeats the failure; the next run replaces the table whole."
+)
 
 
 def champion_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -25,6 +34,15 @@ def champion_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"scikitlearn"},
+        metadata={NO_RETRY_REASON: REGISTRY_NO_RETRY},
+        check_specs=[
+            dg.AssetCheckSpec(
+                REFERENCE_CHECK,
+                asset=CHAMPION_KEY,
+                description="The registry's champion is this version and carries the training-window profiles"
+                " drift monitoring compares with.",
+            )
+        ],
     )
     def champion(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """The promoted churn model: the candidate becomes champion once every gate passed (or an override with a reason)."""
@@ -49,6 +67,8 @@ def champion_asset(settings: Settings) -> dg.AssetsDefinition:
             override=bool(failed),
         )
         context.log.info(f"{training.MODEL_NAME} {version.version} is champion ({reason})")
+        current = registry.champion(settings.registry_dir, training.MODEL_NAME)
+        profiles = [name for name in (REFERENCE_FEATURES, REFERENCE_SCORES) if (version.path / name).is_file()]
         return dg.MaterializeResult(
             metadata={
                 "champion_version": version.version,
@@ -56,7 +76,18 @@ def champion_asset(settings: Settings) -> dg.AssetsDefinition:
                 "roc_auc": version.metadata["evaluation"]["roc_auc"],
                 "reason": reason,
                 "override": bool(failed),
-            }
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=REFERENCE_CHECK,
+                    passed=current is not None and current.version == version.version and len(profiles) == 2,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "registry_champion": current.version if current else "none",
+                        "reference_profiles": ", ".join(profiles) or "none",
+                    },
+                )
+            ],
         )
 
     return champion
@@ -70,6 +101,14 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb"},
+        metadata={NO_RETRY_REASON: SCORES_NO_RETRY},
+        check_specs=[
+            dg.AssetCheckSpec(
+                SCORES_CHECK,
+                asset=SCORES_KEY,
+                description="Every customer of the latest feature day has one churn score between 0 and 1.",
+            )
+        ],
     )
     def churn_scores(warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Churn propensity of every customer active on the latest feature day, scored by the champion, with its version per row."""
@@ -100,13 +139,26 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
                 f"create or replace table {SCORES_TABLE} as"
                 " select customer_id, cast(feature_date as date) as feature_date, churn_score, model_version from scores"
             )
+            scored, customers, invalid = con.execute(
+                "select count(*), count(distinct customer_id),"
+                " count(*) filter (where churn_score is null or churn_score not between 0 and 1)"
+                f" from {SCORES_TABLE}"
+            ).fetchone()
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(scores),
                 "feature_date": str(frame["feature_date"].max()) if len(frame) else "",
                 "model_version": model_version.version,
                 "mean_score": float(scores["churn_score"].mean()) if len(scores) else 0.0,
-            }
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=SCORES_CHECK,
+                    passed=scored == customers == len(frame) and invalid == 0,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"customers": len(frame), "scores": scored, "invalid_scores": invalid},
+                )
+            ],
         )
 
     return churn_scores

@@ -6,6 +6,7 @@ import dagster as dg
 import duckdb
 
 from ballast.common import code_version
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET, FeatureStoreResource
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import training
@@ -14,6 +15,11 @@ from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), training)
+FEATURES_FOUND_CHECK = "every_row_has_features"
+NO_RETRY = (
+    "Feast's point-in-time join runs in DuckDB over the local Parquet lake and the result replaces a local warehouse"
+    " table: deterministic, so a retry repeats the failure; the next run rebuilds the table whole."
+)
 
 # The training entities: every labelled customer on every snapshot day (every
 # `snapshot_every_days` from the start date). A snapshot's event time is the end of its
@@ -53,6 +59,15 @@ def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"feast", "duckdb"},
+        metadata={NO_RETRY_REASON: NO_RETRY},
+        check_specs=[
+            dg.AssetCheckSpec(
+                FEATURES_FOUND_CHECK,
+                asset=TRAINING_SET_KEY,
+                description=f"Feast's point-in-time join found the {FEATURE_SERVICE} features of every labelled"
+                " customer and snapshot day (a snapshot's own feature row, never a later one).",
+            )
+        ],
     )
     def training_set(warehouse: WarehouseResource, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         """Point-in-time training set: labelled (customer, snapshot) rows joined by Feast to the churn_v1 features knowable at the snapshot."""
@@ -90,7 +105,15 @@ def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 "feature_service": FEATURE_SERVICE,
                 "rows_without_features": missing,
                 "rows_per_snapshot": dg.MetadataValue.md(table),
-            }
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=FEATURES_FOUND_CHECK,
+                    passed=missing == 0,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"rows": len(joined), "rows_without_features": missing},
+                )
+            ],
         )
 
     return training_set

@@ -12,6 +12,7 @@ import pandas as pd
 from ballast import profiling
 from ballast.common import code_version
 from ballast.common.atomic import write_atomic
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.partitions import partition_dates
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
@@ -27,7 +28,12 @@ SCORE_PROFILES = dg.AssetKey(["monitoring", "score_profiles"])
 DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
 DRIFT_SHARE_CHECK = "drift_share"
 FEATURE_PSI_CHECK = "feature_psi"
+PROFILED_CHECK = "every_row_profiled"
 CODE_VERSION = code_version.of_sources(Path(__file__), profiling)
+NO_RETRY = (
+    "Profiles the local warehouse into files under BALLAST_HOME, each written atomically: deterministic, so a retry"
+    " repeats the failure; the next run redoes the window."
+)
 
 
 def profile_path(settings: Settings, kind: str, day: dt.date) -> Path:
@@ -61,8 +67,30 @@ def champion_or_none(settings: Settings) -> registry.ModelVersion | None:
     return current
 
 
+def _profiled_spec(key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        PROFILED_CHECK,
+        asset=key,
+        description="Every day's profile counts every row of that day in every profiled column.",
+    )
+
+
+def _profiled_result(short_days: list[str], days: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=PROFILED_CHECK,
+        passed=not short_days,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"days_profiled": days, "days_miscounted": len(short_days), "days": ", ".join(short_days)},
+    )
+
+
+def _short(summary: pd.DataFrame, rows: int) -> bool:
+    """A profile that counted fewer (or more) rows than the day has, in any column."""
+    return bool((summary["count"] != rows).any())
+
+
 def _daily(partitions_def: dg.PartitionsDefinition) -> dict:
-    """What every monitoring asset shares: daily partitions done in one run, the warehouse pool, whylogs."""
+    """What every monitoring asset shares: daily partitions done in one run, the warehouse pool, whylogs, no retries."""
     return {
         "partitions_def": partitions_def,
         "backfill_policy": dg.BackfillPolicy.single_run(),
@@ -70,6 +98,7 @@ def _daily(partitions_def: dg.PartitionsDefinition) -> dict:
         "pool": WAREHOUSE_POOL,
         "code_version": CODE_VERSION,
         "kinds": {"whylogs"},
+        "metadata": {NO_RETRY_REASON: NO_RETRY},
     }
 
 
@@ -79,6 +108,7 @@ def feature_profiles_asset(
     @dg.asset(
         key=FEATURE_PROFILES,
         deps=[CUSTOMER_DAILY_FEATURES],
+        check_specs=[_profiled_spec(FEATURE_PROFILES)],
         **_daily(partitions_def),
     )
     def feature_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -91,12 +121,15 @@ def feature_profiles_asset(
                 [first, last],
             ).df()
         profiled = 0
+        short: list[str] = []
         summary = pd.DataFrame()
         for day, part in _days(frame, "feature_date"):
             blob = engine.profile(part[list(training.FEATURES)])
             write_atomic(profile_path(settings, "features", day), blob)
             profiled += 1
             summary = engine.summary(blob)
+            if _short(summary, len(part)):
+                short.append(day.isoformat())
         return dg.MaterializeResult(
             metadata={
                 "partitions_profiled": profiled,
@@ -105,7 +138,8 @@ def feature_profiles_asset(
                     summary.round(3).to_markdown(index=False) if len(summary) else ""
                 ),
                 "path": dg.MetadataValue.path(str(settings.monitoring_dir / "profiles" / "features")),
-            }
+            },
+            check_results=[_profiled_result(short, profiled)],
         )
 
     return feature_profiles
@@ -117,6 +151,7 @@ def score_profiles_asset(
     @dg.asset(
         key=SCORE_PROFILES,
         deps=[CUSTOMER_DAILY_FEATURES, CHAMPION_KEY],
+        check_specs=[_profiled_spec(SCORE_PROFILES)],
         **_daily(partitions_def),
     )
     def score_profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -125,7 +160,8 @@ def score_profiles_asset(
         current = champion_or_none(settings)
         if current is None:
             return dg.MaterializeResult(
-                metadata={"champion_version": "none", "note": "no champion yet: nothing scored"}
+                metadata={"champion_version": "none", "note": "no champion yet: nothing scored"},
+                check_results=[_profiled_result([], 0)],
             )
         pipeline = registry.load(current)
         with warehouse.connect(read_only=True) as con:
@@ -134,10 +170,15 @@ def score_profiles_asset(
                 [first, last],
             ).df()
         summary = pd.DataFrame()
+        short: list[str] = []
+        profiled = 0
         for day, part in _days(frame, "feature_date"):
             blob = engine.profile(pd.DataFrame({SCORE: training.score(pipeline, part)}))
             write_atomic(profile_path(settings, "scores", day), blob)
+            profiled += 1
             summary = engine.summary(blob)
+            if _short(summary, len(part)):
+                short.append(day.isoformat())
         return dg.MaterializeResult(
             metadata={
                 "champion_version": current.version,
@@ -145,7 +186,8 @@ def score_profiles_asset(
                 "summary_of_last_day": dg.MetadataValue.md(
                     summary.round(4).to_markdown(index=False) if len(summary) else ""
                 ),
-            }
+            },
+            check_results=[_profiled_result(short, profiled)],
         )
 
     return score_profiles

@@ -312,9 +312,14 @@ def dead_run_sensor(settings: Settings) -> dg.SensorDefinition:
     # On by default: it starts no run, it only releases what a dead run holds. Staging
     # files and Feast's MATERIALIZING state are left to the next run's start, when no
     # other run can own them.
-    @dg.sensor(name=DEAD_RUN_SENSOR, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.sensor(
+        name=DEAD_RUN_SENSOR,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks runs whose process died as failed, frees their pool slots and stops their orphaned dbt"
+        " or Spark processes.",
+    )
     def dead_run_recovery_sensor(context: dg.SensorEvaluationContext):
-        """Marks runs whose process died as failed, frees their pool slots and stops their orphaned dbt or Spark processes."""
         line = recover_runs(settings, context.instance).line()
         if line:
             context.log.warning(line)

@@ -98,9 +98,10 @@ def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
         job_name=RETRAIN_JOB,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
+        description=f"Requests one {RETRAIN_JOB} run per drift episode when the drift report's {FEATURE_PSI_CHECK}"
+        f" check fails (ERROR), at most one every BALLAST_RETRAIN_COOLDOWN_HOURS ({settings.retrain_cooldown_hours:g} h).",
     )
     def drift_error_retraining_sensor(context: dg.SensorEvaluationContext):
-        """Requests one retraining run per drift episode when the drift report's feature_psi check fails (ERROR)."""
         cursor = json.loads(context.cursor) if context.cursor else {}
         # The latest execution may be one still running (or skipped): judge the latest evaluation.
         history = context.instance.event_log_storage.get_asset_check_execution_history(DRIFT_ERROR, limit=PAGE)
@@ -119,9 +120,14 @@ def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def alert_sensor(settings: Settings) -> dg.SensorDefinition:
-    @dg.sensor(name=ALERT_SENSOR, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
+    @dg.sensor(
+        name=ALERT_SENSOR,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Sends every failed asset check (asset, check, partition, severity, summary, link) once to the"
+        f" alert log and to BALLAST_ALERT_SINKS ({', '.join(settings.alert_sinks) or 'none'}).",
+    )
     def check_failure_alert_sensor(context: dg.SensorEvaluationContext, alert_sinks: AlertSinks):
-        """Sends every failed asset check (asset, check, partition, severity, summary, link) to the alert sinks, once."""
         after = int(context.cursor) if context.cursor else 0
         # Check executions share one id sequence across checks: a single integer cursor.
         storage = context.instance.event_log_storage

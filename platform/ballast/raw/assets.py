@@ -8,6 +8,7 @@ import duckdb
 from tabulate import tabulate
 
 from ballast.common import code_version
+from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
@@ -34,11 +35,25 @@ RAW_IGNORED_FILES = table_key(RAW_IGNORED_FILES_TABLE)
 SCRATCH_DIR = Path("scratch") / "landing"
 NO_REJECTED_FILES = "no_rejected_files"
 NO_SCHEMA_DRIFT = "no_schema_drift"
+REJECTED_NOT_LOADED = "rejected_files_loaded_nothing"
+IGNORED_NOT_LOADED = "ignored_entries_loaded_nothing"
 
+
+NO_RETRY = (
+    "Reads the local landing folder into the local DuckDB warehouse: a failure is a bad file, a full disk or a"
+    " held lock, which a retry repeats at once; loads are idempotent by file hash, so the next run resumes."
+)
 
 # Written by one multi-asset: the load also records the files it did not load.
 RAW_SPECS = [
-    dg.AssetSpec(key, description=description, group_name=RAW_LAYER, kinds={"duckdb"}, code_version=CODE_VERSION)
+    dg.AssetSpec(
+        key,
+        description=description,
+        group_name=RAW_LAYER,
+        kinds={"duckdb"},
+        code_version=CODE_VERSION,
+        metadata={NO_RETRY_REASON: NO_RETRY},
+    )
     for key, description in (
         (
             RAW_TRANSACTIONS,
@@ -64,6 +79,18 @@ RAW_CHECK_SPECS = [
         NO_SCHEMA_DRIFT,
         asset=RAW_TRANSACTIONS,
         description="No landing file of the partitions has columns beyond the input contract.",
+    ),
+    dg.AssetCheckSpec(
+        REJECTED_NOT_LOADED,
+        asset=RAW_REJECTED_FILES,
+        description="No row of raw.transactions comes from a rejected file as it was rejected (same name and hash):"
+        " a rejected file is never half-loaded.",
+    ),
+    dg.AssetCheckSpec(
+        IGNORED_NOT_LOADED,
+        asset=RAW_IGNORED_FILES,
+        description="No row of raw.transactions comes from a landing entry that is now ignored (WARN: e.g. rows"
+        " loaded before BALLAST_START_DATE moved past their date).",
     ),
 ]
 
@@ -152,6 +179,7 @@ def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], star
         },
     )
     yield _schema_drift_result(con, start, end)
+    yield from _not_loaded_results(con)
 
 
 def _transactions_result(
@@ -199,3 +227,25 @@ def _schema_drift_result(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt
             "files": dg.MetadataValue.md(_md(["file", "extra columns"], [list(r) for r in drift])),
         },
     )
+
+
+def _not_loaded_results(con: duckdb.DuckDBPyConnection):
+    """Rows in raw.transactions from a file recorded as rejected (same hash) or from an entry now ignored."""
+    from_rejected, from_ignored = con.execute(
+        f"""
+        select
+            count(*) filter (where exists (
+                select 1 from {RAW_REJECTED_FILES_TABLE} as r
+                where r.source_file = t.source_file and r.file_hash = t.file_hash
+            )),
+            count(*) filter (where t.source_file in (select source_file from {RAW_IGNORED_FILES_TABLE}))
+        from {RAW_TRANSACTIONS_TABLE} as t
+        """
+    ).fetchone()
+    for key, name, rows, severity in (
+        (RAW_REJECTED_FILES, REJECTED_NOT_LOADED, from_rejected, dg.AssetCheckSeverity.ERROR),
+        (RAW_IGNORED_FILES, IGNORED_NOT_LOADED, from_ignored, dg.AssetCheckSeverity.WARN),
+    ):
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name=name, passed=rows == 0, severity=severity, metadata={"raw_rows": rows}
+        )
