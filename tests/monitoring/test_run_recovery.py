@@ -559,10 +559,12 @@ def test_a_run_whose_process_died_is_failed_its_slot_freed_and_its_child_stopped
     instance(settings).dispose()
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
     deadline = time.monotonic() + 120
-    while not (tmp_path / "child.pid").exists():
+    pid_file = tmp_path / "child.pid"
+    # The file exists a moment before its pid is written in it.
+    while not (pid_file.exists() and pid_file.read_text()):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
-    child = psutil.Process(int((tmp_path / "child.pid").read_text()))
+    child = psutil.Process(int(pid_file.read_text()))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert child.is_running(), "the child outlives its killed parent: the case recovery is for"
