@@ -71,8 +71,17 @@ def test_report_json_has_layers_quarantine_and_model(platform: Platform) -> None
     assert report["rejected_files"] == [] and report["layers"]["raw/rejected_files"] == 0
     champion = report["model"]["champion"]
     assert champion["version"] == "v0001" and champion["metrics"]["roc_auc"] > 0.65
-    assert [g["name"] for g in champion["gates"]] == ["min_quality", "challenger", "fairness"]
+    assert [g["name"] for g in champion["gates"]] == ["min_quality", "beats_baseline", "challenger", "fairness"]
     assert all(g["passed"] for g in champion["gates"]) and report["model"]["versions"] == 1
+    metrics = champion["metrics"]
+    assert metrics["baseline_margin"] == metrics["roc_auc"] - metrics["baseline_roc_auc"] > 0.01
+    latest = report["model"]["latest_candidate"]
+    assert latest["promoted"] and latest["baseline_margin"] == metrics["baseline_margin"]
+    text = _ballast("report", home=platform.settings.home).stdout
+    assert (
+        f"holdout ROC AUC {metrics['roc_auc']:.3f}  recency baseline {metrics['baseline_roc_auc']:.3f}"
+        f" (margin {metrics['baseline_margin']:+.3f})"
+    ) in text
     # No drift in this data: the latest partition is judged and within the thresholds.
     assert report["drift"]["partition"] == platform.end.isoformat() and report["drift"]["champion"] == "v0001"
     assert report["drift"]["max_psi"] <= 0.2 and report["alerts"] == {}
