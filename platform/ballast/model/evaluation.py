@@ -76,7 +76,7 @@ def evaluate(scores: np.ndarray, holdout: pd.DataFrame, segment: str, thresholds
         .agg(customers=("customer_id", "nunique"), rows=("positive", "size"), positive_rate=("positive", "mean"))
         .reset_index()
     )
-    fpr, tpr, _ = roc_curve(y, scores)
+    fpr, tpr = _thinned_roc(y, scores)
     return {
         "roc_auc": float(roc_auc_score(y, scores)),
         "pr_auc": float(average_precision_score(y, scores)),
@@ -86,9 +86,15 @@ def evaluate(scores: np.ndarray, holdout: pd.DataFrame, segment: str, thresholds
         "calibration": calibration.to_dict(orient="records"),
         "segments": by_segment.to_dict(orient="records"),
         "segment_column": segment,
-        # A thinned curve is enough to draw; the full one has a point per distinct score.
-        "roc_curve": {"fpr": fpr[:: max(1, len(fpr) // 200)].tolist(), "tpr": tpr[:: max(1, len(tpr) // 200)].tolist()},
+        "roc_curve": {"fpr": fpr, "tpr": tpr},
     }
+
+
+def _thinned_roc(y: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[float]]:
+    # A thinned curve is enough to draw; the full one has a point per distinct score.
+    fpr, tpr, _ = roc_curve(y, scores)
+    step = max(1, len(fpr) // 200)
+    return fpr[::step].tolist(), tpr[::step].tolist()
 
 
 def recency_scores(holdout: pd.DataFrame) -> np.ndarray:
@@ -106,12 +112,15 @@ def recency_scores(holdout: pd.DataFrame) -> np.ndarray:
 def with_baseline(found: dict, holdout: pd.DataFrame) -> dict:
     """`found` (an evaluation on `holdout`) with the recency baseline's ROC AUC on the same rows and the margin over it."""
     y = holdout[LABEL].astype(int).to_numpy()
-    baseline_auc = float(roc_auc_score(y, recency_scores(holdout)))
+    scores = recency_scores(holdout)
+    baseline_auc = float(roc_auc_score(y, scores))
+    fpr, tpr = _thinned_roc(y, scores)
     return found | {
         "baseline_rule": BASELINE_RULE,
         "baseline_roc_auc": baseline_auc,
         "baseline_margin": found["roc_auc"] - baseline_auc,
         "baseline_rows_without_recency": int(holdout[RECENCY_FEATURE].isna().sum()),
+        "baseline_roc_curve": {"fpr": fpr, "tpr": tpr},
     }
 
 
@@ -212,6 +221,9 @@ def plot_png(candidate: dict, champion: dict | None, labels: tuple[str, str]) ->
         )
         table = evaluation["calibration"]
         cal.plot([b["mean_score"] for b in table], [b["observed_rate"] for b in table], style + "o", label=label)
+    if "baseline_roc_curve" in candidate:
+        curve = candidate["baseline_roc_curve"]
+        roc.plot(curve["fpr"], curve["tpr"], "-.", label=f"recency baseline (AUC {candidate['baseline_roc_auc']:.3f})")
     roc.plot([0, 1], [0, 1], ":", color="grey")
     roc.set(title="ROC on the holdout", xlabel="false positive rate", ylabel="true positive rate")
     cal.plot([0, 1], [0, 1], ":", color="grey")
