@@ -210,6 +210,9 @@ class Settings:
     min_auc: float = 0.70
     champion_ratio: float = 0.98
     max_fairness_gap: float = 0.10
+    # The beats_baseline gate: candidate ROC AUC minus the naive recency baseline's AUC on
+    # the same holdout must exceed this (negative lets a candidate trail the baseline).
+    min_baseline_margin: float = 0.01
     min_segment_customers: int = 50
     segment_column: str = "home_country"
     drift_share_warn: float = 0.15
@@ -253,6 +256,11 @@ class Settings:
         ):
             if not 0 <= value <= 1:
                 raise SettingsError(f"{name}={value} must be between 0 and 1")
+        if not -1 <= self.min_baseline_margin < 1:
+            raise SettingsError(
+                f"BALLAST_MIN_BASELINE_MARGIN={self.min_baseline_margin} must be at least -1 and below 1"
+                " (a difference of two ROC AUCs)"
+            )
         if not 0 < self.max_quarantine_share <= 1:
             raise SettingsError(
                 f"BALLAST_MAX_QUARANTINE_SHARE={self.max_quarantine_share} must be above 0 and at most 1"
@@ -301,6 +309,7 @@ class Settings:
             ("min_auc", "BALLAST_MIN_AUC"),
             ("champion_ratio", "BALLAST_CHAMPION_RATIO"),
             ("max_fairness_gap", "BALLAST_MAX_FAIRNESS_GAP"),
+            ("min_baseline_margin", "BALLAST_MIN_BASELINE_MARGIN"),
             ("drift_share_warn", "BALLAST_DRIFT_SHARE_WARN"),
             ("psi_error", "BALLAST_PSI_ERROR"),
             ("drift_p_value", "BALLAST_DRIFT_P_VALUE"),

@@ -71,8 +71,17 @@ def test_report_json_has_layers_quarantine_and_model(platform: Platform) -> None
     assert report["rejected_files"] == [] and report["layers"]["raw/rejected_files"] == 0
     champion = report["model"]["champion"]
     assert champion["version"] == "v0001" and champion["metrics"]["roc_auc"] > 0.65
-    assert [g["name"] for g in champion["gates"]] == ["min_quality", "challenger", "fairness"]
+    assert [g["name"] for g in champion["gates"]] == ["min_quality", "beats_baseline", "challenger", "fairness"]
     assert all(g["passed"] for g in champion["gates"]) and report["model"]["versions"] == 1
+    metrics = champion["metrics"]
+    assert metrics["baseline_margin"] == metrics["roc_auc"] - metrics["baseline_roc_auc"] > 0.01
+    latest = report["model"]["latest_candidate"]
+    assert latest["promoted"] and latest["baseline_margin"] == metrics["baseline_margin"]
+    text = _ballast("report", home=platform.settings.home).stdout
+    assert (
+        f"holdout ROC AUC {metrics['roc_auc']:.3f}  recency baseline {metrics['baseline_roc_auc']:.3f}"
+        f" (margin {metrics['baseline_margin']:+.3f})"
+    ) in text
     # No drift in this data: the latest partition is judged and within the thresholds.
     assert report["drift"]["partition"] == platform.end.isoformat() and report["drift"]["champion"] == "v0001"
     assert report["drift"]["max_psi"] <= 0.2 and report["alerts"] == {}
@@ -106,11 +115,12 @@ def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:
     assert "Rows per layer:" in run.stdout and "make dev" in run.stdout
     report = json.loads(_ballast("report", "--json", home=home, BALLAST_START_DATE="2025-03-01").stdout)
     assert report["layers"]["clean/transactions"] == report["layers"]["raw/transactions"] > 0
-    # 250 customers over 50 days make a weak first model: the quality gate stops it, and the
-    # run says which gate and why.
+    # 250 customers over 50 days make a weak first model: the quality gate stops it, it barely
+    # beats the recency baseline, and the run says which gates and why.
     latest = report["model"]["latest_candidate"]
     assert not latest["promoted"] and report["model"]["champion"] is None
-    assert [g["name"] for g in latest["gates"] if not g["passed"]] == ["min_quality"]
+    assert [g["name"] for g in latest["gates"] if not g["passed"]] == ["min_quality", "beats_baseline"]
+    assert latest["baseline_margin"] <= 0.01
     assert f"Candidate {latest['version']} was not promoted (min_quality: " in run.stdout
 
 

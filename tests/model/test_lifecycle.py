@@ -18,9 +18,10 @@ import dagster as dg
 import pytest
 
 from ballast.cli.generator import GenerateSpec, generate
+from ballast.cli.report import build_report, format_report
 from ballast.features.assets import FEATURE_REGISTRY
 from ballast.model import registry, training
-from ballast.model.keys import EVALUATION_KEY, SCORES_KEY
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, SCORES_KEY
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 from tests.conftest import START, Platform, make_settings, query
@@ -127,9 +128,9 @@ def _gates(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluati
 def test_the_first_model_is_promoted(platform: Platform) -> None:
     current = registry.champion(platform.settings.registry_dir, training.MODEL_NAME)
     assert current is not None and current.version == "v0001"
-    assert [g["name"] for g in current.metadata["gates"]] == ["min_quality", "challenger", "fairness"]
+    assert [g["name"] for g in current.metadata["gates"]] == ["min_quality", "beats_baseline", "challenger", "fairness"]
     assert all(g["passed"] for g in current.metadata["gates"])
-    assert "no champion yet" in current.metadata["gates"][1]["note"]
+    assert "no champion yet" in current.metadata["gates"][2]["note"]
     [entry] = registry.champion_history(platform.settings.registry_dir, training.MODEL_NAME)
     assert entry["reason"] == "passed every gate" and entry["override"] is False
     evaluation = platform.result.asset_materializations_for_node("model__churn_evaluation")[0].metadata
@@ -143,7 +144,7 @@ def test_a_second_model_on_the_same_data_passes_the_gates_and_becomes_champion(h
     run = history.second
     assert run.result.success
     gates = _gates(run.result)
-    assert all(g.passed for g in gates.values()) and len(gates) == 3
+    assert all(g.passed for g in gates.values()) and len(gates) == 4
     second = registry.get(history.settings.registry_dir, training.MODEL_NAME, "v0002")
     assert second.metadata["champion_evaluation"]["version"] == "v0001"
     assert second.metadata["evaluation"]["roc_auc"] >= 0.98 * second.metadata["champion_evaluation"]["roc_auc"]
@@ -156,6 +157,7 @@ def test_a_weakened_candidate_fails_the_gates_and_the_champion_stays(history: Hi
     assert not result.success
     gates = _gates(result)
     assert not gates["min_quality"].passed and not gates["challenger"].passed
+    assert not gates["beats_baseline"].passed and gates["beats_baseline"].metadata["value"].value < 0.01
     assert gates["min_quality"].severity == dg.AssetCheckSeverity.ERROR
     assert not result.asset_materializations_for_node("model__champion")
     weak = registry.get(history.settings.registry_dir, training.MODEL_NAME, "v0003")
@@ -173,11 +175,69 @@ def test_an_override_with_a_reason_promotes_and_is_recorded(history: History) ->
     assert history.override.champion == "v0004"
     overridden = registry.get(history.settings.registry_dir, training.MODEL_NAME, "v0004")
     assert overridden.metadata["override"]["reason"] == OVERRIDE_REASON
-    assert overridden.metadata["override"]["gates_failed"] == ["min_quality", "challenger"]
+    assert overridden.metadata["override"]["gates_failed"] == ["min_quality", "beats_baseline", "challenger"]
     last = registry.champion_history(history.settings.registry_dir, training.MODEL_NAME)[-1]
     assert last["override"] is True and OVERRIDE_REASON in last["reason"] and last["previous"] == "v0002"
     [materialization] = result.asset_materializations_for_node("model__champion")
     assert materialization.metadata["override"].value is True
+
+
+def test_model_list_shows_each_versions_margin_over_the_recency_baseline(history: History) -> None:
+    proc = _ballast(history.settings.home, "model", "list")
+    assert proc.returncode == 0, proc.stderr
+    header, *lines = proc.stdout.splitlines()
+    assert header.split()[:5] == ["version", "created", "ROC", "AUC", "baseline"] and "margin" in header
+    for version in registry.versions(history.settings.registry_dir, training.MODEL_NAME):
+        found = version.metadata["evaluation"]
+        [fields] = [line.split() for line in lines if f" {version.version} " in line]
+        at = fields.index(version.version)
+        shown = fields[at + 2 : at + 5]
+        assert shown == [
+            f"{found['roc_auc']:.3f}",
+            f"{found['baseline_roc_auc']:.3f}",
+            f"{found['baseline_margin']:+.3f}",
+        ]
+    # The shuffled-label candidate trails the baseline: a negative margin and a failed gate.
+    weak = next(line for line in lines if " v0003 " in line)
+    assert " -0." in weak and "beats_baseline FAIL" in weak
+
+
+def test_a_candidate_that_does_not_beat_the_recency_baseline_is_not_promoted(lifecycle: Lifecycle) -> None:
+    # A margin no candidate can reach: the same good model passes every other gate and still stays a candidate.
+    strict = make_settings(lifecycle.settings.home, min_baseline_margin=0.99)
+    result = refresh(
+        strict,
+        lifecycle.start,
+        lifecycle.end,
+        dagster_instance=lifecycle.dagster_instance,
+        selection=dg.AssetSelection.assets(MODEL_KEY, EVALUATION_KEY, CHAMPION_KEY),
+        log_level="WARNING",
+    )
+    assert not result.success
+    gates = _gates(result)
+    assert {name for name, gate in gates.items() if not gate.passed} == {"beats_baseline"}
+    assert not result.asset_materializations_for_node("model__champion")
+    assert lifecycle.champion().version == "v0004"
+    found = lifecycle.version("v0005").metadata["evaluation"]
+    assert found["baseline_margin"] == found["roc_auc"] - found["baseline_roc_auc"] > 0.01
+    because = (
+        f"candidate AUC {found['roc_auc']:.4f} − recency baseline AUC {found['baseline_roc_auc']:.4f}"
+        f" = margin {found['baseline_margin']:+.4f}"
+    )
+    assert because in gates["beats_baseline"].description
+    report = format_report(build_report(strict))
+    assert f"Candidate v0005 was not promoted (beats_baseline: {because}" in report
+    # The same candidate, judged again with the default margin, is promoted.
+    again = refresh(
+        lifecycle.settings,
+        lifecycle.start,
+        lifecycle.end,
+        dagster_instance=lifecycle.dagster_instance,
+        selection=dg.AssetSelection.assets(EVALUATION_KEY, CHAMPION_KEY),
+        log_level="WARNING",
+    )
+    assert again.success and _gates(again)["beats_baseline"].passed
+    assert lifecycle.champion().version == "v0005"
 
 
 def test_rollback_restores_the_previous_champion(lifecycle: Lifecycle) -> None:
@@ -193,7 +253,7 @@ def test_rollback_restores_the_previous_champion(lifecycle: Lifecycle) -> None:
 def test_promote_records_an_override_when_gates_failed(lifecycle: Lifecycle) -> None:
     proc = _ballast(lifecycle.settings.home, "model", "promote", "v0003", "--reason", "manual test")
     assert proc.returncode == 0, proc.stderr
-    assert "override of failed gate(s): min_quality, challenger" in proc.stdout
+    assert "override of failed gate(s): min_quality, beats_baseline, challenger" in proc.stdout
     last = registry.champion_history(lifecycle.settings.registry_dir, training.MODEL_NAME)[-1]
     assert last == last | {"version": "v0003", "reason": "manual test", "override": True}
     assert lifecycle.champion().version == "v0003"

@@ -2,8 +2,10 @@
 
 import datetime as dt
 
+import pytest
 from sklearn.metrics import roc_auc_score
 
+from ballast.features.feast_repo import RECENCY_FEATURE
 from ballast.model import registry, training
 from tests.conftest import Platform
 
@@ -54,3 +56,19 @@ def test_training_is_reproducible(platform: Platform) -> None:
     frame = platform.df("select * from model.training_set order by snapshot_date, customer_id")
     again = training.train(frame, platform.settings.holdout_fraction)
     assert again.metrics == version.metadata["metrics"]
+
+
+def test_the_evaluation_scores_the_recency_baseline_on_the_models_holdout(platform: Platform) -> None:
+    version = registry.latest(platform.settings.registry_dir, training.MODEL_NAME)
+    found = version.metadata["evaluation"]
+    frame = platform.df("select * from model.training_set")
+    _, holdout = training.time_split(frame, platform.settings.holdout_fraction)
+    assert holdout[RECENCY_FEATURE].notna().all() and found["baseline_rows_without_recency"] == 0
+    baseline = roc_auc_score(holdout["churned"].astype(int), holdout[RECENCY_FEATURE])
+    assert found["baseline_roc_auc"] == pytest.approx(baseline, abs=1e-12)
+    assert found["baseline_margin"] == pytest.approx(found["roc_auc"] - baseline, abs=1e-12)
+    # The demo's data carries churn signal beyond recency: the model clears the default margin.
+    assert found["baseline_margin"] > platform.settings.min_baseline_margin
+    shown = platform.result.asset_materializations_for_node("model__churn_evaluation")[0].metadata
+    assert shown["baseline_roc_auc"].value == found["baseline_roc_auc"]
+    assert shown["baseline_margin"].value == found["baseline_margin"]

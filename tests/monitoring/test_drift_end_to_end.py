@@ -97,7 +97,12 @@ def test_the_retraining_sensor_requests_exactly_one_run_and_it_goes_through_the_
     assert run.success
     candidate = registry.latest(settings.registry_dir, training.MODEL_NAME)
     assert candidate.version != champion.version and candidate.metadata["dagster_run_id"] == run.run_id
-    assert [g["name"] for g in candidate.metadata["gates"]] == ["min_quality", "challenger", "fairness"]
+    assert [g["name"] for g in candidate.metadata["gates"]] == [
+        "min_quality",
+        "beats_baseline",
+        "challenger",
+        "fairness",
+    ]
     # The new champion is a new episode's owner, but the drift evaluation has not changed: no new run.
     again = sensor.evaluate_tick(dg.build_sensor_context(instance=dagster_instance, cursor=cursor, definitions=defs))
     assert again.run_requests == []

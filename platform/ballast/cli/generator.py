@@ -1,8 +1,10 @@
 """Synthetic transaction files that follow the landing input contract.
 
 Customers differ in purchase rate, channel mix and spending level; some sign up during
-the window and some stop buying (their rate decays for a few weeks first), so churn is
-learnable from recency and frequency. Random draws happen in NumPy, one vector per day;
+the window and some stop buying. As on real data, churn shows in several behaviours, so
+that a model can beat the recency-only rule: leavers buy less often and smaller baskets
+for a few weeks first, low spenders leave more often, and some loyal customers take
+regular breaks (long recency, no churn). Random draws happen in NumPy, one vector per day;
 formatting and file writing happen in DuckDB, so no Python code touches single rows.
 The output depends only on the arguments: a seed gives byte-identical files.
 """
@@ -28,6 +30,10 @@ CHANNEL_SPEND = np.array([0.10, -0.10, -0.05])
 # Offsets (minutes east of UTC) used to write local timestamps; None writes a naive UTC value.
 OFFSETS = [0, 60, -300, 120, -480, 330]
 MERCHANTS_PER_1000_CUSTOMERS = 60
+# Share of customers who take regular breaks, and how much a spending level one standard
+# deviation lower raises the log-odds of leaving: churn must not be recency alone.
+BREAK_SHARE = 0.35
+LEAVE_SPEND_EFFECT = 1.0
 # Row-level faults --faults injects, each at an equal share of the rate. A malformed line
 # (one field too many) only exists in CSV; Parquet files get the other kinds.
 FAULT_KINDS = ("missing_id", "bad_amount", "bad_currency", "bad_timestamp", "duplicate_id", "malformed_line")
@@ -79,6 +85,9 @@ class _Population:
     spend_level: np.ndarray
     merchant_base: np.ndarray
     merchant_count: int
+    break_every: np.ndarray
+    break_days: np.ndarray
+    break_phase: np.ndarray
 
 
 def _population(spec: GenerateSpec) -> _Population:
@@ -87,25 +96,43 @@ def _population(spec: GenerateSpec) -> _Population:
     rate = rng.lognormal(mean=np.log(0.35), sigma=0.8, size=n)
     # 60 % of customers predate the window; the others sign up during it.
     signup_day = np.where(rng.random(n) < 0.6, 0, rng.integers(0, spec.days, size=n))
-    # 40 % churn at a random point after signup; the rest stay beyond the window.
-    churns = rng.random(n) < 0.4
-    churn_day = np.where(
-        churns,
-        signup_day + rng.integers(14, spec.days + 60, size=n),
-        spec.days + 10_000,
-    )
+    leave_draw = rng.random(n)
+    leave_after = rng.integers(14, spec.days + 60, size=n)
     country = rng.choice(len(COUNTRIES), size=n, p=COUNTRY_WEIGHTS)
+    channel_p = rng.dirichlet([2.0, 1.5, 1.5], size=n)
+    spend_z = rng.normal(0.0, 1.0, size=n)
+    spend_level = np.log(40.0) + 0.6 * spend_z + COUNTRY_SPEND[country]
+    # About 40 % churn at a random point after signup; customers who spend little for their
+    # market leave more often than those who spend much. The rest stay beyond the window.
+    leave_p = 1.0 / (1.0 + np.exp(0.4 + LEAVE_SPEND_EFFECT * spend_z))
+    churn_day = np.where(leave_draw < leave_p, signup_day + leave_after, spec.days + 10_000)
     if spec.segment_bias is not None:
         # A stream of its own, so that every other seed's output keeps its bytes.
         bias = np.random.default_rng([spec.seed, 2])
         biased = (country == list(COUNTRIES).index(spec.segment_bias)) & (churn_day > spec.days + 60)
         churn_now = biased & (bias.random(n) < 0.85)
         churn_day = np.where(churn_now, signup_day + bias.integers(14, max(15, spec.days // 2), size=n), churn_day)
-    channel_p = rng.dirichlet([2.0, 1.5, 1.5], size=n)
-    spend_level = rng.normal(np.log(40.0), 0.6, size=n) + COUNTRY_SPEND[country]
     merchant_count = max(5, n * MERCHANTS_PER_1000_CUSTOMERS // 1000)
     merchant_base = rng.integers(0, merchant_count, size=n)
-    pop = _Population(rate, signup_day, churn_day, country, channel_p, spend_level, merchant_base, merchant_count)
+    # Some loyal customers take regular breaks (holidays, seasonal shopping) and come back:
+    # long recency without churn, told apart from leaving by the steady spend and pace before.
+    breaks = rng.random(n) < BREAK_SHARE
+    break_every = rng.integers(50, 110, size=n)
+    break_days = np.where(breaks, rng.integers(15, 40, size=n), 0)
+    break_phase = rng.integers(0, 110, size=n)
+    pop = _Population(
+        rate,
+        signup_day,
+        churn_day,
+        country,
+        channel_p,
+        spend_level,
+        merchant_base,
+        merchant_count,
+        break_every,
+        break_days,
+        break_phase,
+    )
     if spec.rows_per_day:
         expected = np.mean([(rate * _activity(pop, day)).sum() for day in range(spec.days)])
         pop = replace(pop, rate=rate * (spec.rows_per_day / max(expected, 1e-9)))
@@ -113,13 +140,18 @@ def _population(spec: GenerateSpec) -> _Population:
 
 
 def _activity(pop: _Population, day: int) -> np.ndarray:
-    """Each customer's purchase-rate multiplier on a day: 0 before signup and after churn.
+    """Each customer's purchase-rate multiplier on a day: 0 before signup, after churn and on a break.
 
-    Customers slow down over the six weeks before they stop, so recency and frequency
-    features carry the churn signal.
+    Customers slow down over the six weeks before they stop, so frequency features carry
+    churn signal that recency does not.
     """
-    to_churn = (pop.churn_day - day).astype(np.float64)
-    return np.clip(to_churn / 42.0, 0.15, 1.0) * (day >= pop.signup_day) * (day < pop.churn_day)
+    on_break = (day + pop.break_phase) % pop.break_every < pop.break_days
+    return _fading(pop, day, 0.15) * (day >= pop.signup_day) * (day < pop.churn_day) * ~on_break
+
+
+def _fading(pop: _Population, day: int, floor: float) -> np.ndarray:
+    """1 until six weeks before a customer churns, then falling linearly towards `floor`."""
+    return np.clip((pop.churn_day - day).astype(np.float64) / 42.0, floor, 1.0)
 
 
 def _day_table(spec: GenerateSpec, pop: _Population, day: int) -> pa.Table:
@@ -136,7 +168,9 @@ def _day_table(spec: GenerateSpec, pop: _Population, day: int) -> pa.Table:
     channel = (rng.random(n)[:, None] > np.cumsum(channel_p, axis=1)[:, :-1]).sum(axis=1)
     merchant = (pop.merchant_base[customer] + rng.geometric(0.3, size=n) - 1) % pop.merchant_count
     merchant_spend = ((merchant * 7919) % 101) / 100.0 - 0.5
-    log_amount = pop.spend_level[customer] + CHANNEL_SPEND[channel] + 0.4 * merchant_spend
+    # Baskets shrink on the way out, as purchases thin.
+    fading = np.log(_fading(pop, day, 0.4)[customer])
+    log_amount = pop.spend_level[customer] + CHANNEL_SPEND[channel] + 0.4 * merchant_spend + fading
     amount = np.round(np.exp(log_amount + rng.normal(0.0, 0.5, size=n)), 2)
     if drifted:
         amount = np.round(amount * 1.6, 2)

@@ -126,7 +126,10 @@ def _parser() -> argparse.ArgumentParser:
 
     model = commands.add_parser("model", help="the model registry: versions, champion, promotion, rollback")
     model_commands = model.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
-    model_commands.add_parser("list", help="every version with its AUC and gate results; * marks the champion")
+    model_commands.add_parser(
+        "list",
+        help="every version with its AUC, the recency baseline's AUC, its margin and gate results; * marks the champion",
+    )
     show = model_commands.add_parser("show", help="a version's metadata as JSON")
     show.add_argument("version")
     promote = model_commands.add_parser("promote", help="make a version champion (an override if it failed a gate)")
@@ -368,12 +371,17 @@ def _model(args: argparse.Namespace, settings: Settings) -> None:
             if not found:
                 raise UserError(f"no {MODEL_NAME} versions under {root}; run `ballast demo` or `ballast run` first")
             current = registry.champion(root, MODEL_NAME)
-            print(f"{'':2}{'version':<9}{'created':<27}{'ROC AUC':>8}  gates")
+            print(f"{'':2}{'version':<9}{'created':<27}{'ROC AUC':>8}{'baseline':>9}{'margin':>8}  gates")
             for v in found:
                 mark = "*" if current and v.version == current.version else ""
-                auc = v.metadata.get("evaluation", v.metadata.get("metrics", {})).get("roc_auc")
+                metrics = v.metadata.get("evaluation", v.metadata.get("metrics", {}))
+                auc = metrics.get("roc_auc")
+                # The recency baseline exists once the version has been evaluated.
+                baseline, margin = metrics.get("baseline_roc_auc"), metrics.get("baseline_margin")
                 print(
-                    f"{mark:<2}{v.version:<9}{v.metadata.get('created_at', ''):<27}{auc or float('nan'):>8.3f}  {_gate_summary(v.metadata)}"
+                    f"{mark:<2}{v.version:<9}{v.metadata.get('created_at', ''):<27}{auc or float('nan'):>8.3f}"
+                    f"{_number(baseline, '.3f'):>9}{_number(margin, '+.3f'):>8}"
+                    f"  {_gate_summary(v.metadata)}"
                 )
         elif args.model_command == "show":
             print(json.dumps(registry.get(root, MODEL_NAME, args.version).metadata, indent=2, default=str))
@@ -394,6 +402,10 @@ def _model(args: argparse.Namespace, settings: Settings) -> None:
             print(f"{MODEL_NAME} champion rolled back from {current.version} to {restored.version}")
     except registry.RegistryError as exc:
         raise UserError(str(exc)) from None
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _gate_summary(metadata: dict) -> str:

@@ -81,12 +81,15 @@ def _model(settings: Settings) -> dict[str, Any] | None:
             "gates": current.metadata.get("gates"),
             "override": current.metadata.get("override"),
         }
+    evaluated = newest.metadata.get("evaluation", {})
     return {
         "name": MODEL_NAME,
         "versions": len(found),
         "champion": champion,
         "latest_candidate": {
             "version": newest.version,
+            # None until the candidate has been evaluated against the recency baseline.
+            **{k: evaluated.get(k) for k in ("roc_auc", "baseline_roc_auc", "baseline_margin")},
             "gates": newest.metadata.get("gates"),
             "promoted": current is not None and current.version == newest.version,
         },
@@ -185,9 +188,14 @@ def format_report(report: dict[str, Any]) -> str:
     champion = model and model["champion"]
     if champion:
         m = champion["metrics"]
+        baseline = (
+            f"  recency baseline {m['baseline_roc_auc']:.3f} (margin {m['baseline_margin']:+.3f})"
+            if "baseline_margin" in m
+            else ""
+        )
         lines.append(
             f"Champion: {model['name']} {champion['version']}  holdout ROC AUC {m.get('roc_auc', float('nan')):.3f}"
-            f"  PR AUC {m.get('pr_auc', float('nan')):.3f}  ({m.get('holdout_rows', 0):,} holdout rows;"
+            f"{baseline}  PR AUC {m.get('pr_auc', float('nan')):.3f}  ({m.get('holdout_rows', 0):,} holdout rows;"
             f" {model['versions']} version(s) in the registry)"
         )
     elif model:

@@ -31,6 +31,8 @@ ENTITY_KEY = "customer_id"
 ONLINE_TABLE = f"{PROJECT}_{FEATURE_VIEW}"
 
 
+# Days since the customer's last transaction: also the model layer's naive recency baseline.
+RECENCY_FEATURE = "days_since_last_txn"
 # The features of the churn_v1 feature service: what the churn model trains on and
 # what online scoring looks up. The model takes its list from here.
 NUMERIC_FEATURES = (
@@ -41,7 +43,7 @@ NUMERIC_FEATURES = (
     "spend_30d",
     "spend_90d",
     "avg_amount_30d",
-    "days_since_last_txn",
+    RECENCY_FEATURE,
     "tenure_days",
     "distinct_merchants_30d",
     "web_share_30d",

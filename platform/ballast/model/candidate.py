@@ -42,6 +42,9 @@ def gate_descriptions(settings: Settings) -> dict[str, str]:
     """What each promotion gate requires, with the thresholds this deployment is configured with."""
     return {
         evaluation.MIN_QUALITY: f"Candidate holdout ROC AUC is at least BALLAST_MIN_AUC ({settings.min_auc:g}).",
+        evaluation.BEATS_BASELINE: "Candidate AUC minus the naive recency baseline's AUC"
+        f" ({evaluation.RECENCY_FEATURE} as the churn score) on the same holdout is above"
+        f" BALLAST_MIN_BASELINE_MARGIN ({settings.min_baseline_margin:g}).",
         evaluation.CHALLENGER: f"Candidate AUC is at least BALLAST_CHAMPION_RATIO ({settings.champion_ratio:g})"
         " × the champion's AUC on the same holdout.",
         evaluation.FAIRNESS: "Largest gap in positive-prediction rate between segments of at least"
@@ -55,6 +58,7 @@ def thresholds(settings: Settings) -> evaluation.Thresholds:
         min_auc=settings.min_auc,
         champion_ratio=settings.champion_ratio,
         max_fairness_gap=settings.max_fairness_gap,
+        min_baseline_margin=settings.min_baseline_margin,
         min_segment_customers=settings.min_segment_customers,
     )
 
@@ -201,7 +205,7 @@ def churn_evaluation_asset(settings: Settings) -> dg.AssetsDefinition:
         metadata={NO_RETRY_REASON: NO_RETRY},
     )
     def churn_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        """Candidate and current champion scored on the candidate's holdout: ROC AUC, PR AUC, Brier, calibration and per-segment positive rates."""
+        """Candidate and current champion scored on the candidate's holdout: ROC AUC, PR AUC, Brier, calibration, per-segment positive rates and the margin over a naive recency baseline."""
         version = candidate(settings, context)
         current = registry.champion(settings.registry_dir, training.MODEL_NAME)
         with warehouse.connect(read_only=True) as con:
@@ -217,7 +221,7 @@ def churn_evaluation_asset(settings: Settings) -> dg.AssetsDefinition:
             scores = training.score(registry.load(model), holdout)
             return evaluation.evaluate(scores, holdout, settings.segment_column, thresholds(settings))
 
-        found = evaluate(version)
+        found = evaluation.with_baseline(evaluate(version), holdout)
         against = None if current is None else evaluate(current)
         registry.annotate(
             version,
@@ -236,6 +240,9 @@ def churn_evaluation_asset(settings: Settings) -> dg.AssetsDefinition:
                 "pr_auc": found["pr_auc"],
                 "brier": found["brier"],
                 "champion_roc_auc": against["roc_auc"] if against else None,
+                "baseline_roc_auc": found["baseline_roc_auc"],
+                "baseline_margin": found["baseline_margin"],
+                "baseline_rule": found["baseline_rule"],
                 "holdout_rows": found["holdout_rows"],
                 "calibration": dg.MetadataValue.md(
                     pd.DataFrame(found["calibration"]).round(4).to_markdown(index=False)
@@ -261,7 +268,7 @@ def promotion_gates_check(settings: Settings) -> dg.AssetChecksDefinition:
         pool=WAREHOUSE_POOL,
     )
     def promotion_gates(context: dg.AssetCheckExecutionContext, config: GateConfig):
-        """Promotion gates on the candidate: minimum quality, close enough to the champion, fairness across segments."""
+        """Promotion gates on the candidate: minimum quality, beats the naive recency baseline, close enough to the champion, fairness across segments."""
         version = candidate(settings, context)
         found = version.metadata.get("evaluation")
         if found is None:

@@ -53,9 +53,8 @@ def champion_asset(settings: Settings) -> dg.AssetsDefinition:
         failed = [g["name"] for g in gates if not g["passed"]]
         override = version.metadata.get("override")
         if failed and override is None:
-            raise dg.Failure(
-                f"{training.MODEL_NAME} {version.version} failed gate(s) {', '.join(failed)}; not promoted"
-            )
+            why = "; ".join(f"{g['name']}: {g['note']}" for g in gates if not g["passed"])
+            raise dg.Failure(f"{training.MODEL_NAME} {version.version} failed gate(s) ({why}); not promoted")
         previous = registry.champion(settings.registry_dir, training.MODEL_NAME)
         reason = f"override: {override['reason']}" if failed else "passed every gate"
         registry.promote(
@@ -74,6 +73,7 @@ def champion_asset(settings: Settings) -> dg.AssetsDefinition:
                 "champion_version": version.version,
                 "previous_champion": previous.version if previous else "none",
                 "roc_auc": version.metadata["evaluation"]["roc_auc"],
+                "baseline_margin": version.metadata["evaluation"].get("baseline_margin"),
                 "reason": reason,
                 "override": bool(failed),
             },
