@@ -2,8 +2,6 @@
 
 import json
 import re
-import traceback
-import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -11,61 +9,24 @@ import pytest
 import yaml
 
 import ballast
+from ballast.audit.register import Register, load_register
+from ballast.audit.warning_capture import WarningRecord
 from ballast.common.metadata import NO_RETRY_REASON
-from ballast.definitions import build_defs
+from ballast.definitions import load_defs
 from ballast.features.assets import FEATURE_REGISTRY, ONLINE_STORE
 from ballast.model.keys import MODEL_KEY
 from ballast.resources import dbt_project
 from tests.conftest import make_settings
 
-PACKAGE_DIR = Path(ballast.__file__).parent
-REGISTER = PACKAGE_DIR / "audit" / "register.yaml"
-# The warning classes of dependency freshness: deprecated, superseded or not yet stable APIs.
-FRESHNESS_WARNINGS = (
-    DeprecationWarning,
-    PendingDeprecationWarning,
-    FutureWarning,
-    dg.BetaWarning,
-    dg.PreviewWarning,
-    dg.SupersessionWarning,
-)
-
-
-def ballast_call_site(stack: list[traceback.FrameSummary]) -> str | None:
-    """The innermost frame of Ballast's own code (file relative to the package, and line), if any."""
-    for frame in reversed(stack):
-        path = Path(frame.filename)
-        if path.is_relative_to(PACKAGE_DIR):
-            return f"{path.relative_to(PACKAGE_DIR).as_posix()}:{frame.lineno}"
-    return None
-
-
-def unregistered(found: list[tuple[str, str, str]], register: dict) -> list[tuple[str, str, str]]:
-    """The (category, message, call site) warnings that no entry of the register matches."""
-    entries = register.get("warnings") or []
-    return [
-        (category, message, site)
-        for category, message, site in found
-        if not any(e["category"] == category and re.search(e["match"], message) for e in entries)
-    ]
+REGISTER = Path(ballast.__file__).parent / "audit" / "register.yaml"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dg.Definitions, list[tuple[str, str, str]], Path]:
-    """The code location, the freshness warnings raised through Ballast's calls while building it, its dbt manifest."""
-    found: list[tuple[str, str, str]] = []
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dg.Definitions, tuple[WarningRecord, ...], Path]:
+    """The code location, the freshness warnings raised while building it (as the audit captures them), its dbt manifest."""
     settings = make_settings(tmp_path_factory.mktemp("hygiene_home"))
-
-    def record(message, category, filename, lineno, file=None, line=None) -> None:
-        site = ballast_call_site(traceback.extract_stack())
-        if issubclass(category, FRESHNESS_WARNINGS) and site is not None:
-            found.append((category.__name__, str(message), site))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = record
-        defs = build_defs(settings)
-    return defs, found, dbt_project(settings).manifest_path
+    defs, records = load_defs(settings)
+    return defs, records, dbt_project(settings).manifest_path
 
 
 def test_every_dbt_model_column_and_data_test_is_described(built) -> None:
@@ -119,9 +80,9 @@ def test_every_step_retries_or_says_why_not(built) -> None:
 
 
 def test_building_the_definitions_raises_no_unregistered_warning(built) -> None:
-    found = built[1]
-    register = yaml.safe_load(REGISTER.read_text())
-    assert not unregistered(found, register), "warnings raised through Ballast's calls, not in audit/register.yaml"
+    register = load_register(REGISTER)
+    unknown = [r.site for r in built[1] if r.attributed and not register.known(r)]
+    assert not unknown, f"warnings raised through Ballast's calls, not in audit/register.yaml: {unknown}"
 
 
 def test_the_register_records_reasons_and_plans() -> None:
@@ -134,16 +95,10 @@ def test_the_register_records_reasons_and_plans() -> None:
     assert packages["whylogs"]["status"] == "unmaintained" and packages["whylogs"]["plan"].strip()
 
 
-def test_a_warning_is_attributed_to_the_innermost_ballast_frame_and_matched_by_the_register() -> None:
-    def innermost():
-        return traceback.extract_stack()
-
-    site = ballast_call_site(
-        [*innermost()[:-1], traceback.FrameSummary(str(PACKAGE_DIR / "raw" / "assets.py"), 7, "x")]
+def test_the_register_matches_a_warning_by_category_and_message_pattern() -> None:
+    beta = WarningRecord(
+        "BetaWarning", "Parameter `backfill_policy` of function `asset` is in beta", "raw/assets.py", 7, "x"
     )
-    assert site == "raw/assets.py:7"
-    assert ballast_call_site(innermost()) is None  # tests/ is not the package
-    found = [("BetaWarning", "Parameter `backfill_policy` of function `asset` is currently in beta", site)]
-    register = {"warnings": [{"category": "BetaWarning", "match": r"`backfill_policy` of function `asset`"}]}
-    assert unregistered(found, register) == []
-    assert unregistered(found, {"warnings": [{"category": "PreviewWarning", "match": "backfill_policy"}]}) == found
+    entry = {"match": r"`backfill_policy` of function `asset`", "reason": "r", "plan": "p"}
+    assert Register((), ({"category": "BetaWarning", **entry},)).known(beta)
+    assert not Register((), ({"category": "PreviewWarning", **entry},)).known(beta)
