@@ -350,8 +350,9 @@ def _print_online_features(customers: list[str], settings: Settings) -> None:
     ids = list(dict.fromkeys(customers))
     found, missing = feast_store.online_features(store, ids)
     found["event_timestamp"] = found["event_timestamp"].map(lambda t: t.isoformat())
-    # Through pandas' JSON writer, so numpy and nullable values come out as plain JSON.
-    records = json.loads(found.to_json(orient="records", double_precision=15))
+    # Plain Python values, missing ones as null: a float's repr round-trips exactly, where
+    # pandas' JSON writer would round it to 15 digits and print another value than served.
+    records = found.astype(object).where(found.notna(), None).to_dict(orient="records")
     print(json.dumps({"feature_service": feast_repo.FEATURE_SERVICE, "customers": records}, indent=2))
     if missing:
         raise UserError(
