@@ -100,10 +100,18 @@ def test_partitioned_layers_backfill_in_a_single_run(defs: dg.Definitions) -> No
         "features/customer_daily_features",
         "features/customer_daily_features_parquet",
         "features/online_store",
+        "monitoring/feature_profiles",
+        "monitoring/score_profiles",
+        "monitoring/drift_report",
     ):
         assets_def = defs.resolve_assets_def(dg.AssetKey.from_user_string(key))
         assert isinstance(assets_def.partitions_def, dg.DailyPartitionsDefinition)
         assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
+    # Single-run assets are multi-assets (the policy is stable there) that keep @asset's op
+    # name, which run config and step selections use, and the docstring as description.
+    online_store = defs.resolve_assets_def(dg.AssetKey.from_user_string("features/online_store"))
+    assert online_store.node_def.name == "features__online_store"
+    assert online_store.descriptions_by_key[online_store.key].startswith("Feast online store (SQLite)")
     # The job `ballast run` launches covers every asset over the same daily partitions.
     job = defs.resolve_job_def(REFRESH_JOB)
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(EXPECTED)

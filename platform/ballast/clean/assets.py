@@ -10,7 +10,7 @@ from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
 from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.naming import table_key
-from ballast.common.partitions import partition_dates, run_window
+from ballast.common.partitions import partition_dates, run_window, single_run_asset
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -80,11 +80,10 @@ def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
 def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """Only with the Spark feature engine, which reads the clean layer from the lake."""
 
-    @dg.asset(
-        key=CLEAN_TRANSACTIONS_PARQUET,
+    @single_run_asset(
+        CLEAN_TRANSACTIONS_PARQUET,
         deps=[CLEAN_TRANSACTIONS],
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=CLEAN_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), lake),

@@ -1,6 +1,9 @@
-"""Daily partitions: the one definition every layer shares, and the window a run or step covers."""
+"""Daily partitions: the one definition every layer shares, the window a run or step covers, and single-run assets."""
 
 import datetime as dt
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -40,3 +43,30 @@ def run_window(tags: dict[str, str]) -> tuple[str, str]:
 def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
     """The tags of a single-run backfill over [start, end]."""
     return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
+
+
+def single_run_asset(
+    key: dg.AssetKey,
+    *,
+    deps: Iterable[dg.AssetKey] = (),
+    kinds: set[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """One asset whose partitions a single run materializes: @asset's arguments, on @multi_asset.
+
+    The backfill policy is beta on @asset and stable on @multi_asset. As with @asset, the op
+    is named after the key (run config and job selections use that name) and the function's
+    docstring is the asset's description.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
+        spec = dg.AssetSpec(key, deps=deps, description=inspect.getdoc(fn), kinds=kinds, metadata=metadata)
+        return dg.multi_asset(
+            specs=[spec],
+            name=key.to_python_identifier(),
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            **options,
+        )(fn)
+
+    return decorate

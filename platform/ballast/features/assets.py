@@ -13,7 +13,7 @@ from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
 from ballast.common import code_version, lake
 from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.naming import table_key
-from ballast.common.partitions import partition_dates
+from ballast.common.partitions import partition_dates, single_run_asset
 from ballast.features import feast_repo, spark
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, FEATURES_LAYER
 from ballast.quality import contract_checks
@@ -88,11 +88,10 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
 
 
 def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=FEATURES_PARQUET,
+    @single_run_asset(
+        FEATURES_PARQUET,
         deps=[CUSTOMER_DAILY_FEATURES],
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=FEATURES_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
@@ -193,11 +192,10 @@ def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
 
 
 def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=ONLINE_STORE,
+    @single_run_asset(
+        ONLINE_STORE,
         deps=[FEATURES_PARQUET, FEATURE_REGISTRY],
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=FEATURES_LAYER,
         pool=FEAST_POOL,
         code_version=CODE_VERSION,
@@ -269,11 +267,10 @@ def spark_feature_assets(
 ) -> dg.AssetsDefinition:
     """features/customer_daily_features computed by PySpark: the dbt model compiled for the window and transpiled."""
 
-    @dg.asset(
-        key=CUSTOMER_DAILY_FEATURES,
+    @single_run_asset(
+        CUSTOMER_DAILY_FEATURES,
         deps=[CLEAN_TRANSACTIONS_PARQUET],
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=FEATURES_LAYER,
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),

@@ -13,7 +13,7 @@ from ballast import profiling
 from ballast.common import code_version
 from ballast.common.atomic import write_atomic
 from ballast.common.metadata import NO_RETRY_REASON
-from ballast.common.partitions import partition_dates
+from ballast.common.partitions import partition_dates, single_run_asset
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
@@ -90,10 +90,9 @@ def _short(summary: pd.DataFrame, rows: int) -> bool:
 
 
 def _daily(partitions_def: dg.PartitionsDefinition) -> dict:
-    """What every monitoring asset shares: daily partitions done in one run, the warehouse pool, whylogs, no retries."""
+    """What every monitoring asset shares: daily partitions, the warehouse pool, whylogs, no retries."""
     return {
         "partitions_def": partitions_def,
-        "backfill_policy": dg.BackfillPolicy.single_run(),
         "group_name": "monitoring",
         "pool": WAREHOUSE_POOL,
         "code_version": CODE_VERSION,
@@ -105,8 +104,8 @@ def _daily(partitions_def: dg.PartitionsDefinition) -> dict:
 def feature_profiles_asset(
     settings: Settings, partitions_def: dg.PartitionsDefinition, engine: profiling.WhylogsEngine
 ) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=FEATURE_PROFILES,
+    @single_run_asset(
+        FEATURE_PROFILES,
         deps=[CUSTOMER_DAILY_FEATURES],
         check_specs=[_profiled_spec(FEATURE_PROFILES)],
         **_daily(partitions_def),
@@ -148,8 +147,8 @@ def feature_profiles_asset(
 def score_profiles_asset(
     settings: Settings, partitions_def: dg.PartitionsDefinition, engine: profiling.WhylogsEngine
 ) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=SCORE_PROFILES,
+    @single_run_asset(
+        SCORE_PROFILES,
         deps=[CUSTOMER_DAILY_FEATURES, CHAMPION_KEY],
         check_specs=[_profiled_spec(SCORE_PROFILES)],
         **_daily(partitions_def),
@@ -311,8 +310,8 @@ def _drift_metadata(per_day: list[dict], latest: pd.DataFrame, judged_from: dt.d
 def drift_report_asset(
     settings: Settings, partitions_def: dg.PartitionsDefinition, engine: profiling.WhylogsEngine
 ) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=DRIFT_REPORT,
+    @single_run_asset(
+        DRIFT_REPORT,
         deps=[FEATURE_PROFILES, SCORE_PROFILES],
         **_daily(partitions_def),
         check_specs=[
