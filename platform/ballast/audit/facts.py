@@ -53,15 +53,7 @@ def touches_external(assets_def: dg.AssetsDefinition) -> bool:
 
 def ancestors(repo: dg.RepositoryDefinition, key: dg.AssetKey) -> set[dg.AssetKey]:
     """Every asset upstream of `key` in the code location."""
-    parents = {k: {dep.asset_key for dep in d.get_asset_spec(k).deps} for d in _assets_defs(repo) for k in d.keys}
-    found: set[dg.AssetKey] = set()
-    todo = list(parents.get(key, ()))
-    while todo:
-        current = todo.pop()
-        if current not in found:
-            found.add(current)
-            todo.extend(parents.get(current, ()))
-    return found
+    return set(dg.AssetSelection.assets(key).upstream(include_self=False).resolve(_assets_defs(repo)))
 
 
 def _dbt_models(manifest: dict) -> dict[str, dict]:
