@@ -182,7 +182,10 @@ def _error(end: dg.EventLogRecord, records: list[dg.EventLogRecord]) -> str:
         event = record.event_log_entry.dagster_event
         if record.event_log_entry.dagster_event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error if event.step_failure_data else None
-            lines.append(f"{event.step_key}: {error.cls_name}: {error.message.strip()}" if error else event.step_key)
+            # Dagster wraps the step's own exception: its cause is what went wrong.
+            while error is not None and error.cause is not None:
+                error = error.cause
+            lines.append(f"{event.step_key}: {error.message.strip()}" if error else event.step_key)
     return "\n".join(lines)
 
 
