@@ -27,7 +27,7 @@ from openlineage.client.serde import Serde
 
 from ballast.lineage.export import EXPORT_SENSOR, OpenLineageExport, Outbox, export_sensor
 from ballast.lineage.openlineage import EventFormatError, event_from_json
-from ballast.settings import OPENLINEAGE_API_KEY_ENV
+from ballast.settings import OPENLINEAGE_API_KEY_ENV, Settings, SettingsError
 from tests.conftest import make_settings
 
 ORDERS = dg.AssetKey(["raw", "orders"])
@@ -336,3 +336,36 @@ def test_a_down_endpoint_keeps_events_pending_until_a_later_tick(tmp_path, monke
     assert [e["eventType"] for e in events] == ["START", "RUNNING", "RUNNING", "RUNNING", "COMPLETE"]
     assert {e["run"]["runId"] for e in events} == {run}
     assert SECRET not in caplog.text
+
+
+def test_the_transport_comes_from_the_environment_and_the_api_key_only_through_envvar(tmp_path: Path) -> None:
+    env = {
+        "BALLAST_HOME": str(tmp_path),
+        "BALLAST_OPENLINEAGE_TRANSPORT": "HTTP",
+        "BALLAST_OPENLINEAGE_URL": "http://localhost:5000",
+        OPENLINEAGE_API_KEY_ENV: SECRET,
+    }
+    settings = Settings.from_env(env)
+    assert (settings.openlineage_transport, settings.openlineage_url) == ("http", "http://localhost:5000")
+    assert SECRET not in repr(settings)
+    export = OpenLineageExport.from_settings(settings)
+    assert isinstance(export.api_key, dg.EnvVar) and export.api_key.env_var_name == OPENLINEAGE_API_KEY_ENV
+    assert (
+        Settings.from_env({"BALLAST_HOME": str(tmp_path)}).openlineage_file
+        == tmp_path / "lineage" / "openlineage.jsonl"
+    )
+    with pytest.raises(SettingsError, match="BALLAST_OPENLINEAGE_URL"):
+        Settings.from_env({**env, "BALLAST_OPENLINEAGE_URL": "localhost:5000"})
+    with pytest.raises(SettingsError, match="BALLAST_OPENLINEAGE_TRANSPORT='kafka' is not one of file, http, none"):
+        Settings.from_env({**env, "BALLAST_OPENLINEAGE_TRANSPORT": "kafka"})
+
+
+def test_transport_none_exports_nothing(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home", openlineage_transport="none")
+    settings.ensure_dirs()
+    defs = _defs(settings)
+    with _instance(tmp_path) as instance:
+        _run(defs, instance)
+        _, message = _tick(defs, instance, None)
+    assert message.startswith("0 OpenLineage event(s) built")
+    assert not settings.openlineage_file.exists() and not settings.openlineage_outbox.exists()
