@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,8 @@ from ballast.lineage import openlineage as ol
 from ballast.settings import OPENLINEAGE_API_KEY_ENV, Settings
 
 EXPORT_SENSOR = "openlineage_export_sensor"
-PAGE = 100
+# Run starts and ends read per tick: a first tick on a long history stays well within a sensor's time limit.
+STATUS_PAGE = 20
 # A down endpoint fails every event alike: stop trying after this many failures in one export.
 MAX_FAILURES = 3
 TERMINAL = {
@@ -142,11 +143,7 @@ class OpenLineageExport(dg.ConfigurableResource):
             )
             if record.dagster_run.is_finished:
                 report.finished_runs.add(run_id)
-        client = self.client()
-        try:
-            report.sent, report.failed = outbox.send(client)
-        finally:
-            client.close()
+        report.sent, report.failed = outbox.send(self.client)
         return report
 
 
@@ -275,21 +272,30 @@ class Outbox:
                 raise
         return len(events)
 
-    def send(self, client: OpenLineageClient) -> tuple[int, list[str]]:
+    def send(self, make_client: Callable[[], OpenLineageClient]) -> tuple[int, list[str]]:
         """Send pending events oldest first; a run whose event failed waits, the other runs go on."""
-        sent, failed, blocked = 0, [], set()
         with closing(self._connect()) as con:
             pending = con.execute("select seq, key, run_id from events where sent_at is null order by seq").fetchall()
-            for seq, key, run_id in pending:
-                if run_id in blocked or len(failed) >= MAX_FAILURES:
-                    blocked.add(run_id)
-                    continue
-                con.execute("begin immediate")
-                try:
-                    row = con.execute("select body from events where seq = ? and sent_at is null", (seq,)).fetchone()
-                    if row is None:
-                        con.execute("commit")
-                        continue
+            if not pending:
+                return 0, []
+            client = make_client()
+            try:
+                return self._deliver(con, client, pending)
+            finally:
+                client.close()
+
+    @staticmethod
+    def _deliver(con: sqlite3.Connection, client: OpenLineageClient, pending: list) -> tuple[int, list[str]]:
+        sent, failed, blocked = 0, [], set()
+        for seq, key, run_id in pending:
+            if run_id in blocked or len(failed) >= MAX_FAILURES:
+                blocked.add(run_id)
+                continue
+            # Re-read under the write lock: another exporter may have sent it meanwhile.
+            con.execute("begin immediate")
+            try:
+                row = con.execute("select body from events where seq = ? and sent_at is null", (seq,)).fetchone()
+                if row is not None:
                     try:
                         _emit(client, row[0])
                     except DeliveryError as exc:
@@ -304,10 +310,10 @@ class Outbox:
                             (time.time(), seq),
                         )
                         sent += 1
-                    con.execute("commit")
-                except BaseException:
-                    con.execute("rollback")
-                    raise
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
         return sent, failed
 
     def events(self) -> list[dict]:
@@ -344,7 +350,7 @@ def _status_changes(instance: dg.DagsterInstance, after: int) -> tuple[list[dg.E
     """Run starts and ends after storage id `after`, at most a page of each, and the id up to which none is missed."""
     pages = [
         instance.fetch_run_status_changes(
-            dg.RunStatusChangeRecordsFilter(event_type=kind, after_storage_id=after), limit=PAGE, ascending=True
+            dg.RunStatusChangeRecordsFilter(event_type=kind, after_storage_id=after), limit=STATUS_PAGE, ascending=True
         ).records
         for kind in STATUS_CHANGES
     ]
@@ -352,7 +358,7 @@ def _status_changes(instance: dg.DagsterInstance, after: int) -> tuple[list[dg.E
     if not found:
         return [], after
     # A full page may have more beyond it: read only up to the lowest last id of a full page.
-    full = [page[-1].storage_id for page in pages if len(page) == PAGE]
+    full = [page[-1].storage_id for page in pages if len(page) == STATUS_PAGE]
     cut = min(full) if full else found[-1].storage_id
     return [r for r in found if r.storage_id <= cut], cut
 
