@@ -193,10 +193,11 @@ def materialization_event(
         if facet is not None
     }
     output_facets: dict = {}
-    rows = [_value(m.metadata.get(ROW_COUNT)) for _, m in materializations]
-    if all(isinstance(r, int) for r in rows):
+    rows = _value(latest.get(ROW_COUNT))
+    # A single-run backfill repeats the window's count on every partition: only one materialization says it plainly.
+    if len(materializations) == 1 and isinstance(rows, int):
         output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-            rowCount=sum(rows), producer=PRODUCER
+            rowCount=rows, producer=PRODUCER
         )
     partitions = sorted({m.partition for _, m in materializations if m.partition})
     if partitions:
