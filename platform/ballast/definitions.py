@@ -11,6 +11,7 @@ from ballast.clean import assets as clean_assets
 from ballast.common.partitions import daily_partitions
 from ballast.features import assets as features_assets
 from ballast.features.assets import FeatureStoreResource
+from ballast.lineage.export import OpenLineageExport, export_sensor
 from ballast.model import assets as model_assets
 from ballast.monitoring import assets as monitoring_assets
 from ballast.monitoring import sensors as monitoring_sensors
@@ -91,7 +92,12 @@ def _build_defs(
         assets=dg.map_asset_specs(_with_automation, layers.assets or []),
         asset_checks=layers.asset_checks,
         jobs=[refresh, monitoring_sensors.retrain_job()],
-        sensors=[automation, dead_run_sensor(settings), *monitoring_sensors.build_sensors(settings)],
+        sensors=[
+            automation,
+            dead_run_sensor(settings),
+            *monitoring_sensors.build_sensors(settings),
+            export_sensor(settings),
+        ],
         resources=build_resources(settings, project),
     )
 
@@ -111,6 +117,7 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:
             webhook_url=dg.EnvVar("BALLAST_ALERT_WEBHOOK_URL") if "webhook" in settings.alert_sinks else None,
             slack_webhook_url=dg.EnvVar("BALLAST_SLACK_WEBHOOK_URL") if "slack" in settings.alert_sinks else None,
         ),
+        "openlineage": OpenLineageExport.from_settings(settings),
     }
     if settings.feature_engine == "spark":
         # Imported here: PySpark is only a cost for those who choose the Spark engine. The

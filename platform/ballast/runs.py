@@ -16,6 +16,7 @@ from ballast.common.atomic import write_atomic
 from ballast.common.partitions import range_tags
 from ballast.contracts import write_data_source
 from ballast.definitions import REFRESH_JOB, build_defs
+from ballast.lineage.export import export_runs
 from ballast.monitoring import recovery
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -101,6 +102,8 @@ def refresh(
                 raise_on_error=False,
             )
         append_run_warnings(settings.run_warnings_log, captured.attributed, result.run_id)
+        # Lineage without a daemon: the finished run goes out as OpenLineage events now.
+        export_runs(settings, dagster_instance, defs.get_repository_def(), [result.run_id])
         return result
     finally:
         if owned:

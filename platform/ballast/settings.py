@@ -38,6 +38,11 @@ SPARK_DEFAULTS = {
 # The local alert log is always on; these add a webhook (BALLAST_ALERT_WEBHOOK_URL) and
 # Slack (BALLAST_SLACK_WEBHOOK_URL), whose addresses Dagster reads through EnvVar.
 ALERT_SINKS = ("webhook", "slack")
+# Where OpenLineage events go: a JSONL file under BALLAST_HOME (default), an HTTP endpoint
+# such as Marquez (BALLAST_OPENLINEAGE_URL), or nowhere.
+OPENLINEAGE_TRANSPORTS = ("file", "http", "none")
+# The API key of the HTTP endpoint is a secret: Dagster reads it through EnvVar, Settings only notes it is set.
+OPENLINEAGE_API_KEY_ENV = "BALLAST_OPENLINEAGE_API_KEY"
 
 
 class SettingsError(ValueError):
@@ -182,6 +187,20 @@ def _check_paths(s: Settings) -> None:
         )
 
 
+def _check_openlineage(s: Settings) -> None:
+    if s.openlineage_transport not in OPENLINEAGE_TRANSPORTS:
+        raise SettingsError(
+            f"BALLAST_OPENLINEAGE_TRANSPORT={s.openlineage_transport!r} is not one of {', '.join(OPENLINEAGE_TRANSPORTS)}"
+        )
+    if s.openlineage_transport == "http" and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", s.openlineage_url or ""):
+        raise SettingsError(
+            "BALLAST_OPENLINEAGE_TRANSPORT=http needs BALLAST_OPENLINEAGE_URL, the address of the OpenLineage"
+            " endpoint such as http://localhost:5000 (Marquez)"
+        )
+    if not s.openlineage_namespace:
+        raise SettingsError("BALLAST_OPENLINEAGE_NAMESPACE is empty; set it to a name such as ballast (or unset it)")
+
+
 def _parse_float(name: str, value: str) -> float:
     try:
         return float(value)
@@ -236,6 +255,13 @@ class Settings:
     audit_target_freshness: float = 0.90
     audit_target_error_handling: float = 0.90
     contracts_dir: Path = CONTRACTS_DIR
+    openlineage_transport: str = "file"
+    openlineage_url: str | None = None
+    # Marquez's path; DataHub and others take events elsewhere (BALLAST_OPENLINEAGE_ENDPOINT).
+    openlineage_endpoint: str = "api/v1/lineage"
+    # The OpenLineage namespace of Ballast's jobs (and of datasets that are not warehouse tables).
+    openlineage_namespace: str = "ballast"
+    openlineage_api_key_set: bool = False
 
     def __post_init__(self) -> None:
         if self.feature_engine not in FEATURE_ENGINES:
@@ -268,6 +294,7 @@ class Settings:
         for name, value in self.audit_targets_by_env().items():
             if not 0 <= value <= 1:
                 raise SettingsError(f"{name}={value} must be between 0 and 1")
+        _check_openlineage(self)
         _check_values(self)
         _check_paths(self)
 
@@ -330,6 +357,16 @@ class Settings:
             kwargs["ui_url"] = env["BALLAST_UI_URL"].rstrip("/")
         if "BALLAST_ALERT_SINKS" in env:
             kwargs["alert_sinks"] = tuple(c.strip() for c in env["BALLAST_ALERT_SINKS"].split(",") if c.strip())
+        if "BALLAST_OPENLINEAGE_TRANSPORT" in env:
+            kwargs["openlineage_transport"] = env["BALLAST_OPENLINEAGE_TRANSPORT"].strip().lower()
+        for name, key in (
+            ("openlineage_url", "BALLAST_OPENLINEAGE_URL"),
+            ("openlineage_endpoint", "BALLAST_OPENLINEAGE_ENDPOINT"),
+            ("openlineage_namespace", "BALLAST_OPENLINEAGE_NAMESPACE"),
+        ):
+            if key in env:
+                kwargs[name] = env[key].strip()
+        kwargs["openlineage_api_key_set"] = bool(env.get(OPENLINEAGE_API_KEY_ENV))
         if "BALLAST_SEGMENT_COLUMN" in env:
             kwargs["segment_column"] = env["BALLAST_SEGMENT_COLUMN"].strip()
         for name, key in (
@@ -374,6 +411,20 @@ class Settings:
     def alert_outbox(self) -> Path:
         """Alert delivery state: which sink has received which alert, and what waits for a retry."""
         return self.monitoring_dir / "alerts" / "outbox.json"
+
+    @cached_property
+    def lineage_dir(self) -> Path:
+        return self.home / "lineage"
+
+    @cached_property
+    def openlineage_file(self) -> Path:
+        """The default OpenLineage transport: one JSON line per event."""
+        return self.lineage_dir / "openlineage.jsonl"
+
+    @cached_property
+    def openlineage_outbox(self) -> Path:
+        """OpenLineage delivery state: every event built, whether it was sent, and what it covers."""
+        return self.lineage_dir / "openlineage_outbox.sqlite"
 
     @cached_property
     def dagster_home(self) -> Path:
