@@ -26,7 +26,7 @@ from sqlglot.lineage import lineage
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import build_scope
 
-from ballast.common.metadata import COLUMN_LINEAGE
+from ballast.common.metadata import COLUMN_LINEAGE, column_lineage
 from ballast.resources import LINEAGE_TARGET, dbt_cli, dbt_translator
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
@@ -39,8 +39,8 @@ ModelLineage = dict[str, Any]
 
 
 def source_digest(project: DbtProject) -> str:
-    """A digest of every dbt source file (models, macros, tests, dbt_project.yml): the compile's cache key."""
-    digest = hashlib.sha256()
+    """A digest of every dbt source file (models, macros, tests, dbt_project.yml) and of this module: the cache key."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
     files = sorted(
         p
         for p in project.project_dir.rglob("*")
@@ -80,7 +80,7 @@ def _compile(project: DbtProject, settings: Settings, folder: Path) -> None:
             raise dg.DagsterError(f"dbt compile for column lineage failed; see {scratch / 'dbt.log'}")
         manifest = json.loads((scratch / "manifest.json").read_text())
         models = manifest_lineage(manifest, scratch / "compiled", project)
-        (scratch / LINEAGE_FILE).write_text(json.dumps(models, indent=1, sort_keys=True))
+        (scratch / LINEAGE_FILE).write_text(json.dumps(models, indent=1))
         try:
             scratch.rename(folder)
         except OSError:
@@ -188,24 +188,14 @@ def transformation(model: ModelLineage) -> str:
     return f"{DBT_PROJECT_DIR.name}/{model['file']}{inlined}"
 
 
-def column_lineage(model: ModelLineage) -> dg.TableColumnLineage:
-    """A model's lineage as Dagster's standard column lineage."""
-    return dg.TableColumnLineage(
-        deps_by_column={
-            column: [dg.TableColumnDep(asset_key=dg.AssetKey(key), column_name=name) for key, name in deps]
-            for column, deps in model["columns"].items()
-        }
-    )
-
-
 def lineage_metadata(model: ModelLineage | None) -> dict[str, Any]:
     """`dagster/column_lineage` of a model, or nothing when it has none."""
     if not model or not model["columns"]:
         return {}
-    return {COLUMN_LINEAGE: dg.MetadataValue.column_lineage(column_lineage(model))}
+    deps = {column: [(dg.AssetKey(key), name) for key, name in found] for column, found in model["columns"].items()}
+    return {COLUMN_LINEAGE: column_lineage(deps)}
 
 
-def same_columns(upstream: dg.AssetKey, columns) -> dict[str, Any]:
-    """`dagster/column_lineage` of a copy: each column from the upstream column of the same name."""
-    deps = {c: [dg.TableColumnDep(asset_key=upstream, column_name=c)] for c in columns}
-    return {COLUMN_LINEAGE: dg.MetadataValue.column_lineage(dg.TableColumnLineage(deps_by_column=deps))}
+def model_columns(model: ModelLineage | None) -> list[str]:
+    """The columns the model's query selects, in order."""
+    return list(model["columns"]) if model else []
