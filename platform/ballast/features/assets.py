@@ -273,6 +273,14 @@ def spark_feature_assets(
     settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     """features/customer_daily_features computed by PySpark: the dbt model compiled for the window and transpiled."""
+    # The dbt model's lineage, read from the clean layer's Parquet copy as Spark reads it.
+    model = dbt_column_lineage(project, settings).get(CUSTOMER_DAILY_FEATURES) or {"columns": {}}
+    lineage = column_lineage(
+        {
+            column: [(CLEAN_TRANSACTIONS_PARQUET, name) for _, name in upstream]
+            for column, upstream in model["columns"].items()
+        }
+    )
 
     @single_run_asset(
         CUSTOMER_DAILY_FEATURES,
@@ -282,6 +290,7 @@ def spark_feature_assets(
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
+        metadata={COLUMN_LINEAGE: lineage},
         # A cluster (spark.master) loses executors and connections now and then; a
         # transpilation or SQL error raises Failure without retries.
         retry_policy=SPARK_RETRY,
