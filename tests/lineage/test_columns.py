@@ -6,13 +6,14 @@ from sqlglot import MappingSchema
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS
 from ballast.common.metadata import COLUMN_LINEAGE
-from ballast.dbt_lineage import sql_lineage
+from ballast.dbt_lineage import dbt_column_lineage, lineage_dir, source_digest, sql_lineage
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES, FEATURES_PARQUET
 from ballast.features.feast_repo import FEATURE_SERVICE, FEATURES
 from ballast.lineage.columns import Column, UnknownColumnError, render, resolve_feature
 from ballast.model.keys import MODEL_KEY
 from ballast.raw.assets import RAW_TRANSACTIONS
 from ballast.raw.landing_formats import CONTRACT_COLUMNS
+from ballast.resources import dbt_project
 from tests.lineage.conftest import Lineage
 
 # What each feature is computed from, in the landing files' own columns (event dates come from
@@ -99,3 +100,14 @@ def test_sql_lineage_follows_ctes_renames_and_aggregates() -> None:
     """
     found = sql_lineage(sql, schema, {"db.s.t": ["s", "t"]})
     assert found == {"name": [[["s", "t"], "b"]], "total": [[["s", "t"], "a"], [["s", "t"], "d"]], "one": []}
+
+
+def test_dbt_lineage_is_compiled_once_and_never_opens_the_warehouse(lineage: Lineage) -> None:
+    project = dbt_project(lineage.settings)
+    folder = lineage_dir(project) / source_digest(project)
+    built = folder.stat().st_mtime_ns
+    assert dbt_column_lineage(project, lineage.settings)[CUSTOMER_DAILY_FEATURES]["columns"]["spend_7d"]
+    # A second load reads the cached folder; the compile ran on DuckDB in memory, not the home's file.
+    assert folder.stat().st_mtime_ns == built
+    assert [p.name for p in lineage_dir(project).iterdir() if not p.name.startswith(".")] == [folder.name]
+    assert not lineage.settings.warehouse_path.exists()
