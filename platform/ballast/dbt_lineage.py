@@ -71,7 +71,16 @@ def _compile(project: DbtProject, settings: Settings, folder: Path) -> None:
     scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".compile-"))
     try:
         invocation = dbt_cli(project, settings).cli(
-            ["compile", "--quiet", "--target", LINEAGE_TARGET, "--select", "resource_type:model"],
+            [
+                "compile",
+                "--quiet",
+                "--target",
+                LINEAGE_TARGET,
+                "--select",
+                "resource_type:model",
+                "--indirect-selection",
+                "empty",
+            ],
             target_path=scratch,
             raise_on_error=False,
         )
