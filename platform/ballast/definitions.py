@@ -11,7 +11,9 @@ from ballast.clean import assets as clean_assets
 from ballast.common.partitions import daily_partitions
 from ballast.features import assets as features_assets
 from ballast.features.assets import FeatureStoreResource
+from ballast.lineage.columns import ColumnGraph
 from ballast.lineage.export import OpenLineageExport, export_sensor
+from ballast.lineage.policy import lineage_policy_check
 from ballast.model import assets as model_assets
 from ballast.monitoring import assets as monitoring_assets
 from ballast.monitoring import sensors as monitoring_sensors
@@ -90,7 +92,8 @@ def _build_defs(
     )
     return dg.Definitions(
         assets=dg.map_asset_specs(_with_automation, layers.assets or []),
-        asset_checks=layers.asset_checks,
+        # The column lineage of every layer is known here, before any run: the policy checks it.
+        asset_checks=[*(layers.asset_checks or []), lineage_policy_check(ColumnGraph.from_defs(layers), settings)],
         jobs=[refresh, monitoring_sensors.retrain_job()],
         sensors=[
             automation,

@@ -17,6 +17,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+# The profile's target on a DuckDB in memory: `dbt compile` for column lineage never opens the warehouse.
+LINEAGE_TARGET = "lineage"
 
 
 # Every DuckDB session Ballast opens (its own and dbt's) computes in UTC, whatever the
@@ -65,7 +67,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def write_dbt_profile(settings: Settings) -> Path:
-    """Write the dbt profile that points dbt-duckdb at this Ballast home's warehouse."""
+    """Write the dbt profile that points dbt-duckdb at this Ballast home's warehouse (and at a DuckDB in memory)."""
     profile = {
         "ballast": {
             "target": "local",
@@ -76,7 +78,14 @@ def write_dbt_profile(settings: Settings) -> Path:
                     "schema": "main",
                     "threads": 1,
                     "settings": {"memory_limit": settings.duckdb_memory_limit, "TimeZone": DUCKDB_TIME_ZONE},
-                }
+                },
+                LINEAGE_TARGET: {
+                    "type": "duckdb",
+                    "path": ":memory:",
+                    "schema": "main",
+                    "threads": 1,
+                    "settings": {"TimeZone": DUCKDB_TIME_ZONE},
+                },
             },
         }
     }

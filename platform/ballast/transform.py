@@ -9,9 +9,10 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import NO_RETRY_REASON, TRANSFORMATION
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
+from ballast.dbt_lineage import dbt_column_lineage, lineage_metadata, transformation
 from ballast.resources import WarehouseResource, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -33,8 +34,10 @@ def dbt_layer_assets(
 
     A backfill of many days runs as one dbt invocation over the whole window (single-run
     backfill policy), so dbt's start-up is paid once, not once per day. An unpartitioned
-    layer rebuilds its tables whole; `table_metadata` gives their figures (default: rows).
+    layer rebuilds its tables whole; `table_metadata` gives their figures (default: rows). Each
+    model's column lineage (ballast.dbt_lineage) is on its spec and on every materialization.
     """
+    lineage = dbt_column_lineage(project, settings)
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -66,7 +69,7 @@ def dbt_layer_assets(
                 if isinstance(event, dg.Output):
                     key = context.asset_key_for_output(event.output_name)
                     found = window_metadata(con, key, *window) if window else (table_metadata or row_count)(con, key)
-                    event = event.with_metadata({**event.metadata, **found})
+                    event = event.with_metadata({**event.metadata, **found, **lineage_metadata(lineage.get(key))})
                 yield event
         if not invocation.is_successful():
             target = settings.dbt_runs_dir / layer
@@ -77,7 +80,12 @@ def dbt_layer_assets(
                 metadata={"dbt_artifacts": dg.MetadataValue.path(str(target))},
             )
 
-    [described] = dg.map_asset_specs(lambda spec: spec.merge_attributes(metadata={NO_RETRY_REASON: NO_RETRY}), [_layer])
+    def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
+        model = lineage.get(spec.key)
+        known = {TRANSFORMATION: transformation(model), **lineage_metadata(model)} if model else {}
+        return spec.merge_attributes(metadata={NO_RETRY_REASON: NO_RETRY, **known})
+
+    [described] = dg.map_asset_specs(describe, [_layer])
     return described
 
 

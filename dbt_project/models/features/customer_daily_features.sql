@@ -21,7 +21,7 @@ with days as (
 
 transactions as (
 
-    select customer_id, merchant_id, amount, channel, country, event_date
+    select transaction_id, customer_id, merchant_id, amount, channel, country, event_date
     from {{ ref('transactions') }}
     where event_date > {{ window_start() }} - interval {{ window_days.long }} day
       and event_date <= {{ window_end() }}
@@ -33,9 +33,11 @@ customer_days as (
     select
         customer_id,
         event_date,
-        count(*) as txn_count,
+        -- Counted by id (never null in clean), not count(*): the counts' column lineage then
+        -- names the column they count.
+        count(transaction_id) as txn_count,
         sum(amount) as spend,
-        count(*) filter (where channel = 'web') as web_count
+        count(transaction_id) filter (where channel = 'web') as web_count
     from transactions
     group by customer_id, event_date
 

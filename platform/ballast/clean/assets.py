@@ -8,9 +8,10 @@ from dagster_dbt import DbtProject
 from ballast.clean.quarantine import quarantine_shares, shares_markdown
 from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, run_window, single_run_asset
+from ballast.dbt_lineage import dbt_column_lineage, model_columns
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -25,7 +26,7 @@ WORST_DAYS_SHOWN = 5
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
     assets: list = [dbt_layer_assets(settings, project, CLEAN_LAYER, partitions_def)]
     if settings.feature_engine == "spark":
-        assets.append(transactions_parquet(settings, partitions_def))
+        assets.append(transactions_parquet(settings, partitions_def, project))
     return dg.Definitions(
         assets=assets,
         asset_checks=[
@@ -77,8 +78,11 @@ def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
     return quarantine_share_within_limit
 
 
-def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def transactions_parquet(
+    settings: Settings, partitions_def: dg.PartitionsDefinition, project: DbtProject
+) -> dg.AssetsDefinition:
     """Only with the Spark feature engine, which reads the clean layer from the lake."""
+    columns = model_columns(dbt_column_lineage(project, settings).get(CLEAN_TRANSACTIONS))
 
     @single_run_asset(
         CLEAN_TRANSACTIONS_PARQUET,
@@ -88,7 +92,10 @@ def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefini
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), lake),
         kinds={"duckdb", "parquet"},
-        metadata={NO_RETRY_REASON: lake.NO_RETRY},
+        metadata={
+            NO_RETRY_REASON: lake.NO_RETRY,
+            COLUMN_LINEAGE: column_lineage({c: [(CLEAN_TRANSACTIONS, c)] for c in columns}),
+        },
     )
     def transactions_parquet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Parquet export of clean/transactions in the lake, one folder per event date: the Spark engine's input."""

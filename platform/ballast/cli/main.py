@@ -29,6 +29,14 @@ INTERNAL_ERROR = 70
 class UserError(Exception):
     """A problem the user can fix; printed as one line, without a traceback."""
 
+    exit_code = 1
+
+
+class UnknownNameError(UserError):
+    """A name on the command line that Ballast does not know (a table, column or feature): a usage error."""
+
+    exit_code = 2
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -139,9 +147,15 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default="rollback", help="why; recorded in the registry")
 
     lineage = commands.add_parser(
-        "lineage", help="a model version back to its training set, partitions, raw files and code"
+        "lineage",
+        help="a model version back to its training set, partitions, raw files and code; or a column back to landing",
     )
-    lineage.add_argument("version")
+    lineage.add_argument("version", nargs="?", help="a model version (without --column)")
+    lineage.add_argument(
+        "--column",
+        metavar="NAME",
+        help="schema.table.column, service:feature or a feature name: its column path back to the landing columns",
+    )
 
     dev = commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
     dev.add_argument("--port", type=_positive_int, default=3000)
@@ -419,7 +433,37 @@ def _gate_summary(metadata: dict) -> str:
     return text
 
 
+def _column_lineage(name: str, settings: Settings) -> None:
+    from ballast.definitions import load_defs
+    from ballast.features.assets import FeatureStoreResource
+    from ballast.lineage.columns import ColumnGraph, UnknownColumnError, render, resolve_feature, service_features
+
+    # Building the definitions runs no step; dbt's compile for lineage is cached between calls.
+    with contextlib.redirect_stdout(sys.stderr):
+        graph = ColumnGraph.from_defs(load_defs(settings)[0])
+    try:
+        if name.count(".") == 2 and ":" not in name:
+            table, _, column = name.rpartition(".")
+            trace = graph.trace(graph.column(table, column))
+        elif "." not in name:
+            features = service_features(FeatureStoreResource(home=str(settings.home)).definitions(), settings.lake_dir)
+            trace = graph.trace_feature(resolve_feature(name, features))
+        else:
+            raise UnknownColumnError(
+                f"{name!r} is not schema.table.column, service:feature or a feature name;"
+                f" tables with column lineage: {', '.join(graph.tables())}"
+            )
+    except UnknownColumnError as exc:
+        raise UnknownNameError(str(exc)) from None
+    print(render(trace))
+
+
 def _lineage(args: argparse.Namespace, settings: Settings) -> None:
+    if (args.column is None) == (args.version is None):
+        raise UnknownNameError("give a model version or --column NAME (one of them)")
+    if args.column is not None:
+        _column_lineage(args.column, settings)
+        return
     from ballast.model import registry
     from ballast.model.training import MODEL_NAME
 
@@ -547,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _dispatch(args, settings)
     except (UserError, SettingsError, PreflightError) as exc:
         print(f"ballast: error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -11,9 +11,10 @@ from tabulate import tabulate
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
 from ballast.common import code_version, lake
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, single_run_asset
+from ballast.dbt_lineage import dbt_column_lineage, model_columns
 from ballast.features import feast_repo, spark
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, FEATURES_LAYER
 from ballast.quality import contract_checks
@@ -76,7 +77,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
     return dg.Definitions(
         assets=[
             features,
-            features_parquet_asset(settings, partitions_def),
+            features_parquet_asset(settings, partitions_def, project),
             feature_registry_asset(settings),
             online_store_asset(settings, partitions_def),
         ],
@@ -87,7 +88,13 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
     )
 
 
-def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def features_parquet_asset(
+    settings: Settings, partitions_def: dg.PartitionsDefinition, project: DbtProject
+) -> dg.AssetsDefinition:
+    # Every column of the dbt model, as the model's query selects them, plus the export's own.
+    columns = model_columns(dbt_column_lineage(project, settings).get(CUSTOMER_DAILY_FEATURES))
+    lineage = column_lineage({**{c: [(CUSTOMER_DAILY_FEATURES, c)] for c in columns}, feast_repo.CREATED_COLUMN: []})
+
     @single_run_asset(
         FEATURES_PARQUET,
         deps=[CUSTOMER_DAILY_FEATURES],
@@ -96,7 +103,7 @@ def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefi
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb", "parquet"},
-        metadata={NO_RETRY_REASON: lake.NO_RETRY},
+        metadata={NO_RETRY_REASON: lake.NO_RETRY, COLUMN_LINEAGE: lineage},
         check_specs=[
             dg.AssetCheckSpec(
                 EXPORT_CHECK,
@@ -266,6 +273,14 @@ def spark_feature_assets(
     settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     """features/customer_daily_features computed by PySpark: the dbt model compiled for the window and transpiled."""
+    # The dbt model's lineage, read from the clean layer's Parquet copy as Spark reads it.
+    model = dbt_column_lineage(project, settings).get(CUSTOMER_DAILY_FEATURES) or {"columns": {}}
+    lineage = column_lineage(
+        {
+            column: [(CLEAN_TRANSACTIONS_PARQUET, name) for _, name in upstream]
+            for column, upstream in model["columns"].items()
+        }
+    )
 
     @single_run_asset(
         CUSTOMER_DAILY_FEATURES,
@@ -275,6 +290,7 @@ def spark_feature_assets(
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
+        metadata={COLUMN_LINEAGE: lineage},
         # A cluster (spark.master) loses executors and connections now and then; a
         # transpilation or SQL error raises Failure without retries.
         retry_policy=SPARK_RETRY,

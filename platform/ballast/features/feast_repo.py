@@ -27,6 +27,8 @@ PROJECT = "ballast"
 FEATURE_VIEW = "customer_daily_features"
 FEATURE_SERVICE = "churn_v1"
 ENTITY_KEY = "customer_id"
+# When a row was exported to the lake: Feast's created_timestamp_column, so a re-export wins ties.
+CREATED_COLUMN = "created_timestamp"
 # Feast's SQLite layout: one table per project and feature view.
 ONLINE_TABLE = f"{PROJECT}_{FEATURE_VIEW}"
 
@@ -81,7 +83,7 @@ def export_features(
     return lake.replace_days(
         con,
         f"""
-        select *, $created_at::timestamp as created_timestamp
+        select *, $created_at::timestamp as {CREATED_COLUMN}
         from {CUSTOMER_DAILY_FEATURES_TABLE}
         where feature_date between $first and $last
         order by feature_date, customer_id

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ballast.common import code_version
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
@@ -20,6 +20,15 @@ from ballast.settings import WAREHOUSE_POOL, Settings
 CODE_VERSION = code_version.of_sources(Path(__file__), training, registry)
 REFERENCE_CHECK = "champion_has_reference_profiles"
 SCORES_CHECK = "scores_are_probabilities"
+# A score reads every model feature of its customer's row; model_version names the champion.
+SCORES_LINEAGE = column_lineage(
+    {
+        "customer_id": [(CUSTOMER_DAILY_FEATURES, "customer_id")],
+        "feature_date": [(CUSTOMER_DAILY_FEATURES, "feature_date")],
+        "churn_score": [(CUSTOMER_DAILY_FEATURES, feature) for feature in training.FEATURES],
+        "model_version": [],
+    }
+)
 SCORES_NO_RETRY = (
     "Scores the local warehouse's latest feature day with the champion from the on-disk registry: deterministic,"
     " so a retry repeats the failure; the next run replaces the table whole."
@@ -101,7 +110,7 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb"},
-        metadata={NO_RETRY_REASON: SCORES_NO_RETRY},
+        metadata={NO_RETRY_REASON: SCORES_NO_RETRY, COLUMN_LINEAGE: SCORES_LINEAGE},
         check_specs=[
             dg.AssetCheckSpec(
                 SCORES_CHECK,

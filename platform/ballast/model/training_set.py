@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 
 from ballast.common import code_version
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET, FeatureStoreResource
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import training
@@ -36,6 +36,18 @@ where (snapshot_date - $anchor::date) % $every = 0
 order by snapshot_date, customer_id
 """
 
+# The labelled entities come from the labels; each feature from the lake export, through
+# Feast's point-in-time join of the feature service (feature_repo/churn_features.py).
+LINEAGE = column_lineage(
+    {
+        "customer_id": [(LABELS_KEY, "customer_id")],
+        "snapshot_time": [(LABELS_KEY, "snapshot_date")],
+        "snapshot_date": [(LABELS_KEY, "snapshot_date")],
+        "churned": [(LABELS_KEY, "churned")],
+        **{feature: [(FEATURES_PARQUET, feature)] for feature in training.FEATURES},
+    }
+)
+
 
 def labels_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
     """Rows, churn rate and snapshot days of the labels dbt built."""
@@ -59,7 +71,7 @@ def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"feast", "duckdb"},
-        metadata={NO_RETRY_REASON: NO_RETRY},
+        metadata={NO_RETRY_REASON: NO_RETRY, COLUMN_LINEAGE: LINEAGE},
         check_specs=[
             dg.AssetCheckSpec(
                 FEATURES_FOUND_CHECK,

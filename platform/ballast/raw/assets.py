@@ -8,7 +8,7 @@ import duckdb
 from tabulate import tabulate
 
 from ballast.common import code_version
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import LANDING_COLUMNS, NO_RETRY_REASON
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
@@ -23,6 +23,7 @@ from ballast.raw.landing import (
     record_unplaced,
     survey,
 )
+from ballast.raw.landing_formats import CONTRACT_COLUMNS
 from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -44,6 +45,10 @@ NO_RETRY = (
     " held lock, which a retry repeats at once; loads are idempotent by file hash, so the next run resumes."
 )
 
+# The columns of raw.transactions (RAW_DDL) that the loader makes: no landing column holds them.
+LOADER_COLUMNS = ("event_date", "source_file", "file_hash", "line_number", "load_id", "raw_line", "extra_columns")
+LANDING_LINEAGE = dg.MetadataValue.json({**{c: [c] for c in CONTRACT_COLUMNS}, **{c: [] for c in LOADER_COLUMNS}})
+
 # Written by one multi-asset: the load also records the files it did not load.
 RAW_SPECS = [
     dg.AssetSpec(
@@ -52,7 +57,7 @@ RAW_SPECS = [
         group_name=RAW_LAYER,
         kinds={"duckdb"},
         code_version=CODE_VERSION,
-        metadata={NO_RETRY_REASON: NO_RETRY},
+        metadata={NO_RETRY_REASON: NO_RETRY, **({LANDING_COLUMNS: LANDING_LINEAGE} if key == RAW_TRANSACTIONS else {})},
     )
     for key, description in (
         (
