@@ -1,5 +1,6 @@
 """Clean layer: typed, validated, deduplicated transactions and their quarantine (dbt)."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -8,13 +9,14 @@ from dagster_dbt import DbtProject
 from ballast.clean.quarantine import quarantine_shares, shares_markdown
 from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.columns import Column
+from ballast.common.metadata import NO_RETRY_REASON, lake_table_name, table_metadata
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, run_window, single_run_asset
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
-from ballast.transform import dbt_layer_assets
+from ballast.transform import dbt_layer_assets, dbt_model_columns
 
 CLEAN_TRANSACTIONS = table_key(CLEAN_TRANSACTIONS_TABLE)
 CLEAN_TRANSACTIONS_PARQUET = dg.AssetKey([CLEAN_LAYER, "transactions_parquet"])
@@ -25,7 +27,9 @@ WORST_DAYS_SHOWN = 5
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
     assets: list = [dbt_layer_assets(settings, project, CLEAN_LAYER, partitions_def)]
     if settings.feature_engine == "spark":
-        assets.append(transactions_parquet(settings, partitions_def))
+        assets.append(
+            transactions_parquet(settings, partitions_def, dbt_model_columns(project, CLEAN_TRANSACTIONS_TABLE))
+        )
     return dg.Definitions(
         assets=assets,
         asset_checks=[
@@ -77,8 +81,12 @@ def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
     return quarantine_share_within_limit
 
 
-def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def transactions_parquet(
+    settings: Settings, partitions_def: dg.PartitionsDefinition, clean_columns: Sequence[Column]
+) -> dg.AssetsDefinition:
     """Only with the Spark feature engine, which reads the clean layer from the lake."""
+    path = lake.table_dir(settings.lake_dir, CLEAN_TRANSACTIONS_TABLE)
+    table = table_metadata(lake_table_name(path), lake.lake_columns(clean_columns, "event_date"))
 
     @single_run_asset(
         CLEAN_TRANSACTIONS_PARQUET,
@@ -88,12 +96,11 @@ def transactions_parquet(settings: Settings, partitions_def: dg.PartitionsDefini
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), lake),
         kinds={"duckdb", "parquet"},
-        metadata={NO_RETRY_REASON: lake.NO_RETRY},
+        metadata={NO_RETRY_REASON: lake.NO_RETRY, **table},
     )
     def transactions_parquet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Parquet export of clean/transactions in the lake, one folder per event date: the Spark engine's input."""
         first, last = partition_dates(context)
-        path = lake.table_dir(settings.lake_dir, CLEAN_TRANSACTIONS_TABLE)
         with warehouse.connect(read_only=True) as con:
             rows = lake.replace_days(
                 con,

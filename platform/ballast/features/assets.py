@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -11,15 +12,16 @@ from tabulate import tabulate
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
 from ballast.common import code_version, lake
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.columns import Column
+from ballast.common.metadata import NO_RETRY_REASON, lake_table_name, table_metadata, warehouse_table_name
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, single_run_asset
 from ballast.features import feast_repo, spark
-from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, FEATURES_LAYER
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, EXPORT_CREATED_COLUMN, FEATURES_LAYER
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
-from ballast.transform import dbt_layer_assets, window_metadata
+from ballast.transform import dbt_layer_assets, dbt_model_columns, window_metadata
 
 
 class FeatureStoreResource(dg.ConfigurableResource):
@@ -69,14 +71,16 @@ REGISTRY_AUTOMATION = (
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+    # The feature table's columns: their home is the dbt model's .yml, whichever engine computes it.
+    columns = dbt_model_columns(project, CUSTOMER_DAILY_FEATURES_TABLE)
     if settings.feature_engine == "spark":
-        features = spark_feature_assets(settings, project, partitions_def)
+        features = spark_feature_assets(settings, project, partitions_def, columns)
     else:
         features = dbt_layer_assets(settings, project, FEATURES_LAYER, partitions_def)
     return dg.Definitions(
         assets=[
             features,
-            features_parquet_asset(settings, partitions_def),
+            features_parquet_asset(settings, partitions_def, columns),
             feature_registry_asset(settings),
             online_store_asset(settings, partitions_def),
         ],
@@ -87,7 +91,14 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
     )
 
 
-def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def features_parquet_asset(
+    settings: Settings, partitions_def: dg.PartitionsDefinition, feature_columns: Sequence[Column]
+) -> dg.AssetsDefinition:
+    table = table_metadata(
+        lake_table_name(feast_repo.feature_dir(settings.lake_dir)),
+        lake.lake_columns(feature_columns, "feature_date", (EXPORT_CREATED_COLUMN,)),
+    )
+
     @single_run_asset(
         FEATURES_PARQUET,
         deps=[CUSTOMER_DAILY_FEATURES],
@@ -96,7 +107,7 @@ def features_parquet_asset(settings: Settings, partitions_def: dg.PartitionsDefi
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb", "parquet"},
-        metadata={NO_RETRY_REASON: lake.NO_RETRY},
+        metadata={NO_RETRY_REASON: lake.NO_RETRY, **table},
         check_specs=[
             dg.AssetCheckSpec(
                 EXPORT_CHECK,
@@ -263,7 +274,7 @@ def parity_check(settings: Settings) -> dg.AssetChecksDefinition:
 
 
 def spark_feature_assets(
-    settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition
+    settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition, columns: Sequence[Column]
 ) -> dg.AssetsDefinition:
     """features/customer_daily_features computed by PySpark: the dbt model compiled for the window and transpiled."""
 
@@ -275,6 +286,8 @@ def spark_feature_assets(
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
+        # Spark's Parquet is read through the warehouse view of the dbt model's name and columns.
+        metadata=table_metadata(warehouse_table_name(CUSTOMER_DAILY_FEATURES_TABLE), columns),
         # A cluster (spark.master) loses executors and connections now and then; a
         # transpilation or SQL error raises Failure without retries.
         retry_policy=SPARK_RETRY,

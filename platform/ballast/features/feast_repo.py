@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from ballast.common import lake
-from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, EXPORT_CREATED_COLUMN
 from ballast.settings import REPO_ROOT
 
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
@@ -81,7 +81,7 @@ def export_features(
     return lake.replace_days(
         con,
         f"""
-        select *, $created_at::timestamp as created_timestamp
+        select *, cast($created_at as {EXPORT_CREATED_COLUMN.type}) as {EXPORT_CREATED_COLUMN.name}
         from {CUSTOMER_DAILY_FEATURES_TABLE}
         where feature_date between $first and $last
         order by feature_date, customer_id

@@ -8,7 +8,7 @@ import duckdb
 from tabulate import tabulate
 
 from ballast.common import code_version
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import NO_RETRY_REASON, table_metadata, warehouse_table_name
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
@@ -23,7 +23,15 @@ from ballast.raw.landing import (
     record_unplaced,
     survey,
 )
-from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
+from ballast.raw.tables import (
+    RAW_IGNORED_FILES_COLUMNS,
+    RAW_IGNORED_FILES_TABLE,
+    RAW_LAYER,
+    RAW_REJECTED_FILES_COLUMNS,
+    RAW_REJECTED_FILES_TABLE,
+    RAW_TRANSACTIONS_COLUMNS,
+    RAW_TRANSACTIONS_TABLE,
+)
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -52,19 +60,25 @@ RAW_SPECS = [
         group_name=RAW_LAYER,
         kinds={"duckdb"},
         code_version=CODE_VERSION,
-        metadata={NO_RETRY_REASON: NO_RETRY},
+        metadata={NO_RETRY_REASON: NO_RETRY, **table_metadata(warehouse_table_name(table), columns)},
     )
-    for key, description in (
+    for key, table, columns, description in (
         (
             RAW_TRANSACTIONS,
+            RAW_TRANSACTIONS_TABLE,
+            RAW_TRANSACTIONS_COLUMNS,
             "Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
         ),
         (
             RAW_REJECTED_FILES,
+            RAW_REJECTED_FILES_TABLE,
+            RAW_REJECTED_FILES_COLUMNS,
             "Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
         ),
         (
             RAW_IGNORED_FILES,
+            RAW_IGNORED_FILES_TABLE,
+            RAW_IGNORED_FILES_COLUMNS,
             "Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
         ),
     )
