@@ -1,0 +1,128 @@
+"""Every table asset declares its table (dagster/table_name) and columns (dagster/column_schema), and they are the table's."""
+
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from ballast.common.metadata import COLUMN_SCHEMA, TABLE_NAME
+from ballast.definitions import build_defs
+from ballast.raw.tables import RAW_TRANSACTIONS_COLUMNS
+from ballast.settings import DBT_PROJECT_DIR, FEATURE_ENGINES, WAREHOUSE_CATALOG, Settings
+from tests.conftest import Platform, make_settings
+
+# Kinds of assets that store tables (DuckDB, Parquet, Spark's Parquet, SQLite).
+TABLE_KINDS = {"duckdb", "parquet", "spark", "sqlite"}
+# Assets of those kinds whose output is not a table a reader queries, with why.
+NOT_TABLES = {
+    # Feast's online store: SQLite here, Redis in production; its rows are Feast's serialized
+    # entity keys and values, one per feature, not a table with the feature view's columns.
+    "features/online_store",
+}
+
+
+def _schema(node) -> dg.TableSchema | None:
+    schema = node.metadata.get(COLUMN_SCHEMA)
+    return schema.schema if isinstance(schema, dg.TableSchemaMetadataValue) else schema
+
+
+def _type(spelled: str) -> str:
+    """A type as DuckDB spells it, whatever the case and spacing (dbt's yml may write decimal(18, 2))."""
+    return re.sub(r"\s*,\s*", ",", " ".join(spelled.upper().split()))
+
+
+def declared(node) -> list[tuple[str, str, bool]]:
+    """(name, type, nullable) of each column the asset declares, in order."""
+    return [(c.name, _type(c.type), c.constraints.nullable if c.constraints else True) for c in _schema(node).columns]
+
+
+def actual(con: duckdb.DuckDBPyConnection, table_name: str) -> list[tuple[str, str, bool]]:
+    """(name, type, nullable) of each column of the real table, in order: a warehouse table or a lake folder."""
+    if table_name.startswith("file://"):
+        pattern = str(Path(unquote(urlparse(table_name).path)) / "**" / "*.parquet")
+        rows = con.execute(f"describe select * from read_parquet('{pattern}', hive_partitioning = true)").fetchall()
+        # Parquet states no NOT NULL a reader could rely on: every column reads as nullable.
+        return [(name, _type(kind), True) for name, kind, *_ in rows]
+    catalog, schema, table = table_name.split(".")
+    rows = con.execute(
+        "select column_name, data_type, is_nullable = 'YES' from information_schema.columns"
+        " where table_catalog = ? and table_schema = ? and table_name = ? order by ordinal_position",
+        [catalog, schema, table],
+    ).fetchall()
+    return [(name, _type(kind), nullable) for name, kind, nullable in rows]
+
+
+def table_nodes(defs: dg.Definitions) -> list:
+    return [n for n in defs.resolve_asset_graph().asset_nodes if TABLE_NAME in n.metadata]
+
+
+@pytest.fixture(scope="module", params=FEATURE_ENGINES)
+def defs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
+    return build_defs(make_settings(tmp_path_factory.mktemp("schema_defs"), feature_engine=request.param))
+
+
+def test_every_table_asset_declares_a_typed_described_schema(defs: dg.Definitions) -> None:
+    nodes = {n.key.to_user_string(): n for n in defs.resolve_asset_graph().asset_nodes}
+    stores_tables = {k for k, n in nodes.items() if TABLE_KINDS & set(n.kinds)}
+    assert stores_tables >= NOT_TABLES, "a listed non-table asset is gone or changed kind: update NOT_TABLES"
+    problems = {}
+    for key in sorted(stores_tables - NOT_TABLES):
+        node = nodes[key]
+        schema = _schema(node)
+        if not node.metadata.get(TABLE_NAME) or schema is None or not schema.columns:
+            problems[key] = "no dagster/table_name or dagster/column_schema"
+            continue
+        untyped = [c.name for c in schema.columns if not c.type or c.type in ("?", "string")]
+        undescribed = [c.name for c in schema.columns if not (c.description or "").strip()]
+        if untyped or undescribed:
+            problems[key] = f"untyped {untyped}, undescribed {undescribed}"
+    assert not problems, problems
+
+
+def test_table_names_follow_the_warehouse_and_lake_forms(defs: dg.Definitions) -> None:
+    names = {n.key.to_user_string(): n.metadata[TABLE_NAME] for n in table_nodes(defs)}
+    assert names["raw/transactions"] == f"{WAREHOUSE_CATALOG}.raw.transactions"
+    assert names["clean/transactions"] == f"{WAREHOUSE_CATALOG}.clean.transactions"
+    assert names["audit/debt_scorecard"] == f"{WAREHOUSE_CATALOG}.audit.debt_index_history"
+    assert names["features/customer_daily_features_parquet"].startswith("file:///")
+    assert len(set(names.values())) == len(names), "two assets claim the same table"
+
+
+def test_the_dbt_source_declares_the_raw_table_as_the_raw_layer_does(tmp_path: Path) -> None:
+    """sources.yml repeats raw.transactions' columns for dbt; the raw layer's declaration is their home."""
+    source = yaml.safe_load((DBT_PROJECT_DIR / "models" / "raw" / "sources.yml").read_text())
+    [table] = [t for s in source["sources"] if s["name"] == "raw" for t in s["tables"] if t["name"] == "transactions"]
+    in_dbt = [(c["name"], c["data_type"], " ".join(c["description"].split())) for c in table["columns"]]
+    assert in_dbt == [(c.name, c.type, c.description) for c in RAW_TRANSACTIONS_COLUMNS]
+
+
+@pytest.fixture(scope="module")
+def warehouse(platform: Platform):
+    con = duckdb.connect(str(platform.settings.warehouse_path), read_only=True)
+    yield con
+    con.close()
+
+
+def test_the_column_schema_of_every_table_asset_is_the_table_s_columns(
+    platform: Platform, warehouse: duckdb.DuckDBPyConnection
+) -> None:
+    nodes = table_nodes(build_defs(platform.settings))
+    assert len(nodes) >= 12
+    found = {n.key.to_user_string(): actual(warehouse, n.metadata[TABLE_NAME]) for n in nodes}
+    assert all(found.values()), [k for k, v in found.items() if not v]
+    assert {n.key.to_user_string(): declared(n) for n in nodes} == found
+
+
+def check_declared_schemas(settings: Settings) -> None:
+    """For other tests' homes (the Spark engine's): every table asset's declared columns are its table's."""
+    nodes = table_nodes(build_defs(settings))
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        found = {n.key.to_user_string(): actual(con, n.metadata[TABLE_NAME]) for n in nodes}
+    finally:
+        con.close()
+    assert {n.key.to_user_string(): declared(n) for n in nodes} == found
