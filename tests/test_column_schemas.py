@@ -12,7 +12,7 @@ import yaml
 from ballast.common.metadata import COLUMN_SCHEMA, TABLE_NAME
 from ballast.definitions import build_defs
 from ballast.raw.tables import RAW_TRANSACTIONS_COLUMNS
-from ballast.settings import DBT_PROJECT_DIR, FEATURE_ENGINES, WAREHOUSE_CATALOG, Settings
+from ballast.settings import CONTRACTS_DIR, DBT_PROJECT_DIR, FEATURE_ENGINES, WAREHOUSE_CATALOG, Settings
 from tests.conftest import Platform, make_settings
 
 # Kinds of assets that store tables (DuckDB, Parquet, Spark's Parquet, SQLite).
@@ -90,6 +90,21 @@ def test_table_names_follow_the_warehouse_and_lake_forms(defs: dg.Definitions) -
     assert names["audit/debt_scorecard"] == f"{WAREHOUSE_CATALOG}.audit.debt_index_history"
     assert names["features/customer_daily_features_parquet"].startswith("file:///")
     assert len(set(names.values())) == len(names), "two assets claim the same table"
+
+
+def test_the_soda_contracts_state_the_declared_column_types(defs: dg.Definitions) -> None:
+    """A contract names the types its consumers rely on; they are the ones the asset declares (base type: decimal)."""
+    nodes = {n.key.to_user_string(): n for n in defs.resolve_asset_graph().asset_nodes}
+    compared = 0
+    for path in sorted(CONTRACTS_DIR.glob("*.yml")):
+        contract = yaml.safe_load(path.read_text())
+        key = contract["dataset"].removeprefix("ballast/")
+        types = {name: kind.split("(")[0] for name, kind, _ in declared(nodes[key])}
+        for column in contract["columns"]:
+            if "data_type" in column:
+                assert types.get(column["name"]) == _type(column["data_type"]), (path.name, column["name"])
+                compared += 1
+    assert compared, "no contract states a column type"
 
 
 def test_the_dbt_source_declares_the_raw_table_as_the_raw_layer_does(tmp_path: Path) -> None:

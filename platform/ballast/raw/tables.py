@@ -15,7 +15,7 @@ _CONTRACT_DESCRIPTIONS = {
     "transaction_id": "The transaction id as received; the clean layer requires it and keeps its earliest delivery.",
     "customer_id": "The customer id as received.",
     "merchant_id": "The merchant id as received.",
-    "amount": "The amount as received, a decimal number with at most two decimals to pass the clean layer.",
+    "amount": "The amount as received, as text; the clean layer takes a plain decimal in range with two decimals at most.",
     "currency": "The currency code as received, one of the configured currencies to pass the clean layer.",
     "event_timestamp": "When the transaction happened, as received: a timestamp with or without an offset.",
     "channel": "The channel as received (web, store or mobile); null when the file has no channel column.",
