@@ -28,8 +28,10 @@ def create_table_sql(table: str, columns: Sequence[Column]) -> str:
 def select_as_declared(columns: Sequence[Column], source: str) -> str:
     """A select of `source` giving exactly the declared columns, in order, each cast to its declared type.
 
-    For tables built from a data frame, whose column types would otherwise follow pandas'
-    dtypes: a cast that cannot hold a value fails the statement instead of changing it.
+    For tables built from a data frame, whose types would otherwise follow pandas' dtypes
+    (text as object, a date Feast hands back as a zone-aware timestamp, an integer as a float
+    when a value is missing). The caller declares the type its values already have, so a
+    cast changes their spelling, never their value.
     """
     return f"select {', '.join(f'cast({c.name} as {c.type}) as {c.name}' for c in columns)} from {source}"
 
