@@ -132,7 +132,7 @@ def test_the_soda_contracts_state_the_declared_column_types(defs: dg.Definitions
     assert compared, "no contract states a column type"
 
 
-def test_the_dbt_source_declares_the_raw_table_as_the_raw_layer_does(tmp_path: Path) -> None:
+def test_the_dbt_source_declares_the_raw_table_as_the_raw_layer_does() -> None:
     """sources.yml repeats raw.transactions' columns for dbt; the raw layer's declaration is their home."""
     source = yaml.safe_load((DBT_PROJECT_DIR / "models" / "raw" / "sources.yml").read_text())
     [table] = [t for s in source["sources"] if s["name"] == "raw" for t in s["tables"] if t["name"] == "transactions"]
@@ -140,29 +140,19 @@ def test_the_dbt_source_declares_the_raw_table_as_the_raw_layer_does(tmp_path: P
     assert in_dbt == [(c.name, c.type, c.description) for c in RAW_TRANSACTIONS_COLUMNS]
 
 
-@pytest.fixture(scope="module")
-def warehouse(platform: Platform):
-    con = duckdb.connect(str(platform.settings.warehouse_path), read_only=True)
-    yield con
-    con.close()
-
-
-def test_the_column_schema_of_every_table_asset_is_the_table_s_columns(
-    platform: Platform, warehouse: duckdb.DuckDBPyConnection
-) -> None:
-    nodes = table_nodes(build_defs(platform.settings))
-    assert {n.key.to_user_string() for n in nodes} == TABLE_ASSETS["duckdb"]
-    found = {n.key.to_user_string(): actual(warehouse, n.metadata[TABLE_NAME]) for n in nodes}
-    assert all(found.values()), [k for k, v in found.items() if not v]
-    assert {n.key.to_user_string(): declared(n) for n in nodes} == found
-
-
-def check_declared_schemas(settings: Settings) -> None:
-    """For other tests' homes (the Spark engine's): every table asset's declared columns are its table's."""
+def declared_and_actual(settings: Settings) -> tuple[dict, dict]:
+    """Each table asset's declared columns, and its table's, by asset key."""
     nodes = table_nodes(build_defs(settings))
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         found = {n.key.to_user_string(): actual(con, n.metadata[TABLE_NAME]) for n in nodes}
     finally:
         con.close()
-    assert {n.key.to_user_string(): declared(n) for n in nodes} == found
+    return {n.key.to_user_string(): declared(n) for n in nodes}, found
+
+
+def test_the_column_schema_of_every_table_asset_is_the_table_s_columns(platform: Platform) -> None:
+    declared_columns, table_columns = declared_and_actual(platform.settings)
+    assert set(table_columns) == TABLE_ASSETS["duckdb"]
+    assert all(table_columns.values()), [k for k, v in table_columns.items() if not v]
+    assert declared_columns == table_columns
