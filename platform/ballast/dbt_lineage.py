@@ -203,8 +203,3 @@ def lineage_metadata(model: ModelLineage | None) -> dict[str, Any]:
         return {}
     deps = {column: [(dg.AssetKey(key), name) for key, name in found] for column, found in model["columns"].items()}
     return {COLUMN_LINEAGE: column_lineage(deps)}
-
-
-def model_columns(model: ModelLineage | None) -> list[str]:
-    """The columns the model's query selects, in order."""
-    return list(model["columns"]) if model else []

@@ -23,6 +23,8 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 
 WAREHOUSE_POOL = "warehouse"
+# The warehouse file's name, which DuckDB (and dbt-duckdb) also take as its catalog name.
+WAREHOUSE_CATALOG = "warehouse"
 # Feast registry writes and materializations run one at a time, like warehouse writes.
 FEAST_POOL = "feast"
 # Where features/customer_daily_features is computed: dbt on DuckDB, or the same dbt
@@ -382,7 +384,7 @@ class Settings:
 
     @cached_property
     def warehouse_path(self) -> Path:
-        return self.home / "warehouse.duckdb"
+        return self.home / f"{WAREHOUSE_CATALOG}.duckdb"
 
     @cached_property
     def lake_dir(self) -> Path:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DbtCliResource, DbtProject, build_dbt_asset_specs, dbt_assets
 
-from ballast.common.metadata import NO_RETRY_REASON, TRANSFORMATION
+from ballast.common.columns import Column
+from ballast.common.metadata import COLUMN_SCHEMA, NO_RETRY_REASON, TRANSFORMATION
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
 from ballast.dbt_lineage import dbt_column_lineage, lineage_metadata, transformation
@@ -137,3 +138,22 @@ def window_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, start: dt.
         ).df()
         metadata["rows_by_reason"] = dg.MetadataValue.md(by_reason.to_markdown(index=False))
     return metadata
+
+
+def dbt_model_columns(project: DbtProject, table: str) -> tuple[Column, ...]:
+    """The columns of the dbt model that builds the warehouse table `layer.name`, as dagster-dbt declares them.
+
+    Their home is the model's `.yml` (name, data_type, description); the assets that hold
+    the model's rows elsewhere (the lake, Spark's view, the training set) derive theirs from it.
+    """
+    layer, name = table.split(".")
+    [spec] = build_dbt_asset_specs(
+        manifest=project.manifest_path,
+        dagster_dbt_translator=dbt_translator(),
+        select=f"path:models/{layer}/{name}.sql",
+        project=project,
+    )
+    schema = spec.metadata[COLUMN_SCHEMA]
+    if isinstance(schema, dg.TableSchemaMetadataValue):
+        schema = schema.schema
+    return tuple(Column(c.name, c.type, c.description or "") for c in schema.columns)

@@ -9,6 +9,7 @@ from ballast.features import feast_repo, spark
 from ballast.model.training import FEATURES
 from ballast.runs import instance, refresh
 from tests.conftest import Platform, make_settings, query
+from tests.test_column_schemas import declared_and_actual
 
 SPARK_STEPS = [
     "clean/transactions_parquet",
@@ -97,6 +98,14 @@ def test_feast_reads_the_same_export_from_either_engine(platform: Platform, spar
     numeric = [c for c in FEATURES if c != "home_country"]
     assert ((frames[0][numeric].astype(float) - frames[1][numeric].astype(float)).abs() <= 1e-9).all().all()
     assert (frames[0][KEYS].astype(str) == frames[1][KEYS].astype(str)).all().all()
+
+
+def test_the_spark_engine_s_tables_have_their_declared_columns(spark_home) -> None:
+    """Spark's feature view and the clean layer's Parquet export hold the columns their assets declare."""
+    settings, _ = spark_home
+    declared_columns, table_columns = declared_and_actual(settings)
+    assert {"clean/transactions_parquet", "features/customer_daily_features"} <= set(table_columns)
+    assert declared_columns == table_columns
 
 
 def test_to_spark_refuses_sql_that_does_not_read_the_clean_layer() -> None:

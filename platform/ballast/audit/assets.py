@@ -10,31 +10,23 @@ import pandas as pd
 
 from ballast.audit.scorecard import Scorecard, evaluate
 from ballast.audit.scoring import DIMENSIONS, INDEX
+from ballast.audit.tables import AUDIT_LAYER, DEBT_INDEX_HISTORY_COLUMNS, DEBT_INDEX_HISTORY_TABLE
 from ballast.audit.warning_capture import WarningRecord
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.columns import create_table_sql
+from ballast.common.metadata import NO_RETRY_REASON, table_metadata, warehouse_table_name
 from ballast.model.keys import MODEL_KEY
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
-AUDIT_LAYER = "audit"
 DEBT_SCORECARD = dg.AssetKey([AUDIT_LAYER, "debt_scorecard"])
-DEBT_INDEX_HISTORY_TABLE = f"{AUDIT_LAYER}.debt_index_history"
 DEBT_INDEX_CHECK = "debt_index_within_threshold"
 MODEL_PATH_CHECK = "model_path_has_checks"
-HISTORY_DDL = f"""
-create schema if not exists {AUDIT_LAYER};
-create table if not exists {DEBT_INDEX_HISTORY_TABLE} (
-    evaluation_id varchar not null,
-    evaluated_at timestamp not null,
-    scope_kind varchar not null,
-    scope_name varchar not null,
-    documentation double not null,
-    coverage double not null,
-    freshness double not null,
-    error_handling double not null,
-    debt_index double not null
+HISTORY_DDL = ";\n".join(
+    (
+        f"create schema if not exists {AUDIT_LAYER}",
+        create_table_sql(DEBT_INDEX_HISTORY_TABLE, DEBT_INDEX_HISTORY_COLUMNS),
+    )
 )
-"""
 
 
 def append_history(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
@@ -116,7 +108,9 @@ def debt_scorecard_asset(
         kinds={"duckdb"},
         metadata={
             NO_RETRY_REASON: "reads definitions, manifest and the local instance, then appends to the local"
-            " warehouse: a retry would meet the same failure"
+            " warehouse: a retry would meet the same failure",
+            # What the asset keeps in the warehouse: the history its materializations append to.
+            **table_metadata(warehouse_table_name(DEBT_INDEX_HISTORY_TABLE), DEBT_INDEX_HISTORY_COLUMNS),
         },
         check_specs=[
             dg.AssetCheckSpec(

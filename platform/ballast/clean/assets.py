@@ -1,5 +1,6 @@
 """Clean layer: typed, validated, deduplicated transactions and their quarantine (dbt)."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -8,14 +9,14 @@ from dagster_dbt import DbtProject
 from ballast.clean.quarantine import quarantine_shares, shares_markdown
 from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
-from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
+from ballast.common.columns import Column
+from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage, lake_table_name, table_metadata
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, run_window, single_run_asset
-from ballast.dbt_lineage import dbt_column_lineage, model_columns
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
-from ballast.transform import dbt_layer_assets
+from ballast.transform import dbt_layer_assets, dbt_model_columns
 
 CLEAN_TRANSACTIONS = table_key(CLEAN_TRANSACTIONS_TABLE)
 CLEAN_TRANSACTIONS_PARQUET = dg.AssetKey([CLEAN_LAYER, "transactions_parquet"])
@@ -26,7 +27,9 @@ WORST_DAYS_SHOWN = 5
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
     assets: list = [dbt_layer_assets(settings, project, CLEAN_LAYER, partitions_def)]
     if settings.feature_engine == "spark":
-        assets.append(transactions_parquet(settings, partitions_def, project))
+        assets.append(
+            transactions_parquet(settings, partitions_def, dbt_model_columns(project, CLEAN_TRANSACTIONS_TABLE))
+        )
     return dg.Definitions(
         assets=assets,
         asset_checks=[
@@ -79,10 +82,12 @@ def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
 
 
 def transactions_parquet(
-    settings: Settings, partitions_def: dg.PartitionsDefinition, project: DbtProject
+    settings: Settings, partitions_def: dg.PartitionsDefinition, clean_columns: Sequence[Column]
 ) -> dg.AssetsDefinition:
     """Only with the Spark feature engine, which reads the clean layer from the lake."""
-    columns = model_columns(dbt_column_lineage(project, settings).get(CLEAN_TRANSACTIONS))
+    path = lake.table_dir(settings.lake_dir, CLEAN_TRANSACTIONS_TABLE)
+    table = table_metadata(lake_table_name(path), lake.lake_columns(clean_columns, "event_date"))
+    lineage = column_lineage({c.name: [(CLEAN_TRANSACTIONS, c.name)] for c in clean_columns})
 
     @single_run_asset(
         CLEAN_TRANSACTIONS_PARQUET,
@@ -92,15 +97,11 @@ def transactions_parquet(
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), lake),
         kinds={"duckdb", "parquet"},
-        metadata={
-            NO_RETRY_REASON: lake.NO_RETRY,
-            COLUMN_LINEAGE: column_lineage({c: [(CLEAN_TRANSACTIONS, c)] for c in columns}),
-        },
+        metadata={NO_RETRY_REASON: lake.NO_RETRY, COLUMN_LINEAGE: lineage, **table},
     )
     def transactions_parquet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Parquet export of clean/transactions in the lake, one folder per event date: the Spark engine's input."""
         first, last = partition_dates(context)
-        path = lake.table_dir(settings.lake_dir, CLEAN_TRANSACTIONS_TABLE)
         with warehouse.connect(read_only=True) as con:
             rows = lake.replace_days(
                 con,

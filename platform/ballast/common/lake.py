@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+
+from ballast.common.columns import Column
 
 # Why the assets that export to the lake have no retry policy (ballast.common.metadata.NO_RETRY_REASON).
 NO_RETRY = (
@@ -19,6 +22,16 @@ NO_RETRY = (
 def table_dir(lake_dir: Path, table: str) -> Path:
     """The lake folder of the warehouse table `layer.name`: lake/layer/name."""
     return lake_dir.joinpath(*table.split("."))
+
+
+def lake_columns(columns: Sequence[Column], partition_column: str, added: Sequence[Column] = ()) -> tuple[Column, ...]:
+    """The columns of a lake table as a reader with hive partitioning sees them.
+
+    `columns` are the exported table's, `added` those the export appends; the partition
+    column lives in the folder names, so a reader lists it last.
+    """
+    [partition] = [c for c in columns if c.name == partition_column]
+    return (*(c for c in columns if c is not partition), *added, partition)
 
 
 def replace_days(

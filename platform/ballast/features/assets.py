@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -11,16 +12,24 @@ from tabulate import tabulate
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
 from ballast.common import code_version, lake
-from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
+from ballast.common.columns import Column
+from ballast.common.metadata import (
+    COLUMN_LINEAGE,
+    NO_RETRY_REASON,
+    column_lineage,
+    lake_table_name,
+    table_metadata,
+    warehouse_table_name,
+)
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, single_run_asset
-from ballast.dbt_lineage import dbt_column_lineage, model_columns
+from ballast.dbt_lineage import dbt_column_lineage
 from ballast.features import feast_repo, spark
-from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, FEATURES_LAYER
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, EXPORT_CREATED_COLUMN, FEATURES_LAYER
 from ballast.quality import contract_checks
 from ballast.resources import WarehouseResource
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
-from ballast.transform import dbt_layer_assets, window_metadata
+from ballast.transform import dbt_layer_assets, dbt_model_columns, window_metadata
 
 
 class FeatureStoreResource(dg.ConfigurableResource):
@@ -70,14 +79,16 @@ REGISTRY_AUTOMATION = (
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+    # The feature table's columns: their home is the dbt model's .yml, whichever engine computes it.
+    columns = dbt_model_columns(project, CUSTOMER_DAILY_FEATURES_TABLE)
     if settings.feature_engine == "spark":
-        features = spark_feature_assets(settings, project, partitions_def)
+        features = spark_feature_assets(settings, project, partitions_def, columns)
     else:
         features = dbt_layer_assets(settings, project, FEATURES_LAYER, partitions_def)
     return dg.Definitions(
         assets=[
             features,
-            features_parquet_asset(settings, partitions_def, project),
+            features_parquet_asset(settings, partitions_def, columns),
             feature_registry_asset(settings),
             online_store_asset(settings, partitions_def),
         ],
@@ -89,11 +100,16 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
 
 
 def features_parquet_asset(
-    settings: Settings, partitions_def: dg.PartitionsDefinition, project: DbtProject
+    settings: Settings, partitions_def: dg.PartitionsDefinition, feature_columns: Sequence[Column]
 ) -> dg.AssetsDefinition:
-    # Every column of the dbt model, as the model's query selects them, plus the export's own.
-    columns = model_columns(dbt_column_lineage(project, settings).get(CUSTOMER_DAILY_FEATURES))
-    lineage = column_lineage({**{c: [(CUSTOMER_DAILY_FEATURES, c)] for c in columns}, feast_repo.CREATED_COLUMN: []})
+    table = table_metadata(
+        lake_table_name(feast_repo.feature_dir(settings.lake_dir)),
+        lake.lake_columns(feature_columns, "feature_date", (EXPORT_CREATED_COLUMN,)),
+    )
+    # Every column of the dbt model, plus the export's own.
+    lineage = column_lineage(
+        {**{c.name: [(CUSTOMER_DAILY_FEATURES, c.name)] for c in feature_columns}, EXPORT_CREATED_COLUMN.name: []}
+    )
 
     @single_run_asset(
         FEATURES_PARQUET,
@@ -103,7 +119,7 @@ def features_parquet_asset(
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb", "parquet"},
-        metadata={NO_RETRY_REASON: lake.NO_RETRY, COLUMN_LINEAGE: lineage},
+        metadata={NO_RETRY_REASON: lake.NO_RETRY, COLUMN_LINEAGE: lineage, **table},
         check_specs=[
             dg.AssetCheckSpec(
                 EXPORT_CHECK,
@@ -270,7 +286,7 @@ def parity_check(settings: Settings) -> dg.AssetChecksDefinition:
 
 
 def spark_feature_assets(
-    settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition
+    settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition, columns: Sequence[Column]
 ) -> dg.AssetsDefinition:
     """features/customer_daily_features computed by PySpark: the dbt model compiled for the window and transpiled."""
     # The dbt model's lineage, read from the clean layer's Parquet copy as Spark reads it.
@@ -290,7 +306,11 @@ def spark_feature_assets(
         pool=WAREHOUSE_POOL,
         code_version=code_version.of_sources(Path(__file__), spark, project.project_dir / FEATURES_MODEL),
         kinds={"spark", "parquet"},
-        metadata={COLUMN_LINEAGE: lineage},
+        # Spark's Parquet is read through the warehouse view of the dbt model's name and columns.
+        metadata={
+            COLUMN_LINEAGE: lineage,
+            **table_metadata(warehouse_table_name(CUSTOMER_DAILY_FEATURES_TABLE), columns),
+        },
         # A cluster (spark.master) loses executors and connections now and then; a
         # transpilation or SQL error raises Failure without retries.
         retry_policy=SPARK_RETRY,

@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from ballast.common import lake
-from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
+from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, EXPORT_CREATED_COLUMN
 from ballast.settings import REPO_ROOT
 
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
@@ -28,7 +28,7 @@ FEATURE_VIEW = "customer_daily_features"
 FEATURE_SERVICE = "churn_v1"
 ENTITY_KEY = "customer_id"
 # When a row was exported to the lake: Feast's created_timestamp_column, so a re-export wins ties.
-CREATED_COLUMN = "created_timestamp"
+CREATED_COLUMN = EXPORT_CREATED_COLUMN.name
 # Feast's SQLite layout: one table per project and feature view.
 ONLINE_TABLE = f"{PROJECT}_{FEATURE_VIEW}"
 
@@ -83,7 +83,7 @@ def export_features(
     return lake.replace_days(
         con,
         f"""
-        select *, $created_at::timestamp as {CREATED_COLUMN}
+        select *, cast($created_at as {EXPORT_CREATED_COLUMN.type}) as {EXPORT_CREATED_COLUMN.name}
         from {CUSTOMER_DAILY_FEATURES_TABLE}
         where feature_date between $first and $last
         order by feature_date, customer_id

@@ -17,6 +17,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import attr
 import dagster as dg
@@ -39,11 +40,10 @@ from openlineage.client.facet_v2 import (
     tags_run,
 )
 
+from ballast.common.metadata import COLUMN_LINEAGE, COLUMN_SCHEMA, TABLE_NAME
+
 # Who wrote the events and their facets (a URI, as the spec asks).
 PRODUCER = "urn:ballast:openlineage-export"
-COLUMN_SCHEMA = "dagster/column_schema"
-COLUMN_LINEAGE = "dagster/column_lineage"
-TABLE_NAME = "dagster/table_name"
 ROW_COUNT = "dagster/row_count"
 # dbt writes "?" for a column whose type it does not know: no type is better than a wrong one.
 UNKNOWN_TYPE = "?"
@@ -51,7 +51,8 @@ UNKNOWN_TYPE = "?"
 
 @dataclass(frozen=True)
 class Naming:
-    """Where an asset lives, as an OpenLineage dataset: warehouse tables by their table name, the rest by asset key."""
+    """Where an asset lives, as an OpenLineage dataset: warehouse tables by their table name, lake tables by
+    their folder (OpenLineage's naming: namespace `file` or `s3://bucket`, name the path), the rest by asset key."""
 
     warehouse: Path
     namespace: str
@@ -62,6 +63,11 @@ class Naming:
 
     def dataset(self, key: dg.AssetKey, spec: dg.AssetSpec | None) -> tuple[str, str]:
         table = _value((spec.metadata if spec else {}).get(TABLE_NAME))
+        if table and "://" in str(table):
+            uri = urlsplit(str(table))
+            if uri.scheme == "file":
+                return "file", uri.path
+            return f"{uri.scheme}://{uri.netloc}", uri.path.lstrip("/")
         if table:
             return self.warehouse_namespace, str(table)
         return self.namespace, key.to_user_string()

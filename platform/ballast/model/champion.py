@@ -6,13 +6,20 @@ import dagster as dg
 import pandas as pd
 
 from ballast.common import code_version
-from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
+from ballast.common.columns import select_as_declared
+from ballast.common.metadata import (
+    COLUMN_LINEAGE,
+    NO_RETRY_REASON,
+    column_lineage,
+    table_metadata,
+    warehouse_table_name,
+)
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
 from ballast.model.candidate import NO_RETRY as REGISTRY_NO_RETRY
 from ballast.model.candidate import candidate
-from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_KEY, SCORES_TABLE
+from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_COLUMNS, SCORES_KEY, SCORES_TABLE
 from ballast.model.reference import REFERENCE_FEATURES, REFERENCE_SCORES
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -110,7 +117,11 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"duckdb"},
-        metadata={NO_RETRY_REASON: SCORES_NO_RETRY, COLUMN_LINEAGE: SCORES_LINEAGE},
+        metadata={
+            NO_RETRY_REASON: SCORES_NO_RETRY,
+            COLUMN_LINEAGE: SCORES_LINEAGE,
+            **table_metadata(warehouse_table_name(SCORES_TABLE), SCORES_COLUMNS),
+        },
         check_specs=[
             dg.AssetCheckSpec(
                 SCORES_CHECK,
@@ -144,10 +155,7 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
                 }
             )
             con.execute("create schema if not exists model")
-            con.execute(
-                f"create or replace table {SCORES_TABLE} as"
-                " select customer_id, cast(feature_date as date) as feature_date, churn_score, model_version from scores"
-            )
+            con.execute(f"create or replace table {SCORES_TABLE} as {select_as_declared(SCORES_COLUMNS, 'scores')}")
             scored, customers, invalid = con.execute(
                 "select count(*), count(distinct customer_id),"
                 " count(*) filter (where churn_score is null or churn_score not between 0 and 1)"

@@ -1,16 +1,30 @@
 """Model layer, the training set: churn labels (the dbt model) and the point-in-time training set Feast joins."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from ballast.common import code_version
-from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage
+from ballast.common.columns import Column, select_as_declared
+from ballast.common.metadata import (
+    COLUMN_LINEAGE,
+    NO_RETRY_REASON,
+    column_lineage,
+    table_metadata,
+    warehouse_table_name,
+)
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET, FeatureStoreResource
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import training
-from ballast.model.keys import LABELS_KEY, LABELS_TABLE, TRAINING_SET_KEY, TRAINING_SET_TABLE
+from ballast.model.keys import (
+    LABELS_KEY,
+    LABELS_TABLE,
+    TRAINING_SET_ENTITY_COLUMNS,
+    TRAINING_SET_KEY,
+    TRAINING_SET_TABLE,
+)
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -63,7 +77,15 @@ def labels_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
     }
 
 
-def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
+def training_set_columns(feature_columns: Sequence[Column]) -> tuple[Column, ...]:
+    """The training set's columns: the entity columns, then the churn_v1 features as `feature_columns` declares them."""
+    by_name = {c.name: c for c in feature_columns}
+    return (*TRAINING_SET_ENTITY_COLUMNS, *(by_name[name] for name in training.FEATURES))
+
+
+def training_set_asset(settings: Settings, columns: Sequence[Column]) -> dg.AssetsDefinition:
+    """`columns`: the table's, from `training_set_columns`; the join's result is cast to them."""
+
     @dg.asset(
         key=TRAINING_SET_KEY,
         deps=[LABELS_KEY, FEATURES_PARQUET, FEATURE_REGISTRY],
@@ -71,7 +93,11 @@ def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds={"feast", "duckdb"},
-        metadata={NO_RETRY_REASON: NO_RETRY, COLUMN_LINEAGE: LINEAGE},
+        metadata={
+            NO_RETRY_REASON: NO_RETRY,
+            COLUMN_LINEAGE: LINEAGE,
+            **table_metadata(warehouse_table_name(TRAINING_SET_TABLE), columns),
+        },
         check_specs=[
             dg.AssetCheckSpec(
                 FEATURES_FOUND_CHECK,
@@ -101,9 +127,10 @@ def training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         joined["event_timestamp"] = joined["event_timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
         with warehouse.connect() as con:
             con.execute("create schema if not exists model")
+            renamed = "(select * rename (event_timestamp as snapshot_time) from joined)"
             con.execute(
-                f"create or replace table {TRAINING_SET_TABLE} as"
-                " select * rename (event_timestamp as snapshot_time) from joined order by snapshot_date, customer_id"
+                f"create or replace table {TRAINING_SET_TABLE} as {select_as_declared(columns, renamed)}"
+                " order by snapshot_date, customer_id"
             )
             summary = con.execute(
                 "select snapshot_date, count(*) as rows, avg(churned::int) as churn_rate"

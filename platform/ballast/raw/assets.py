@@ -8,7 +8,7 @@ import duckdb
 from tabulate import tabulate
 
 from ballast.common import code_version
-from ballast.common.metadata import LANDING_COLUMNS, NO_RETRY_REASON
+from ballast.common.metadata import LANDING_COLUMNS, NO_RETRY_REASON, table_metadata, warehouse_table_name
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
@@ -23,8 +23,16 @@ from ballast.raw.landing import (
     record_unplaced,
     survey,
 )
-from ballast.raw.landing_formats import CONTRACT_COLUMNS
-from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
+from ballast.raw.tables import (
+    CONTRACT_COLUMNS,
+    RAW_IGNORED_FILES_COLUMNS,
+    RAW_IGNORED_FILES_TABLE,
+    RAW_LAYER,
+    RAW_REJECTED_FILES_COLUMNS,
+    RAW_REJECTED_FILES_TABLE,
+    RAW_TRANSACTIONS_COLUMNS,
+    RAW_TRANSACTIONS_TABLE,
+)
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -45,8 +53,8 @@ NO_RETRY = (
     " held lock, which a retry repeats at once; loads are idempotent by file hash, so the next run resumes."
 )
 
-# The columns of raw.transactions (RAW_DDL) that the loader makes: no landing column holds them.
-LOADER_COLUMNS = ("event_date", "source_file", "file_hash", "line_number", "load_id", "raw_line", "extra_columns")
+# The columns of raw.transactions that the loader makes: no landing column holds them.
+LOADER_COLUMNS = tuple(c.name for c in RAW_TRANSACTIONS_COLUMNS if c.name not in CONTRACT_COLUMNS)
 LANDING_LINEAGE = dg.MetadataValue.json({**{c: [c] for c in CONTRACT_COLUMNS}, **{c: [] for c in LOADER_COLUMNS}})
 
 # Written by one multi-asset: the load also records the files it did not load.
@@ -57,19 +65,29 @@ RAW_SPECS = [
         group_name=RAW_LAYER,
         kinds={"duckdb"},
         code_version=CODE_VERSION,
-        metadata={NO_RETRY_REASON: NO_RETRY, **({LANDING_COLUMNS: LANDING_LINEAGE} if key == RAW_TRANSACTIONS else {})},
+        metadata={
+            NO_RETRY_REASON: NO_RETRY,
+            **table_metadata(warehouse_table_name(table), columns),
+            **({LANDING_COLUMNS: LANDING_LINEAGE} if key == RAW_TRANSACTIONS else {}),
+        },
     )
-    for key, description in (
+    for key, table, columns, description in (
         (
             RAW_TRANSACTIONS,
+            RAW_TRANSACTIONS_TABLE,
+            RAW_TRANSACTIONS_COLUMNS,
             "Landing files loaded as-is, one daily partition per event date, with the source file, hash, line and load id of every row.",
         ),
         (
             RAW_REJECTED_FILES,
+            RAW_REJECTED_FILES_TABLE,
+            RAW_REJECTED_FILES_COLUMNS,
             "Landing files that were not loaded, with the reason (no date in the name, unsupported format, empty, unreadable, not UTF-8, missing columns, ...).",
         ),
         (
             RAW_IGNORED_FILES,
+            RAW_IGNORED_FILES_TABLE,
+            RAW_IGNORED_FILES_COLUMNS,
             "Landing entries ignored by their name (operating-system debris, names starting with _ or .) or dated before the start date, listed so none disappears without a trace.",
         ),
     )

@@ -34,11 +34,10 @@ from pathlib import Path
 
 import duckdb
 
+from ballast.common.columns import create_table_sql
 from ballast.raw.landing_formats import (
-    CONTRACT_COLUMNS,
     FIELD_RE,
     LF,
-    REQUIRED_COLUMNS,
     FileRejected,
     TextScan,
     check_duplicates,
@@ -50,7 +49,17 @@ from ballast.raw.landing_formats import (
     parquet_select,
     scan_csv,
 )
-from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_LAYER, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
+from ballast.raw.tables import (
+    CONTRACT_COLUMNS,
+    RAW_IGNORED_FILES_COLUMNS,
+    RAW_IGNORED_FILES_TABLE,
+    RAW_LAYER,
+    RAW_REJECTED_FILES_COLUMNS,
+    RAW_REJECTED_FILES_TABLE,
+    RAW_TRANSACTIONS_COLUMNS,
+    RAW_TRANSACTIONS_TABLE,
+    REQUIRED_COLUMNS,
+)
 from ballast.settings import Settings
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
@@ -63,42 +72,17 @@ HIDDEN_PREFIXES = ("_", ".")
 _DATE_IN_NAME = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\\]")
 
-RAW_DDL = f"""
-create schema if not exists {RAW_LAYER};
-create table if not exists {RAW_TRANSACTIONS_TABLE} (
-    transaction_id varchar,
-    customer_id varchar,
-    merchant_id varchar,
-    amount varchar,
-    currency varchar,
-    event_timestamp varchar,
-    channel varchar,
-    country varchar,
-    event_date date not null,
-    source_file varchar not null,
-    file_hash varchar not null,
-    line_number bigint not null,
-    load_id varchar not null,
-    raw_line varchar,
-    extra_columns varchar
-);
-create table if not exists {RAW_REJECTED_FILES_TABLE} (
-    event_date date,
-    source_file varchar not null,
-    file_hash varchar not null,
-    reason varchar not null,
-    detail varchar not null,
-    load_id varchar not null
-);
--- Files that belong to no date are recorded without one (homes made before allowed it).
-alter table {RAW_REJECTED_FILES_TABLE} alter column event_date drop not null;
-create table if not exists {RAW_IGNORED_FILES_TABLE} (
-    source_file varchar not null,
-    reason varchar not null,
-    detail varchar not null,
-    load_id varchar not null
-);
-"""
+# The raw tables as raw/tables.py declares them; a statement that changes an existing home follows its create.
+RAW_DDL = ";\n".join(
+    (
+        f"create schema if not exists {RAW_LAYER}",
+        create_table_sql(RAW_TRANSACTIONS_TABLE, RAW_TRANSACTIONS_COLUMNS),
+        create_table_sql(RAW_REJECTED_FILES_TABLE, RAW_REJECTED_FILES_COLUMNS),
+        # Files that belong to no date are recorded without one (homes made before allowed it).
+        f"alter table {RAW_REJECTED_FILES_TABLE} alter column event_date drop not null",
+        create_table_sql(RAW_IGNORED_FILES_TABLE, RAW_IGNORED_FILES_COLUMNS),
+    )
+)
 
 
 class LandingError(Exception):

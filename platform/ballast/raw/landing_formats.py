@@ -18,9 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-REQUIRED_COLUMNS = ("transaction_id", "customer_id", "merchant_id", "amount", "currency", "event_timestamp")
-OPTIONAL_COLUMNS = ("channel", "country")
-CONTRACT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+from ballast.raw.tables import CONTRACT_COLUMNS
+
 # One CSV field after its comma (the record gets a leading comma): a quoted value (with
 # "" for a quote; it may hold line breaks) or an unquoted value without quotes. Each
 # match consumes its comma, so empty fields are found too.
