@@ -119,7 +119,9 @@ def ensure_dbt_manifest(project: DbtProject, settings: Settings) -> None:
         )
         if all(p.stat().st_mtime <= built for p in sources):
             return
-    dbt_cli(project, settings).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    # A full parse: dbt's partial parsing has been seen to drop a test's description after a
+    # sources .yml edit, and this runs only when a dbt file changed.
+    dbt_cli(project, settings).cli(["parse", "--quiet", "--no-partial-parse"], target_path=project.target_path).wait()
 
 
 class LayerTranslator(DagsterDbtTranslator):
