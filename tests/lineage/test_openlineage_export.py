@@ -25,7 +25,7 @@ import dagster as dg
 import pytest
 from openlineage.client.serde import Serde
 
-from ballast.lineage.export import EXPORT_SENSOR, OpenLineageExport, Outbox, export_sensor
+from ballast.lineage.export import EXPORT_SENSOR, OpenLineageExport, Outbox, export_sensor, undelivered
 from ballast.lineage.openlineage import EventFormatError, event_from_json
 from ballast.settings import OPENLINEAGE_API_KEY_ENV, Settings, SettingsError
 from tests.conftest import make_settings
@@ -324,6 +324,10 @@ def test_a_down_endpoint_keeps_events_pending_until_a_later_tick(tmp_path, monke
         pending = [e for e in Outbox(settings.openlineage_outbox).events() if not e["sent"]]
         assert len(pending) == 5 and "0 sent" in message
         assert {e["last_error"] for e in pending} - {None} == {"http: ConnectionError"}
+        # What `ballast run` prints then: how many wait and why, never the endpoint's address.
+        waiting = undelivered(settings)
+        assert waiting.startswith("5 OpenLineage event(s) not yet delivered by the http transport")
+        assert "http: ConnectionError" in waiting and str(port) not in waiting
         server = _serve(port)
         try:
             _tick(defs, instance, cursor)
@@ -332,6 +336,7 @@ def test_a_down_endpoint_keeps_events_pending_until_a_later_tick(tmp_path, monke
             server.shutdown()
             server.server_close()
     assert all(e["sent"] for e in Outbox(settings.openlineage_outbox).events())
+    assert undelivered(settings) is None
     events = validated([body for _, _, body in server.received])
     assert [e["eventType"] for e in events] == ["START", "RUNNING", "RUNNING", "RUNNING", "COMPLETE"]
     assert {e["run"]["runId"] for e in events} == {run}

@@ -197,6 +197,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 def _run(settings: Settings, announce: str) -> None:
     from ballast.cli.report import build_report, format_report
+    from ballast.lineage.export import undelivered
     from ballast.raw.landing import LandingError, plan
     from ballast.runs import prepare_run, refresh
 
@@ -216,6 +217,8 @@ def _run(settings: Settings, announce: str) -> None:
     with log_path.open("w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         result = refresh(settings, start, end, log_level="INFO")
     print(f"run log: {log_path}")
+    if waiting := undelivered(settings):
+        print(f"ballast: warning: {waiting}", file=sys.stderr)
     failures = [e for e in result.all_events if e.is_step_failure]
     # A candidate that fails a promotion gate is the platform working, not failing:
     # the data layers are built and the champion stays. The report says which gate.

@@ -316,6 +316,17 @@ class Outbox:
                 raise
         return sent, failed
 
+    def undelivered(self) -> tuple[int, str | None]:
+        """How many events wait for a retry, and the last error of the most recent failed attempt."""
+        if not self.path.exists():
+            return 0, None
+        with closing(self._connect()) as con:
+            [(count,)] = con.execute("select count(*) from events where sent_at is null").fetchall()
+            last = con.execute(
+                "select last_error from events where sent_at is null and last_error is not null order by seq desc limit 1"
+            ).fetchone()
+        return count, last[0] if last else None
+
     def events(self) -> list[dict]:
         """Every event in the outbox, oldest first, with its delivery state."""
         with closing(self._connect()) as con:
@@ -389,6 +400,20 @@ def export_sensor(settings: Settings) -> dg.SensorDefinition:
         return dg.SkipReason(report.summary())
 
     return openlineage_export_sensor
+
+
+def undelivered(settings: Settings) -> str | None:
+    """One line for the CLI when events wait in the outbox (the transport's address is not shown: it may hold a secret)."""
+    if settings.openlineage_transport == "none":
+        return None
+    count, error = Outbox(settings.openlineage_outbox).undelivered()
+    if not count:
+        return None
+    cause = f" (last error: {error})" if error else ""
+    return (
+        f"{count} OpenLineage event(s) not yet delivered by the {settings.openlineage_transport} transport{cause};"
+        f" they wait in {settings.openlineage_outbox} and go out with the next run or the export sensor"
+    )
 
 
 def export_runs(
