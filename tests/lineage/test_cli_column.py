@@ -13,8 +13,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_a_dbt_column_prints_its_tree_to_landing(home: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["lineage", "--column", "features.customer_daily_features.avg_amount_30d"]) == 0
+@pytest.mark.parametrize(
+    "name",
+    # Case does not matter, as in DuckDB's unquoted names.
+    ["features.customer_daily_features.avg_amount_30d", "Features.Customer_Daily_Features.AVG_AMOUNT_30D"],
+)
+def test_a_dbt_column_prints_its_tree_to_landing(name: str, home: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["lineage", "--column", name]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         "features.customer_daily_features.avg_amount_30d  <- dbt_project/models/features/customer_daily_features.sql"

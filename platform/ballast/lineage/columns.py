@@ -123,15 +123,19 @@ class ColumnGraph:
         return sorted(".".join(key.path) for key in self.deps)
 
     def column(self, table: str, name: str) -> Column:
-        """The column `name` of the table schema.table; UnknownColumnError names what is known instead."""
-        key = dg.AssetKey(table.split("."))
-        if key not in self.deps:
+        """The column `name` of the table schema.table; UnknownColumnError names what is known instead.
+
+        Case does not matter, as in DuckDB's unquoted names.
+        """
+        key = {".".join(k.path).lower(): k for k in self.deps}.get(table.lower())
+        if key is None:
             raise UnknownColumnError(f"unknown table {table!r}; tables with column lineage: {', '.join(self.tables())}")
-        if name not in self.deps[key]:
+        column = {c.lower(): c for c in self.deps[key]}.get(name.lower())
+        if column is None:
             raise UnknownColumnError(
                 f"unknown column {name!r} of {table}; its columns: {', '.join(sorted(self.deps[key]))}"
             )
-        return Column(key, name)
+        return Column(key, column)
 
     def trace(self, column: Column, _seen: frozenset[Column] = frozenset()) -> Trace:
         """The column walked back through every upstream column to the landing columns."""
