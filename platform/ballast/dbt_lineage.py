@@ -36,6 +36,12 @@ LINEAGE_FILE = "column_lineage.json"
 UNKNOWN_TYPE = "unknown"
 
 ModelLineage = dict[str, Any]
+# dbt's log of the last compile that failed, kept beside the cached lineage (the compile's own folder is removed).
+FAILED_LOG = "compile-failed.log"
+
+
+class LineageCompileError(RuntimeError):
+    """dbt could not compile the project for column lineage; the message names dbt's log."""
 
 
 def source_digest(project: DbtProject) -> str:
@@ -60,7 +66,13 @@ def dbt_column_lineage(project: DbtProject, settings: Settings) -> dict[dg.Asset
     """Per dbt model asset: its file, the ephemeral models inlined into it and each column's upstream (key, column)."""
     folder = lineage_dir(project) / source_digest(project)
     if not (folder / LINEAGE_FILE).exists():
-        _compile(project, settings, folder)
+        try:
+            _compile(project, settings, folder)
+        except LineageCompileError as exc:
+            # Lineage is metadata: without it the platform still loads and runs (dbt's own run
+            # reports the model's error), and the lineage policy check fails, naming the features.
+            dg.get_dagster_logger().warning(str(exc))
+            return {}
     models = json.loads((folder / LINEAGE_FILE).read_text())
     return {dg.AssetKey(model["asset_key"]): model for model in models.values()}
 
@@ -86,7 +98,10 @@ def _compile(project: DbtProject, settings: Settings, folder: Path) -> None:
         )
         invocation.wait()
         if not invocation.is_successful():
-            raise dg.DagsterError(f"dbt compile for column lineage failed; see {scratch / 'dbt.log'}")
+            log = folder.parent / FAILED_LOG
+            if (scratch / "dbt.log").exists():
+                shutil.copyfile(scratch / "dbt.log", log)
+            raise LineageCompileError(f"dbt compile for column lineage failed, no column lineage this time; see {log}")
         manifest = json.loads((scratch / "manifest.json").read_text())
         models = manifest_lineage(manifest, scratch / "compiled", project)
         (scratch / LINEAGE_FILE).write_text(json.dumps(models, indent=1))
@@ -107,7 +122,7 @@ def _compile(project: DbtProject, settings: Settings, folder: Path) -> None:
 def _prune(kept: Path) -> None:
     """Remove the lineage of earlier sources (best effort: a reader of an old digest only finds it gone)."""
     for other in kept.parent.iterdir():
-        if other != kept and not other.name.startswith("."):
+        if other != kept and not other.name.startswith(".") and other.is_dir():
             shutil.rmtree(other, ignore_errors=True)
 
 

@@ -1,19 +1,25 @@
 """Column lineage from the definitions alone: every served feature back to raw and the landing columns."""
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 import pytest
+from dagster_dbt import DbtProject
 from sqlglot import MappingSchema
 
 from ballast.clean.assets import CLEAN_TRANSACTIONS
 from ballast.common.metadata import COLUMN_LINEAGE
-from ballast.dbt_lineage import dbt_column_lineage, lineage_dir, source_digest, sql_lineage
+from ballast.dbt_lineage import FAILED_LOG, dbt_column_lineage, lineage_dir, source_digest, sql_lineage
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES, FEATURES_PARQUET
 from ballast.features.feast_repo import FEATURE_SERVICE, FEATURES
 from ballast.lineage.columns import Column, UnknownColumnError, render, resolve_feature
 from ballast.model.keys import MODEL_KEY
 from ballast.raw.assets import RAW_TRANSACTIONS
 from ballast.raw.landing_formats import CONTRACT_COLUMNS
-from ballast.resources import dbt_project
+from ballast.resources import dbt_project, write_dbt_profile
+from ballast.settings import DBT_PROJECT_DIR
+from tests.conftest import make_settings
 from tests.lineage.conftest import Lineage
 
 # What each feature is computed from, in the landing files' own columns (event dates come from
@@ -111,3 +117,23 @@ def test_dbt_lineage_is_compiled_once_and_never_opens_the_warehouse(lineage: Lin
     assert folder.stat().st_mtime_ns == built
     assert [p.name for p in lineage_dir(project).iterdir() if not p.name.startswith(".")] == [folder.name]
     assert not lineage.settings.warehouse_path.exists()
+
+
+def test_a_model_dbt_cannot_compile_leaves_no_lineage_and_a_log_not_a_broken_code_location(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lineage is metadata: a compile error (which dbt's own run reports too) must not stop the definitions loading."""
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    # Parses (execute is false then), fails only when compiled.
+    (copy / "models" / "features" / "broken.sql").write_text(
+        "{% if execute %}{{ exceptions.raise_compiler_error('broken on purpose') }}{% endif %}\nselect 1 as one\n"
+    )
+    settings = make_settings(tmp_path / "home")
+    project = DbtProject(project_dir=copy, profiles_dir=write_dbt_profile(settings).parent)
+    assert dbt_column_lineage(project, settings) == {}
+    log = lineage_dir(project) / FAILED_LOG
+    assert "no column lineage this time" in caplog.text and str(log) in caplog.text
+    assert "broken on purpose" in log.read_text()
+    # Nothing half-made is cached: once fixed, the next load compiles.
+    assert not [p for p in lineage_dir(project).iterdir() if p.is_dir()]
