@@ -118,6 +118,7 @@ def transactions_parquet(
                 "dagster/row_count": rows,
                 "window": f"{first} to {last}",
                 "path": dg.MetadataValue.path(str(path)),
+                COLUMN_LINEAGE: lineage,
             }
         )
 

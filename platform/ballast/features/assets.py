@@ -147,6 +147,7 @@ def features_parquet_asset(
                 "window": f"{first} to {last}",
                 "created_timestamp": created_at.isoformat(),
                 "path": dg.MetadataValue.path(str(feast_repo.feature_dir(settings.lake_dir))),
+                COLUMN_LINEAGE: lineage,
             },
             check_results=[
                 dg.AssetCheckResult(
@@ -344,6 +345,7 @@ def spark_feature_assets(
                 "spark_master": pyspark.spark_session.sparkContext.master,
                 "spark_seconds": round(spark_seconds, 3),
                 "path": dg.MetadataValue.path(str(spark.output_dir(settings.lake_dir))),
+                COLUMN_LINEAGE: lineage,
             }
         )
 

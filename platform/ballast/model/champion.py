@@ -167,6 +167,7 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
                 "feature_date": str(frame["feature_date"].max()) if len(frame) else "",
                 "model_version": model_version.version,
                 "mean_score": float(scores["churn_score"].mean()) if len(scores) else 0.0,
+                COLUMN_LINEAGE: SCORES_LINEAGE,
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -144,6 +144,7 @@ def training_set_asset(settings: Settings, columns: Sequence[Column]) -> dg.Asse
                 "feature_service": FEATURE_SERVICE,
                 "rows_without_features": missing,
                 "rows_per_snapshot": dg.MetadataValue.md(table),
+                COLUMN_LINEAGE: LINEAGE,
             },
             check_results=[
                 dg.AssetCheckResult(
