@@ -29,7 +29,7 @@ demo: setup
 test: setup
 	$(VENV)/bin/pytest
 
-# The fast tier, for every edit (about 2.5 minutes): no whole-graph run, Spark, dev server or kill chain.
+# The fast tier, for every edit (under 3 minutes): no whole-graph run, Spark, dev server or kill chain.
 test-fast: setup
 	$(VENV)/bin/pytest -m "not full"
 
