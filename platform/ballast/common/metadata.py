@@ -26,6 +26,11 @@ COLUMN_LINEAGE = "dagster/column_lineage"
 LANDING_COLUMNS = "ballast/landing_columns"
 
 
+def plain_value(entry):
+    """A metadata entry's plain value, whether the spec or event holds it as given or wrapped in a MetadataValue."""
+    return entry.value if isinstance(entry, dg.MetadataValue) else entry
+
+
 def warehouse_table_name(table: str) -> str:
     """The fully qualified name of the warehouse table `layer.name`, as dagster-dbt names the dbt models' tables."""
     return f"{WAREHOUSE_CATALOG}.{table}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ballast.common.metadata import COLUMN_LINEAGE, LANDING_COLUMNS, TRANSFORMATION
+from ballast.common.metadata import COLUMN_LINEAGE, LANDING_COLUMNS, TRANSFORMATION, plain_value
 from ballast.features.assets import FEATURES_PARQUET
 from ballast.features.feast_repo import DEFINITIONS_FILE, FEATURE_SERVICE, feature_dir
 from ballast.model.keys import TRAINING_SET_KEY
@@ -105,8 +105,8 @@ class ColumnGraph:
         return graph
 
     def _add(self, spec: dg.AssetSpec, assets_def: dg.AssetsDefinition) -> None:
-        lineage = _value(spec.metadata.get(COLUMN_LINEAGE))
-        landing = _value(spec.metadata.get(LANDING_COLUMNS))
+        lineage = plain_value(spec.metadata.get(COLUMN_LINEAGE))
+        landing = plain_value(spec.metadata.get(LANDING_COLUMNS))
         if lineage is None and landing is None:
             return
         if lineage is not None:
@@ -117,7 +117,7 @@ class ColumnGraph:
         if landing is not None:
             self.landing[spec.key] = dict(landing)
             self.deps.setdefault(spec.key, {column: () for column in landing})
-        self.transformations[spec.key] = _value(spec.metadata.get(TRANSFORMATION)) or _python_module(assets_def)
+        self.transformations[spec.key] = plain_value(spec.metadata.get(TRANSFORMATION)) or _python_module(assets_def)
 
     def tables(self) -> list[str]:
         return sorted(".".join(key.path) for key in self.deps)
@@ -226,11 +226,6 @@ def _children(trace: Trace, indent: str) -> list[str]:
             lines.append(f"{indent}{branch}{_line(item)}")
             lines += _children(item, indent + carry)
     return lines
-
-
-def _value(entry):
-    """A metadata entry's value, whether the spec holds it raw or wrapped in a MetadataValue."""
-    return entry.value if isinstance(entry, dg.MetadataValue) else entry
 
 
 def _python_module(assets_def: dg.AssetsDefinition) -> str:

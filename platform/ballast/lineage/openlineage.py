@@ -40,7 +40,7 @@ from openlineage.client.facet_v2 import (
     tags_run,
 )
 
-from ballast.common.metadata import COLUMN_LINEAGE, COLUMN_SCHEMA, TABLE_NAME
+from ballast.common.metadata import COLUMN_LINEAGE, COLUMN_SCHEMA, TABLE_NAME, plain_value
 
 # Who wrote the events and their facets (a URI, as the spec asks).
 PRODUCER = "urn:ballast:openlineage-export"
@@ -62,7 +62,7 @@ class Naming:
         return f"duckdb://{self.warehouse}"
 
     def dataset(self, key: dg.AssetKey, spec: dg.AssetSpec | None) -> tuple[str, str]:
-        table = _value((spec.metadata if spec else {}).get(TABLE_NAME))
+        table = plain_value((spec.metadata if spec else {}).get(TABLE_NAME))
         if table and "://" in str(table):
             uri = urlsplit(str(table))
             if uri.scheme == "file":
@@ -82,11 +82,6 @@ class RunFacts:
     ended: float | None = None
     state: RunState | None = None
     error: str | None = None
-
-
-def _value(value):
-    """The plain value of a metadata entry, whether stored as a MetadataValue or as given."""
-    return value.value if isinstance(value, dg.MetadataValue) else value
 
 
 def _time(timestamp: float) -> str:
@@ -142,7 +137,7 @@ def terminal_event(facts: RunFacts, naming: Naming) -> RunEvent:
 
 def schema_facet(spec: dg.AssetSpec | None, metadata: Mapping) -> schema_dataset.SchemaDatasetFacet | None:
     """The asset's columns from `dagster/column_schema`: the materialization's, else the definition's."""
-    schema = _value(metadata.get(COLUMN_SCHEMA)) or _value((spec.metadata if spec else {}).get(COLUMN_SCHEMA))
+    schema = plain_value(metadata.get(COLUMN_SCHEMA)) or plain_value((spec.metadata if spec else {}).get(COLUMN_SCHEMA))
     if not isinstance(schema, dg.TableSchema):
         return None
     fields = [
@@ -161,7 +156,9 @@ def column_lineage_facet(
     spec: dg.AssetSpec | None, metadata: Mapping, naming: Naming, specs: Mapping[dg.AssetKey, dg.AssetSpec]
 ) -> column_lineage_dataset.ColumnLineageDatasetFacet | None:
     """Each column's input columns from `dagster/column_lineage`: the materialization's, else the definition's."""
-    lineage = _value(metadata.get(COLUMN_LINEAGE)) or _value((spec.metadata if spec else {}).get(COLUMN_LINEAGE))
+    lineage = plain_value(metadata.get(COLUMN_LINEAGE)) or plain_value(
+        (spec.metadata if spec else {}).get(COLUMN_LINEAGE)
+    )
     if not isinstance(lineage, dg.TableColumnLineage) or not lineage.deps_by_column:
         return None
     fields = {}
@@ -199,7 +196,7 @@ def materialization_event(
         if facet is not None
     }
     output_facets: dict = {}
-    rows = _value(latest.get(ROW_COUNT))
+    rows = plain_value(latest.get(ROW_COUNT))
     # A single-run backfill repeats the window's count on every partition: only one materialization says it plainly.
     if len(materializations) == 1 and isinstance(rows, int):
         output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
@@ -230,7 +227,7 @@ def check_event(
     key = evaluations[0][1].asset_key
     assertions = []
     for _, evaluation in evaluations:
-        metadata = {k: _value(v) for k, v in evaluation.metadata.items()}
+        metadata = {k: plain_value(v) for k, v in evaluation.metadata.items()}
         column = metadata.get("column")
         assertions.append(
             data_quality_assertions_dataset.Assertion(
