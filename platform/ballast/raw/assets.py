@@ -12,17 +12,17 @@ from ballast.common.metadata import LANDING_COLUMNS, NO_RETRY_REASON, table_meta
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.quality import contract_checks
-from ballast.raw import landing, landing_formats
+from ballast.raw import landing, landing_bulk, landing_formats
 from ballast.raw.landing import (
     RAW_DDL,
     LandingError,
     Limits,
     clear_scratch,
     forget_vanished,
-    load_file,
     record_unplaced,
     survey,
 )
+from ballast.raw.landing_bulk import load_window
 from ballast.raw.tables import (
     CONTRACT_COLUMNS,
     RAW_IGNORED_FILES_COLUMNS,
@@ -36,7 +36,7 @@ from ballast.raw.tables import (
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
-CODE_VERSION = code_version.of_sources(Path(__file__), landing, landing_formats)
+CODE_VERSION = code_version.of_sources(Path(__file__), landing, landing_bulk, landing_formats)
 RAW_TRANSACTIONS = table_key(RAW_TRANSACTIONS_TABLE)
 RAW_REJECTED_FILES = table_key(RAW_REJECTED_FILES_TABLE)
 RAW_IGNORED_FILES = table_key(RAW_IGNORED_FILES_TABLE)
@@ -118,6 +118,13 @@ RAW_CHECK_SPECS = [
 ]
 
 
+class RawLoadConfig(dg.Config):
+    """Run config of the raw load (raw/transactions)."""
+
+    per_line: bool = False
+    """Parse every landing file on its own, line by line, instead of loading the window's plain CSV files in bulk (same rows; for diagnosis)."""
+
+
 def _md(header: list[str], rows: list[list[object]]) -> str:
     return tabulate(rows, headers=header, tablefmt="github")
 
@@ -133,7 +140,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
     )
-    def raw_transactions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def raw_transactions(context: dg.AssetExecutionContext, config: RawLoadConfig, warehouse: WarehouseResource):
         start, end = partition_dates(context)
         try:
             found = survey(settings.landing_dir, start_date=settings.start_date)
@@ -146,17 +153,18 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             con.execute(RAW_DDL)
             record_unplaced(con, found, load_id=context.run.run_id)
             forget_vanished(con, start, end, window)
-            loads = [
-                load_file(
-                    con,
-                    f,
-                    load_id=context.run.run_id,
-                    landing_dir=settings.landing_dir,
-                    limits=limits,
-                    scratch_dir=scratch,
-                )
-                for f in window
-            ]
+            window_load = load_window(
+                con,
+                window,
+                load_id=context.run.run_id,
+                landing_dir=settings.landing_dir,
+                limits=limits,
+                scratch_dir=scratch,
+                bulk=not config.per_line,
+            )
+            for failure in window_load.bulk_failures:
+                context.log.warning(f"bulk load fell back to loading file by file: {failure}")
+            loads = window_load.loads
             for f in loads:
                 if f.rejected and not f.skipped:
                     context.log.warning(f"rejected landing file {f.name}: {f.rejected} ({f.detail})")
@@ -228,6 +236,8 @@ def _transactions_result(
             "partitions": (end - start).days + 1,
             "files_loaded": sum(1 for f in loads if not f.skipped and not f.rejected),
             "files_unchanged": sum(1 for f in loads if f.skipped and not f.rejected),
+            "files_loaded_in_bulk": sum(1 for f in loads if f.bulk),
+            "files_loaded_per_line": sum(1 for f in loads if not f.bulk and not f.skipped and not f.rejected),
             "malformed_lines": malformed,
             "files": dg.MetadataValue.md(_md(["file", "rows", "malformed lines", "outcome"], outcomes)),
         },

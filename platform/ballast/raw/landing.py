@@ -133,6 +133,8 @@ class FileLoad:
     extra_columns: tuple[str, ...] = ()
     rejected: str | None = None
     detail: str = ""
+    # Loaded with other files in one statement (landing_bulk.py), not parsed on its own.
+    bulk: bool = False
 
 
 def utc_today() -> dt.date:
@@ -369,7 +371,7 @@ def _check_size(size: int, limits: Limits, what: str = "") -> None:
         raise FileRejected("too_large", f"{size} bytes{what}, more than the limit of {limits.max_file_bytes}")
 
 
-def _check_columns(columns: list[str], limits: Limits) -> tuple[str, ...]:
+def check_columns(columns: list[str], limits: Limits) -> tuple[str, ...]:
     if len(columns) > limits.max_columns:
         raise FileRejected("too_many_columns", f"{len(columns)} columns, more than the limit of {limits.max_columns}")
     check_duplicates(columns)
@@ -383,7 +385,7 @@ def _csv_query(path: Path, text: TextScan, limits: Limits, params: dict) -> tupl
     if text.problem:
         raise text.problem
     columns = csv_header(path, text.eol)
-    extra = _check_columns(columns, limits)
+    extra = check_columns(columns, limits)
     params.update(path=str(path), field_re=FIELD_RE, eol=text.eol, strip_cr=text.eol == LF)
     return csv_select(columns), extra
 
@@ -392,7 +394,7 @@ def _parquet_query(
     con: duckdb.DuckDBPyConnection, path: Path, limits: Limits, params: dict
 ) -> tuple[str, tuple[str, ...]]:
     columns = parquet_columns(path)
-    extra = _check_columns(list(columns), limits)
+    extra = check_columns(list(columns), limits)
     try:
         types = dict(
             con.execute(
@@ -422,15 +424,26 @@ def load_file(
     delivered and decompressed, streamed, into `scratch_dir` (default: the system's
     temporary folder) for the load.
     """
-    try:
-        digest, text = _hash(f, landing_dir)
-    except FileRejected as rejected:
-        return _reject(con, f, "", load_id, rejected)
-    except OSError as exc:
-        return _reject(con, f, "", load_id, FileRejected("unreadable", f"cannot be read: {exc.strerror}"))
-    earlier = _earlier_outcome(con, f, digest)
+    scanned = scan(f, landing_dir)
+    if isinstance(scanned, FileRejected):
+        return reject(con, f, "", load_id, scanned)
+    digest, text = scanned
+    earlier = earlier_outcomes(con, {f.name: digest}).get(f.name)
     if earlier is not None:
         return earlier
+    return load_scanned(con, f, digest, text, load_id, limits, scratch_dir)
+
+
+def load_scanned(
+    con: duckdb.DuckDBPyConnection,
+    f: LandingFile,
+    digest: str,
+    text: TextScan | None,
+    load_id: str,
+    limits: Limits = Limits(),
+    scratch_dir: Path | None = None,
+) -> FileLoad:
+    """Load one landing file already hashed (and for plain CSV scanned) by `scan`, with no earlier load of that hash."""
     params = {"event_date": f.event_date, "name": f.name, "hash": digest, "load_id": load_id}
     scratch = None
     try:
@@ -447,36 +460,56 @@ def load_file(
         params["extra"] = ",".join(extra) or None
         rows, malformed = _insert(con, f, select, params)
     except FileRejected as rejected:
-        return _reject(con, f, digest, load_id, rejected)
+        return reject(con, f, digest, load_id, rejected)
     except duckdb.Error as exc:
-        return _reject(con, f, digest, load_id, FileRejected("unreadable", str(exc).splitlines()[0]))
+        return reject(con, f, digest, load_id, FileRejected("unreadable", str(exc).splitlines()[0]))
     except OSError as exc:
-        return _reject(con, f, digest, load_id, FileRejected("unreadable", f"cannot be read: {exc.strerror}"))
+        return reject(con, f, digest, load_id, FileRejected("unreadable", f"cannot be read: {exc.strerror}"))
     finally:
         if scratch is not None:
             scratch.unlink(missing_ok=True)
     return FileLoad(f.name, rows, skipped=False, malformed=malformed, extra_columns=extra)
 
 
-def _hash(f: LandingFile, landing_dir: Path) -> tuple[str, TextScan | None]:
-    """The file's SHA-256, and for a plain CSV file its text checks from the same read."""
-    _check_path(f, landing_dir)
-    if f.fmt == "csv" and not f.gzip:
-        return scan_csv(f.path)
-    return file_hash(f.path), None
+def scan(f: LandingFile, landing_dir: Path) -> tuple[str, TextScan | None] | FileRejected:
+    """The file's SHA-256, and for a plain CSV file its text checks from the same read; or why it cannot be read."""
+    try:
+        _check_path(f, landing_dir)
+        if f.fmt == "csv" and not f.gzip:
+            return scan_csv(f.path)
+        return file_hash(f.path), None
+    except FileRejected as rejected:
+        return rejected
+    except OSError as exc:
+        return FileRejected("unreadable", f"cannot be read: {exc.strerror}")
 
 
-def _earlier_outcome(con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str) -> FileLoad | None:
-    """The outcome of an earlier load of this very file (same name and hash), if there was one: nothing to do again."""
+def earlier_outcomes(con: duckdb.DuckDBPyConnection, digests: dict[str, str]) -> dict[str, FileLoad]:
+    """By file name, the outcome of an earlier load of the very same file (name and hash): nothing to do again.
+
+    A file whose rows are loaded is unchanged even if a record of it as rejected lingers.
+    """
     seen = con.execute(
-        f"select null, null from {RAW_TRANSACTIONS_TABLE} where source_file = $1 and file_hash = $2"
-        f" union all select reason, detail from {RAW_REJECTED_FILES_TABLE} where source_file = $1 and file_hash = $2 limit 1",
-        [f.name, digest],
+        f"""
+        with now as (select unnest($names::varchar[]) as source_file, unnest($hashes::varchar[]) as file_hash)
+        select source_file, min(reason), min(detail), bool_or(loaded) from (
+            select source_file, null as reason, null as detail, true as loaded
+            from (select distinct source_file, file_hash from {RAW_TRANSACTIONS_TABLE}
+                  where source_file in (select source_file from now)) join now using (source_file, file_hash)
+            union all
+            select source_file, reason, detail, false
+            from {RAW_REJECTED_FILES_TABLE} join now using (source_file, file_hash)
+        )
+        group by source_file
+        """,
+        {"names": list(digests), "hashes": list(digests.values())},
     ).fetchall()
-    if not seen:
-        return None
-    reason, detail = seen[0]
-    return FileLoad(f.name, 0, skipped=True, rejected=reason, detail=detail or "")
+    return {
+        name: FileLoad(
+            name, 0, skipped=True, rejected=None if loaded else reason, detail="" if loaded else detail or ""
+        )
+        for name, reason, detail, loaded in seen
+    }
 
 
 def _insert(con: duckdb.DuckDBPyConnection, f: LandingFile, select: str, params: dict) -> tuple[int, int]:
@@ -497,7 +530,7 @@ def _insert(con: duckdb.DuckDBPyConnection, f: LandingFile, select: str, params:
     return rows, malformed
 
 
-def _reject(
+def reject(
     con: duckdb.DuckDBPyConnection, f: LandingFile, digest: str, load_id: str, rejected: FileRejected
 ) -> FileLoad:
     recorded = con.execute(

@@ -45,18 +45,25 @@ class TextScan:
     size: int
     problem: FileRejected | None
     eol: str
+    # The first line up to its LF when the first block holds one, and whether a quote
+    # occurs anywhere: what decides if the file can join a bulk load (landing_bulk.py).
+    head: bytes | None = None
+    quoted: bool = True
 
 
 class _TextChecker:
-    """Checks blocks of CSV bytes as they stream by: UTF-8, NUL bytes, line endings."""
+    """Checks blocks of CSV bytes as they stream by: UTF-8, NUL bytes, line endings, quotes."""
 
     def __init__(self) -> None:
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.problem: FileRejected | None = None
         self.size = 0
-        self.has_lf = self.has_cr = False
+        self.has_lf = self.has_cr = self.has_quote = False
+        self.head: bytes | None = None
 
     def feed(self, block: bytes) -> None:
+        if self.size == 0 and (end := block.find(b"\n")) >= 0:
+            self.head = block[: end + 1]
         if self.problem is None:
             try:
                 self.decoder.decode(block)
@@ -67,6 +74,7 @@ class _TextChecker:
             self.problem = FileRejected("nul_bytes", f"a NUL byte at offset {offset} (a binary or UTF-16 file?)")
         self.has_lf = self.has_lf or b"\n" in block
         self.has_cr = self.has_cr or b"\r" in block
+        self.has_quote = self.has_quote or b'"' in block
         self.size += len(block)
 
     def result(self) -> TextScan:
@@ -76,7 +84,8 @@ class _TextChecker:
             except UnicodeDecodeError:
                 self.problem = FileRejected("not_utf8", "the file ends inside a UTF-8 character")
         # Files with only CR line breaks (classic Mac OS) are split on CR.
-        return TextScan(self.size, self.problem, CR if self.has_cr and not self.has_lf else LF)
+        eol = CR if self.has_cr and not self.has_lf else LF
+        return TextScan(self.size, self.problem, eol, self.head, self.has_quote)
 
 
 def file_hash(path: Path) -> str:
@@ -118,6 +127,11 @@ def csv_header(path: Path, eol: str) -> list[str]:
     """The header's column names, trimmed and lower-cased, from the file's first line."""
     with path.open("rb") as handle:
         first = handle.read(_MAX_HEADER_BYTES)
+    return header_names(first, eol)
+
+
+def header_names(first: bytes, eol: str) -> list[str]:
+    """The header's column names from the file's first bytes (at most its first MiB)."""
     end = first.find(eol.encode())
     if end < 0 and len(first) == _MAX_HEADER_BYTES:
         raise FileRejected("malformed_header", f"no line break in the first {_MAX_HEADER_BYTES} bytes")
@@ -295,3 +309,42 @@ def _csv_checked(width: int) -> str:
             union all
             select line_number, text, fields, well_formed from multi where not retake
         )"""
+
+
+def csv_bulk_select(columns: list[str]) -> str:
+    """One raw row per line of many CSV files that share a header and hold no quote, LF line breaks.
+
+    Without quotes a record is one line and its fields are the text between commas, so
+    this gives the rows `csv_select` gives each file on its own (CR before the LF
+    dropped, blank lines skipped, a line of the wrong width kept in `raw_line`), with
+    a plain split instead of a regular expression, over the whole list in one scan.
+    """
+    values = ", ".join(
+        f"case when well_formed then fields[{columns.index(c) + 1}] end" if c in columns else "cast(null as varchar)"
+        for c in CONTRACT_COLUMNS
+    )
+    return f"""
+        with files as (
+            select unnest($paths::varchar[]) as path, unnest($names::varchar[]) as name,
+                unnest($hashes::varchar[]) as hash, unnest($dates::date[]) as event_date
+        ),
+        physical as (
+            select path, unnest(l) as line, unnest(range(1, len(l) + 1)) as n
+            from (select filename as path, string_split(content, chr(10)) as l from read_text($paths))
+        ),
+        lines as (
+            select path, n, text
+            from (select path, n, {_STRIP_CR.format("line")} as text from physical where n > 1)
+            where text <> ''
+        ),
+        checked as (
+            select *, len(fields) = {len(columns)} as well_formed
+            from (select *, string_split(text, ',') as fields from lines)
+        )
+        select
+            {values},
+            files.event_date, files.name, files.hash, n, $load_id,
+            case when well_formed then null else text end,
+            $extra
+        from checked join files using (path)
+    """
