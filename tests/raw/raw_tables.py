@@ -1,10 +1,15 @@
 """The raw tables of a warehouse, for comparing two loads of the same landing folder row for row."""
 
+from pathlib import Path
+
+import dagster as dg
 import duckdb
 
+from ballast.raw.assets import RAW_TRANSACTIONS
 from ballast.raw.tables import (
     RAW_IGNORED_FILES_COLUMNS,
     RAW_IGNORED_FILES_TABLE,
+    RAW_LAYER,
     RAW_REJECTED_FILES_COLUMNS,
     RAW_REJECTED_FILES_TABLE,
     RAW_TRANSACTIONS_COLUMNS,
@@ -34,3 +39,25 @@ def raw_tables(con: duckdb.DuckDBPyConnection, load_ids: dict[str, str]) -> dict
             f"select {labelled} from {table} order by all", {"ids": list(load_ids), "labels": list(load_ids.values())}
         ).fetchall()
     return tables
+
+
+def warehouse_raw_tables(warehouse: Path, load_ids: dict[str, str]) -> dict[str, list[tuple]]:
+    """`raw_tables` of a warehouse file, read with a connection of its own."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return raw_tables(con, load_ids)
+    finally:
+        con.close()
+
+
+def load_counts(result: dg.ExecuteInProcessResult) -> tuple[int, int, int]:
+    """Files loaded, loaded in bulk and loaded per line, from the run's raw/transactions materialization."""
+    [event, *_] = [
+        m for m in result.asset_materializations_for_node("raw_transactions") if m.asset_key == RAW_TRANSACTIONS
+    ]
+    return tuple(event.metadata[key].value for key in ("files_loaded", "files_loaded_in_bulk", "files_loaded_per_line"))
+
+
+# The raw layer alone, and the run config that has it parse every file on its own.
+RAW = dg.AssetSelection.groups(RAW_LAYER)
+PER_LINE = {"raw_transactions": {"per_line": True}}

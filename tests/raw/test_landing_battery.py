@@ -22,6 +22,7 @@ import pytest
 
 from ballast.runs import refresh
 from tests.conftest import make_settings, query
+from tests.raw.raw_tables import PER_LINE, RAW, load_counts, warehouse_raw_tables
 
 pytestmark = pytest.mark.full  # raw and clean materialized over every case
 
@@ -92,6 +93,9 @@ CASES: dict[str, tuple[int, Expect]] = {
     "name_with_bytes_that_are_not_utf8": (29, Expect(0, rejected={"unsafe_path": 1})),
     "malformed_header": (30, Expect(0, rejected={"malformed_header": 1})),
 }
+
+# Plain CSV files of the first delivery, loaded in bulk: days 3 (_b), 20 (2), 21 (2), 25, 26, 27 (file and link), 28.
+BULK_FIRST = 10
 
 # Entries that belong to no date: rejected (event_date null) or ignored, after the second run.
 FUTURE = "transactions_2099-01-01.csv"
@@ -280,9 +284,16 @@ class Battery:
     first: dg.ExecuteInProcessResult
     second: dg.ExecuteInProcessResult
     first_unplaced: list[tuple]
+    # After each run: the raw tables as loaded (bulk where it can) and as parsed file by file in a twin home.
+    raw_pairs: list[tuple[dict, dict]]
+    per_line_runs: list[dg.ExecuteInProcessResult]
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return query(self.settings, sql, params)
+
+
+def _raw_tables(settings, runs: list[dg.ExecuteInProcessResult]) -> dict[str, list[tuple]]:
+    return warehouse_raw_tables(settings.warehouse_path, {r.run_id: f"run {i}" for i, r in enumerate(runs)})
 
 
 @pytest.fixture(scope="module")
@@ -300,26 +311,34 @@ def battery(tmp_path_factory: pytest.TempPathFactory):
     _land_names_and_encodings(landing, outside)
     _land_unplaced(landing, outside)
     selection = dg.AssetSelection.groups("raw", "clean")
+    # The same folder loaded file by file, line by line, into a twin home: raw only.
+    twin = dataclasses.replace(settings, home=tmp_path_factory.mktemp("battery_per_line_home"))
+    twin.ensure_dirs()
+    runs, per_line_runs, raw_pairs = [], [], []
     # The results must not depend on the machine's time zone (dbt inherits it too).
     saved = os.environ.get("TZ")
     os.environ["TZ"] = RUN_TZ
     time.tzset()
     try:
-        first = refresh(settings, START, END, selection=selection, log_level="WARNING")
-        assert first.success, [e.message for e in first.all_events if e.is_failure]
-        unplaced = query(
-            settings, "select source_file, reason, load_id from raw.rejected_files where event_date is null order by 1"
-        )
-        _second_delivery(landing)
-        second = refresh(settings, START, END, selection=selection, log_level="WARNING")
-        assert second.success, [e.message for e in second.all_events if e.is_failure]
+        for n in range(2):
+            if n:
+                unplaced = query(
+                    settings,
+                    "select source_file, reason, load_id from raw.rejected_files where event_date is null order by 1",
+                )
+                _second_delivery(landing)
+            runs.append(refresh(settings, START, END, selection=selection, log_level="WARNING"))
+            per_line_runs.append(refresh(twin, START, END, selection=RAW, log_level="WARNING", op_config=PER_LINE))
+            for result in (runs[-1], per_line_runs[-1]):
+                assert result.success, [e.message for e in result.all_events if e.is_failure]
+            raw_pairs.append((_raw_tables(settings, runs), _raw_tables(twin, per_line_runs)))
     finally:
         if saved is None:
             os.environ.pop("TZ", None)
         else:
             os.environ["TZ"] = saved
         time.tzset()
-    return Battery(settings, first, second, unplaced)
+    return Battery(settings, runs[0], runs[1], unplaced, raw_pairs, per_line_runs)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -436,3 +455,14 @@ def test_rejection_details_name_the_problem(battery: Battery) -> None:
     assert details[f"fifo_{day(1)}.csv"] == "a FIFO, not a regular file (never opened)"
     assert details[f"loop_{day(1)}.csv"] == "symlink loop"
     assert details[FUTURE] == "2099-01-01 is after today (UTC)"
+
+
+def test_bulk_and_per_line_loading_give_identical_raw_tables(battery: Battery) -> None:
+    for loaded, per_line in battery.raw_pairs:
+        assert loaded == per_line
+    for run, per_line_run in zip((battery.first, battery.second), battery.per_line_runs, strict=True):
+        files = load_counts(run)[0]
+        assert load_counts(per_line_run) == (files, 0, files)
+    # The plain CSV files of the first delivery load in bulk; quoted, gzip, Parquet, CR-only ... on their own.
+    files, in_bulk, per_line = load_counts(battery.first)
+    assert (in_bulk, per_line) == (BULK_FIRST, files - BULK_FIRST) and per_line > 0
