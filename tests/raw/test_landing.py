@@ -12,8 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ballast.cli.main import main
+from ballast.raw.assets import MAX_LISTED_FILES, _transactions_result
 from ballast.raw.landing import (
     RAW_DDL,
+    FileLoad,
     LandingError,
     Limits,
     discover,
@@ -390,3 +392,17 @@ def test_a_file_that_vanishes_or_becomes_loadable_loses_its_record(tmp_path: Pat
     record_unplaced(con, survey(landing), load_id="l3")
     assert con.execute("select count(*) from raw.rejected_files").fetchall() == [(0,)]
     assert con.execute("select count(*) from raw.ignored_files").fetchall() == [(0,)]
+
+
+def test_a_long_window_lists_the_files_that_need_a_look_first_and_counts_the_rest(con) -> None:
+    """The outcome table goes into every partition's event, so it is bounded; rejected and malformed files lead."""
+    loads = [FileLoad(name=f"transactions_{i:04d}.csv", rows=10, skipped=False) for i in range(700)]
+    loads += [
+        FileLoad(name="zz_bad.csv", rows=0, skipped=False, rejected="missing_columns"),
+        FileLoad(name="zz_ragged.csv", rows=9, skipped=False, malformed=1),
+    ]
+    table = _transactions_result(con, loads, dt.date(2025, 1, 1), dt.date(2026, 12, 31)).metadata["files"].value
+    lines = table.splitlines()[2:]
+    assert len(lines) == MAX_LISTED_FILES + 1
+    assert "zz_bad.csv" in lines[0] and "zz_ragged.csv" in lines[1]
+    assert f"{len(loads) - MAX_LISTED_FILES} more files" in lines[-1]

@@ -43,6 +43,8 @@ RAW_IGNORED_FILES = table_key(RAW_IGNORED_FILES_TABLE)
 # Where gzip files are decompressed for loading, under BALLAST_HOME.
 SCRATCH_DIR = Path("scratch") / "landing"
 NO_REJECTED_FILES = "no_rejected_files"
+# The most files a step's outcome table lists (the rest are counted).
+MAX_LISTED_FILES = 50
 NO_SCHEMA_DRIFT = "no_schema_drift"
 REJECTED_NOT_LOADED = "rejected_files_loaded_nothing"
 IGNORED_NOT_LOADED = "ignored_entries_loaded_nothing"
@@ -220,6 +222,10 @@ def _transactions_result(
         f"select count(*), count(raw_line) from {RAW_TRANSACTIONS_TABLE} where event_date between ? and ?",
         [start, end],
     ).fetchall()[0]
+    # Dagster copies this metadata into the event of every partition in the window, so the
+    # table is bounded: the files that need a look first (rejected, malformed lines), then
+    # the rest up to the limit; every file's outcome stays in the raw tables.
+    ranked = sorted(loads, key=lambda f: (not f.rejected, not f.malformed, f.skipped, f.name))
     outcomes = [
         [
             f.name,
@@ -227,8 +233,17 @@ def _transactions_result(
             f.malformed,
             f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded",
         ]
-        for f in loads
+        for f in ranked[:MAX_LISTED_FILES]
     ]
+    if len(ranked) > MAX_LISTED_FILES:
+        outcomes.append(
+            [
+                f"... {len(ranked) - MAX_LISTED_FILES} more files (their rows: raw.transactions; rejections: raw.rejected_files)",
+                "",
+                "",
+                "",
+            ]
+        )
     return dg.MaterializeResult(
         asset_key=RAW_TRANSACTIONS,
         metadata={
