@@ -405,4 +405,4 @@ def test_a_long_window_lists_the_files_that_need_a_look_first_and_counts_the_res
     lines = table.splitlines()[2:]
     assert len(lines) == MAX_LISTED_FILES + 1
     assert "zz_bad.csv" in lines[0] and "zz_ragged.csv" in lines[1]
-    assert f"{len(loads) - MAX_LISTED_FILES} more files" in lines[-1]
+    assert f"{len(loads) - MAX_LISTED_FILES} more" in lines[-1]
