@@ -131,6 +131,14 @@ def _md(header: list[str], rows: list[list[object]]) -> str:
     return tabulate(rows, headers=header, tablefmt="github")
 
 
+def _bounded_md(header: list[str], rows: list) -> str:
+    """At most MAX_LISTED_FILES rows, then one line counting the rest (every row stays in the raw tables)."""
+    shown = [list(r) for r in rows[:MAX_LISTED_FILES]]
+    if len(rows) > MAX_LISTED_FILES:
+        shown.append([f"... {len(rows) - MAX_LISTED_FILES} more", *([""] * (len(header) - 1))])
+    return _md(header, shown)
+
+
 def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
     limits = Limits(max_file_bytes=settings.max_file_bytes, max_columns=settings.max_columns)
 
@@ -191,13 +199,20 @@ def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], star
     ignored = con.execute(f"select source_file, reason, detail from {RAW_IGNORED_FILES_TABLE} order by 1").fetchall()
     rejected_table = _md(["event_date", "file", "reason", "detail"], [list(r) for r in rejected])
     ignored_table = _md(["file", "reason", "detail"], [list(r) for r in ignored])
+    # The materializations repeat in every partition's event: their tables are bounded; the check's are whole.
     yield dg.MaterializeResult(
         asset_key=RAW_REJECTED_FILES,
-        metadata={"dagster/row_count": len(rejected), "rejected": dg.MetadataValue.md(rejected_table)},
+        metadata={
+            "dagster/row_count": len(rejected),
+            "rejected": dg.MetadataValue.md(_bounded_md(["event_date", "file", "reason", "detail"], rejected)),
+        },
     )
     yield dg.MaterializeResult(
         asset_key=RAW_IGNORED_FILES,
-        metadata={"dagster/row_count": len(ignored), "ignored": dg.MetadataValue.md(ignored_table)},
+        metadata={
+            "dagster/row_count": len(ignored),
+            "ignored": dg.MetadataValue.md(_bounded_md(["file", "reason", "detail"], ignored)),
+        },
     )
     yield dg.AssetCheckResult(
         asset_key=RAW_TRANSACTIONS,
@@ -224,7 +239,7 @@ def _transactions_result(
     ).fetchall()[0]
     # Dagster copies this metadata into the event of every partition in the window, so the
     # table is bounded: the files that need a look first (rejected, malformed lines), then
-    # the rest up to the limit; every file's outcome stays in the raw tables.
+    # the rest up to the limit.
     ranked = sorted(loads, key=lambda f: (not f.rejected, not f.malformed, f.skipped, f.name))
     outcomes = [
         [
@@ -233,17 +248,8 @@ def _transactions_result(
             f.malformed,
             f"rejected: {f.rejected}" if f.rejected else "unchanged" if f.skipped else "loaded",
         ]
-        for f in ranked[:MAX_LISTED_FILES]
+        for f in ranked
     ]
-    if len(ranked) > MAX_LISTED_FILES:
-        outcomes.append(
-            [
-                f"... {len(ranked) - MAX_LISTED_FILES} more files (their rows: raw.transactions; rejections: raw.rejected_files)",
-                "",
-                "",
-                "",
-            ]
-        )
     return dg.MaterializeResult(
         asset_key=RAW_TRANSACTIONS,
         metadata={
@@ -254,7 +260,7 @@ def _transactions_result(
             "files_loaded_in_bulk": sum(1 for f in loads if f.bulk),
             "files_loaded_per_line": sum(1 for f in loads if not f.bulk and not f.skipped and not f.rejected),
             "malformed_lines": malformed,
-            "files": dg.MetadataValue.md(_md(["file", "rows", "malformed lines", "outcome"], outcomes)),
+            "files": dg.MetadataValue.md(_bounded_md(["file", "rows", "malformed lines", "outcome"], outcomes)),
         },
     )
 
