@@ -40,21 +40,6 @@ class DayProfile:
     counts: dict[str, int]
 
 
-def _homogeneous_floats(frame: pd.DataFrame) -> dict:
-    """whylogs schema types declaring the float columns without nulls or infinities homogeneous.
-
-    whylogs checks every value of a float column in Python for infinity unless the column is
-    declared homogeneous; a column without nulls or infinities profiles the same either way.
-    """
-    from whylogs.core.preprocessing import ColumnProperties
-
-    return {
-        name: (column.dtype, ColumnProperties.homogeneous)
-        for name, column in frame.items()
-        if pd.api.types.is_float_dtype(column) and np.isfinite(column.to_numpy()).all()
-    }
-
-
 class DriftEngine(Protocol):
     name: str
 
@@ -114,10 +99,9 @@ class WhylogsEngine:
         if frame.empty:
             return {}
         keyed = frame.assign(**{day: pd.to_datetime(frame[day]).dt.strftime("%Y-%m-%d")})
-        types = _homogeneous_floats(frame.drop(columns=[day]))
         # Built directly, not with segment_on_column, which reports its use over the network.
         partition = SegmentationPartition(name=day, mapper=ColumnMapperFunction(col_names=[day]))
-        results = whylogs.log(keyed, schema=DatasetSchema(types=types, segments={day: partition}))
+        results = whylogs.log(keyed, schema=DatasetSchema(segments={day: partition}))
         profiles = {}
         for segment in results.segments() or []:
             view = results.view(segment)
