@@ -15,7 +15,7 @@ from ballast.contracts import contract_checks
 from ballast.definitions import REFRESH_JOB, build_defs
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.raw.tables import RAW_IGNORED_FILES_TABLE, RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
-from ballast.settings import CONTRACTS_DIR, FEAST_POOL, REPO_ROOT, WAREHOUSE_POOL
+from ballast.settings import CONTRACTS_DIR, FEAST_POOL, REPO_ROOT, WAREHOUSE_POOL, Settings, SettingsError
 from tests.conftest import make_settings
 
 EXPECTED = {
@@ -183,3 +183,14 @@ def test_the_instance_limits_each_pool_to_one_step(tmp_path: Path) -> None:
             assert dagster_instance.event_log_storage.get_concurrency_info(pool).limit == 1
     finally:
         dagster_instance.dispose()
+
+
+def test_jobs_run_their_steps_in_the_run_process_unless_multiprocess_is_chosen(
+    defs: dg.Definitions, tmp_path: Path
+) -> None:
+    jobs = [REFRESH_JOB, "__ASSET_JOB", *(j.name for j in defs.jobs or [])]
+    assert {defs.resolve_job_def(name).executor_def.name for name in jobs} == {"in_process"}
+    chosen = build_defs(Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_EXECUTOR": "Multiprocess"}))
+    assert {chosen.resolve_job_def(name).executor_def.name for name in jobs} == {"multiprocess"}
+    with pytest.raises(SettingsError, match="BALLAST_EXECUTOR='threads' is not one of in_process, multiprocess"):
+        Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_EXECUTOR": "threads"})

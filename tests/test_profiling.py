@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ballast.profiling import WhylogsEngine, drift_share, psi
 
@@ -45,3 +46,58 @@ def test_summary_has_counts_nulls_mean_and_quantiles() -> None:
     assert summary.loc["amount", "count"] == 1000 and summary.loc["amount", "nulls"] == 10
     assert abs(summary.loc["amount", "mean"] - frame["amount"].mean()) < 1e-9
     assert {"q25", "median", "q75"} <= set(summary.columns)
+
+
+def _days(days: int, rows: int) -> pd.DataFrame:
+    frames = []
+    for i in range(days):
+        day = _frame(rows, 10 + i, shift=0.1 * i)
+        day.insert(0, "feature_date", pd.Timestamp("2025-03-01") + pd.Timedelta(days=i))
+        day["steady"] = np.linspace(1.0, 2.0, rows) * (i + 1)
+        frames.append(day)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.loc[5, "amount"] = np.nan
+    frame.loc[rows + 2, "amount"] = np.inf
+    frame.loc[2 * rows + 1, "channel"] = None
+    return frame
+
+
+def _metrics(profile: bytes, exact: bool) -> pd.DataFrame:
+    """Every metric of a profile; with `exact` False, without the quantile sketch's, which whylogs samples at random."""
+    from whylogs.core import DatasetProfileView
+
+    table = DatasetProfileView.deserialize(profile).to_pandas().sort_index().sort_index(axis=1)
+    return (
+        table
+        if exact
+        else table[[c for c in table.columns if not c.startswith(("distribution/q_", "distribution/median"))]]
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "exact"),
+    # Under the sketch sizes every metric is exact; over them (cardinality's sketch leaves
+    # its exact mode) all but the sampled quantiles must still be equal.
+    [(60, True), (5000, False)],
+)
+def test_one_pass_over_the_window_gives_each_days_own_profile(rows: int, exact: bool) -> None:
+    engine = WhylogsEngine()
+    frame = _days(3, rows)
+    profiles = engine.profile_by_day(frame, "feature_date")
+    assert [d.isoformat() for d in profiles] == ["2025-03-01", "2025-03-02", "2025-03-03"]
+    for day, part in frame.groupby(frame["feature_date"].dt.date):
+        want = _metrics(engine.profile(part.drop(columns="feature_date")), exact)
+        got = _metrics(profiles[day].profile, exact)
+        assert list(got.index) == ["amount", "channel", "count", "steady"]
+        assert exact or got["cardinality/est"].max() > 1000
+        pd.testing.assert_frame_equal(got, want)
+        assert profiles[day].counts == dict.fromkeys(["amount", "count", "channel", "steady"], len(part))
+    assert engine.profile_by_day(frame.iloc[:0], "feature_date") == {}
+
+
+def test_drift_of_each_day_against_one_reference_equals_comparing_day_by_day() -> None:
+    engine = WhylogsEngine()
+    reference = engine.profile(_frame(500, 1))
+    days = {day: found.profile for day, found in engine.profile_by_day(_days(3, 60), "feature_date").items()}
+    got = engine.compare_days(days, reference, ["amount", "count"], ["channel"])
+    assert got == {day: engine.compare(blob, reference, ["amount", "count"], ["channel"]) for day, blob in days.items()}

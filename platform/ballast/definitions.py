@@ -26,6 +26,9 @@ from ballast.settings import Settings
 
 REFRESH_JOB = "refresh_platform_job"
 AUTOMATION_SENSOR = "contracts_passed_automation"
+# The executor of every job of the code location, the UI's asset materializations included
+# (`execute_in_process`, which `ballast run` uses, always runs in its own process).
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 # Cross-layer policy: like AutomationCondition.eager() (refresh what is missing or whose
 # inputs changed) over every partition, not only the latest, and never while an upstream
@@ -102,6 +105,7 @@ def _build_defs(
             export_sensor(settings),
         ],
         resources=build_resources(settings, project),
+        executor=EXECUTORS[settings.executor],
     )
 
 

@@ -7,6 +7,7 @@ for another sketching library means writing one class here.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -31,16 +32,30 @@ class ColumnDrift:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DayProfile:
+    """One day's profile and the values it counted per column (nulls included), read without deserializing it."""
+
+    profile: bytes
+    counts: dict[str, int]
+
+
 class DriftEngine(Protocol):
     name: str
 
     def profile(self, frame: pd.DataFrame) -> bytes: ...
+
+    def profile_by_day(self, frame: pd.DataFrame, day: str) -> dict[dt.date, DayProfile]: ...
 
     def summary(self, profile: bytes) -> pd.DataFrame: ...
 
     def compare(
         self, target: bytes, reference: bytes, numeric: list[str], categorical: list[str]
     ) -> list[ColumnDrift]: ...
+
+    def compare_days(
+        self, targets: dict[dt.date, bytes], reference: bytes, numeric: list[str], categorical: list[str]
+    ) -> dict[dt.date, list[ColumnDrift]]: ...
 
 
 def psi(target: np.ndarray, reference: np.ndarray) -> float:
@@ -72,6 +87,32 @@ class WhylogsEngine:
 
         return whylogs.log(frame).view().serialize()
 
+    def profile_by_day(self, frame: pd.DataFrame, day: str) -> dict[dt.date, DayProfile]:
+        """One profile per value of the date column `day`, of the other columns, in one segmented whylogs pass.
+
+        Each day's profile equals `profile` of that day's rows: the segment column is left out.
+        """
+        import whylogs
+        from whylogs.core import DatasetProfileView, DatasetSchema
+        from whylogs.core.segmentation_partition import ColumnMapperFunction, SegmentationPartition
+
+        if frame.empty:
+            return {}
+        keyed = frame.assign(**{day: pd.to_datetime(frame[day]).dt.strftime("%Y-%m-%d")})
+        # Built directly, not with segment_on_column, which reports its use over the network.
+        partition = SegmentationPartition(name=day, mapper=ColumnMapperFunction(col_names=[day]))
+        results = whylogs.log(keyed, schema=DatasetSchema(segments={day: partition}))
+        profiles = {}
+        for segment in results.segments() or []:
+            view = results.view(segment)
+            columns = {name: column for name, column in view.get_columns().items() if name != day}
+            trimmed = DatasetProfileView(
+                columns=columns, dataset_timestamp=view.dataset_timestamp, creation_timestamp=view.creation_timestamp
+            )
+            counts = {name: column.get_metric("counts").n.value for name, column in columns.items()}
+            profiles[dt.date.fromisoformat(segment.key[0])] = DayProfile(trimmed.serialize(), counts)
+        return dict(sorted(profiles.items()))
+
     def _view(self, profile: bytes):
         from whylogs.core import DatasetProfileView
 
@@ -95,7 +136,16 @@ class WhylogsEngine:
         return table[present].rename(columns=keep).rename_axis("column").reset_index()
 
     def compare(self, target: bytes, reference: bytes, numeric: list[str], categorical: list[str]) -> list[ColumnDrift]:
-        t_view, r_view = self._view(target), self._view(reference)
+        return self._compare(self._view(target), self._view(reference), numeric, categorical)
+
+    def compare_days(
+        self, targets: dict[dt.date, bytes], reference: bytes, numeric: list[str], categorical: list[str]
+    ) -> dict[dt.date, list[ColumnDrift]]:
+        """`compare` of each day's profile with one reference, read once."""
+        r_view = self._view(reference)
+        return {day: self._compare(self._view(blob), r_view, numeric, categorical) for day, blob in targets.items()}
+
+    def _compare(self, t_view, r_view, numeric: list[str], categorical: list[str]) -> list[ColumnDrift]:
         results = []
         for column in numeric:
             t = t_view.get_column(column).get_metric("distribution").kll.value

@@ -30,6 +30,10 @@ FEAST_POOL = "feast"
 # Where features/customer_daily_features is computed: dbt on DuckDB, or the same dbt
 # model transpiled to Spark SQL and run by PySpark over the clean layer's Parquet.
 FEATURE_ENGINES = ("duckdb", "spark")
+# How runs launched from the UI (and by sensors) execute their steps: all in the run's own
+# process (the warehouse pool serialises them anyway, and a process per step costs seconds
+# of start-up and imports each), or one process per step, Dagster's default.
+EXECUTORS = ("in_process", "multiprocess")
 # Spark settings Ballast needs for results equal to DuckDB's; BALLAST_SPARK_CONF adds to them.
 SPARK_DEFAULTS = {
     "spark.app.name": "ballast",
@@ -217,6 +221,7 @@ class Settings:
     start_date: dt.date = dt.date(2025, 1, 1)
     currencies: tuple[str, ...] = ("USD", "EUR", "GBP")
     feature_engine: str = "duckdb"
+    executor: str = "in_process"
     spark_master: str = "local[*]"
     # DuckDB's memory per connection (dbt's and the assets'); it spills to disk beyond this.
     duckdb_memory_limit: str = "2GB"
@@ -270,6 +275,8 @@ class Settings:
             raise SettingsError(
                 f"BALLAST_FEATURE_ENGINE={self.feature_engine!r} is not one of {', '.join(FEATURE_ENGINES)}"
             )
+        if self.executor not in EXECUTORS:
+            raise SettingsError(f"BALLAST_EXECUTOR={self.executor!r} is not one of {', '.join(EXECUTORS)}")
         if not 0 < self.holdout_fraction < 1:
             raise SettingsError(f"BALLAST_HOLDOUT_FRACTION={self.holdout_fraction} must be between 0 and 1")
         unknown = set(self.alert_sinks) - set(ALERT_SINKS)
@@ -327,6 +334,8 @@ class Settings:
             kwargs["currencies"] = tuple(c.strip().upper() for c in env["BALLAST_CURRENCIES"].split(",") if c.strip())
         if "BALLAST_FEATURE_ENGINE" in env:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
+        if "BALLAST_EXECUTOR" in env:
+            kwargs["executor"] = env["BALLAST_EXECUTOR"].strip().lower()
         if "BALLAST_DUCKDB_MEMORY_LIMIT" in env:
             kwargs["duckdb_memory_limit"] = env["BALLAST_DUCKDB_MEMORY_LIMIT"].strip()
         if "BALLAST_SPARK_MASTER" in env:

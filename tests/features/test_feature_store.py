@@ -308,6 +308,30 @@ def test_applying_again_removes_objects_the_repo_no_longer_declares(feast_home: 
     assert [p.name for p in registry.parent.iterdir() if p.name.startswith(f".{registry.name}")] == []
 
 
+def test_applying_unchanged_definitions_leaves_the_registry_as_it_is(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.ensure_dirs()
+    store = fs.open_store(settings.home)
+    assert fs.apply(store, fs.definitions(settings.home))["changed"] == ["yes"]
+    # A materialization records its interval on the registered view: the definitions are still the same.
+    view = store.registry.get_feature_view(feast_repo.FEATURE_VIEW, store.project, allow_cache=False)
+    view.materialization_intervals.append(
+        (dt.datetime(2025, 1, 1, tzinfo=dt.UTC), dt.datetime(2025, 1, 2, tzinfo=dt.UTC))
+    )
+    store.registry.apply_feature_view(view, store.project, commit=True)
+    registry = feast_repo.registry_path(settings.home)
+    before = registry.read_bytes()
+    store = fs.open_store(settings.home)
+    summary = fs.apply(store, fs.definitions(settings.home))
+    assert summary["changed"] == ["no"] and summary["removed"] == []
+    assert registry.read_bytes() == before
+    changed = fs.definitions(settings.home)
+    longer = next(o for o in changed if o.name == feast_repo.FEATURE_VIEW)
+    longer.ttl += dt.timedelta(days=1)
+    assert fs.apply(store, changed)["changed"] == ["yes"]
+    assert registry.read_bytes() != before
+
+
 def test_the_production_config_validates(monkeypatch, tmp_path: Path) -> None:
     for name, value in {
         "FEAST_REGISTRY_USER": "feast",

@@ -191,7 +191,7 @@ def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
             raise dg.Failure(str(exc), allow_retries=False) from None
         served = fs.service_features(store)
         registered = tabulate(
-            [(kind, ", ".join(names)) for kind, names in summary.items() if kind != "removed"],
+            [(kind, ", ".join(names)) for kind, names in summary.items() if kind not in ("removed", "changed")],
             headers=["kind", "names"],
             tablefmt="github",
         )
@@ -199,6 +199,8 @@ def feature_registry_asset(settings: Settings) -> dg.AssetsDefinition:
             metadata={
                 "registered": dg.MetadataValue.md(registered),
                 "removed": ", ".join(summary["removed"]) or "none",
+                # Unchanged definitions leave the registry as it is: no write, no new registry version.
+                "applied": summary["changed"] == ["yes"],
                 "feature_service": feast_repo.FEATURE_SERVICE,
                 "registry": dg.MetadataValue.path(str(feast_repo.registry_path(settings.home))),
             },

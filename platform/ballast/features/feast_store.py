@@ -7,6 +7,7 @@ tests on temporary homes all use exactly what `feast apply` in that folder would
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import os
@@ -93,10 +94,19 @@ def _kind(obj: FeastObject) -> str:
     raise TypeError(type(obj).__name__)
 
 
+def _as_defined(registered: FeastObject | None) -> FeastObject | None:
+    """A registered object as a repo declares it: without the materialized intervals the registry adds to a view."""
+    if isinstance(registered, FeatureView):
+        registered = copy.copy(registered)
+        registered.materialization_intervals = []
+    return registered
+
+
 def apply(store: FeatureStore, objects: list[FeastObject]) -> dict[str, list[str]]:
     """Register `objects` and remove registered ones they no longer include, like `feast apply`.
 
-    Returns the registered names by kind, plus `removed`.
+    Returns the registered names by kind, plus `removed` and `changed` (["yes"] or ["no"]):
+    a registry that already holds exactly these definitions is left as it is.
     """
     wanted = {(_kind(o), o.name) for o in objects}
     try:
@@ -110,8 +120,11 @@ def apply(store: FeatureStore, objects: list[FeastObject]) -> dict[str, list[str
         raise _damaged_registry(store) from None
     # Feast keeps internal objects (names starting "__") that no repo declares.
     stale = [o for o in registered if (_kind(o), o.name) not in wanted and not o.name.startswith("__")]
-    store.apply(objects, objects_to_delete=stale, partial=False)
-    summary: dict[str, list[str]] = {}
+    by_key = {(_kind(o), o.name): o for o in registered}
+    changed = bool(stale) or any(_as_defined(by_key.get((_kind(o), o.name))) != o for o in objects)
+    if changed:
+        store.apply(objects, objects_to_delete=stale, partial=False)
+    summary: dict[str, list[str]] = {"changed": ["yes" if changed else "no"]}
     for kind, name in sorted(wanted):
         summary.setdefault(kind, []).append(name)
     summary["removed"] = sorted(f"{_kind(o)} {o.name}" for o in stale)

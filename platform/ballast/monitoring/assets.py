@@ -29,6 +29,8 @@ DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
 DRIFT_SHARE_CHECK = "drift_share"
 FEATURE_PSI_CHECK = "feature_psi"
 PROFILED_CHECK = "every_row_profiled"
+# The partition column of the features table, by which profiles are segmented.
+DAY_COLUMN = "feature_date"
 CODE_VERSION = code_version.of_sources(Path(__file__), profiling)
 NO_RETRY = (
     "Profiles the local warehouse into files under BALLAST_HOME, each written atomically: deterministic, so a retry"
@@ -44,9 +46,20 @@ def drift_path(settings: Settings, day: dt.date, suffix: str) -> Path:
     return settings.monitoring_dir / "drift" / f"{day.isoformat()}.{suffix}"
 
 
-def _days(frame: pd.DataFrame, column: str):
-    # One group per day: Python loops over partitions, never over rows.
-    yield from frame.groupby(frame[column].dt.date, sort=True)
+def _profile_window(
+    settings: Settings, engine: profiling.WhylogsEngine, kind: str, frame: pd.DataFrame
+) -> tuple[list[str], pd.DataFrame, int]:
+    """Profile every day of `frame` in one pass and write each day's file; returns the miscounted days, the last day's summary and the days profiled."""
+    profiles = engine.profile_by_day(frame, DAY_COLUMN)
+    rows = frame.groupby(pd.to_datetime(frame[DAY_COLUMN]).dt.date).size()
+    short = []
+    for day, found in profiles.items():
+        write_atomic(profile_path(settings, kind, day), found.profile)
+        # A profile that counted fewer (or more) rows than the day has, in any column.
+        if any(n != rows[day] for n in found.counts.values()):
+            short.append(day.isoformat())
+    summary = engine.summary(profiles[max(profiles)].profile) if profiles else pd.DataFrame()
+    return short, summary, len(profiles)
 
 
 def _html_report(day: dt.date, version: str, results: pd.DataFrame, share: float) -> str:
@@ -84,11 +97,6 @@ def _profiled_result(short_days: list[str], days: int) -> dg.AssetCheckResult:
     )
 
 
-def _short(summary: pd.DataFrame, rows: int) -> bool:
-    """A profile that counted fewer (or more) rows than the day has, in any column."""
-    return bool((summary["count"] != rows).any())
-
-
 def _daily(partitions_def: dg.PartitionsDefinition) -> dict:
     """What every monitoring asset shares: daily partitions, the warehouse pool, whylogs, no retries."""
     return {
@@ -115,20 +123,11 @@ def feature_profiles_asset(
         first, last = partition_dates(context)
         with warehouse.connect(read_only=True) as con:
             frame = con.execute(
-                f"select feature_date, {', '.join(training.FEATURES)} from {CUSTOMER_DAILY_FEATURES_TABLE}"
-                " where feature_date between ? and ? order by feature_date",
+                f"select {DAY_COLUMN}, {', '.join(training.FEATURES)} from {CUSTOMER_DAILY_FEATURES_TABLE}"
+                f" where {DAY_COLUMN} between ? and ? order by {DAY_COLUMN}",
                 [first, last],
             ).df()
-        profiled = 0
-        short: list[str] = []
-        summary = pd.DataFrame()
-        for day, part in _days(frame, "feature_date"):
-            blob = engine.profile(part[list(training.FEATURES)])
-            write_atomic(profile_path(settings, "features", day), blob)
-            profiled += 1
-            summary = engine.summary(blob)
-            if _short(summary, len(part)):
-                short.append(day.isoformat())
+        short, summary, profiled = _profile_window(settings, engine, "features", frame)
         return dg.MaterializeResult(
             metadata={
                 "partitions_profiled": profiled,
@@ -165,19 +164,12 @@ def score_profiles_asset(
         pipeline = registry.load(current)
         with warehouse.connect(read_only=True) as con:
             frame = con.execute(
-                f"select * from {CUSTOMER_DAILY_FEATURES_TABLE} where feature_date between ? and ? order by feature_date",
+                f"select * from {CUSTOMER_DAILY_FEATURES_TABLE} where {DAY_COLUMN} between ? and ? order by {DAY_COLUMN}",
                 [first, last],
             ).df()
-        summary = pd.DataFrame()
-        short: list[str] = []
-        profiled = 0
-        for day, part in _days(frame, "feature_date"):
-            blob = engine.profile(pd.DataFrame({SCORE: training.score(pipeline, part)}))
-            write_atomic(profile_path(settings, "scores", day), blob)
-            profiled += 1
-            summary = engine.summary(blob)
-            if _short(summary, len(part)):
-                short.append(day.isoformat())
+        # The window scored in one call: the model scores each row on its own.
+        scores = pd.DataFrame({DAY_COLUMN: frame[DAY_COLUMN], SCORE: training.score(pipeline, frame)})
+        short, summary, profiled = _profile_window(settings, engine, "scores", scores)
         return dg.MaterializeResult(
             metadata={
                 "champion_version": current.version,
@@ -215,17 +207,27 @@ class _Reference:
         )
 
 
+def _profiles(settings: Settings, kind: str, days: list[dt.date]) -> dict[dt.date, bytes]:
+    """The stored profiles of `kind` among `days` (a day without data has none)."""
+    paths = {day: profile_path(settings, kind, day) for day in days}
+    return {day: path.read_bytes() for day, path in paths.items() if path.is_file()}
+
+
+def _window_drift(
+    settings: Settings, engine: profiling.WhylogsEngine, reference: _Reference, days: list[dt.date]
+) -> list[tuple[dict, pd.DataFrame]]:
+    """Each day's drift record and table, for the days with a feature profile; each reference is read once."""
+    features = engine.compare_days(
+        _profiles(settings, "features", days), reference.features, reference.numeric, reference.categorical
+    )
+    scores = engine.compare_days(_profiles(settings, "scores", list(features)), reference.scores, [SCORE], [])
+    return [_day_drift(settings, reference, day, results + scores.get(day, [])) for day, results in features.items()]
+
+
 def _day_drift(
-    settings: Settings, engine: profiling.WhylogsEngine, reference: _Reference, day: dt.date
-) -> tuple[dict, pd.DataFrame] | None:
-    """One day's drift record (also written as JSON and HTML) and its table; None without a profile that day."""
-    path = profile_path(settings, "features", day)
-    if not path.is_file():
-        return None
-    results = engine.compare(path.read_bytes(), reference.features, reference.numeric, reference.categorical)
-    scores = profile_path(settings, "scores", day)
-    if scores.is_file():
-        results += engine.compare(scores.read_bytes(), reference.scores, [SCORE], [])
+    settings: Settings, reference: _Reference, day: dt.date, results: list[profiling.ColumnDrift]
+) -> tuple[dict, pd.DataFrame]:
+    """One day's drift record (also written as JSON and HTML) and its table."""
     table = pd.DataFrame([r.as_dict() for r in results]).sort_values("psi", ascending=False)
     features_only = [r for r in results if r.column != SCORE]
     share = profiling.drift_share(features_only, settings.drift_psi, settings.drift_p_value)
@@ -339,17 +341,13 @@ def drift_report_asset(
                 yield dg.AssetCheckResult(check_name=name, passed=True, description=note)
             return
         reference = _Reference.of(settings, current)
-        per_day = []
-        latest = pd.DataFrame()
         # A day whose long feature windows reach before the data began is not comparable.
         judged_from = settings.start_date + dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
-        day = max(first, judged_from)
-        while day <= last:
-            found = _day_drift(settings, engine, reference, day)
-            if found is not None:
-                per_day.append(found[0])
-                latest = found[1]
-            day += dt.timedelta(days=1)
+        start = max(first, judged_from)
+        days = [start + dt.timedelta(days=i) for i in range((last - start).days + 1)]
+        found = _window_drift(settings, engine, reference, days)
+        per_day = [record for record, _ in found]
+        latest = found[-1][1] if found else pd.DataFrame()
         report = drift_path(settings, last, "html")
         yield dg.MaterializeResult(
             metadata={"champion_version": current.version, **_drift_metadata(per_day, latest, judged_from, report)}
