@@ -291,6 +291,10 @@ def _drift_checks(settings: Settings, per_day: list[dict], window: str, version:
     ]
 
 
+# The most recent days the drift step's per-day table lists.
+DRIFT_DAYS_LISTED = 30
+
+
 def _drift_metadata(per_day: list[dict], latest: pd.DataFrame, judged_from: dt.date, report: Path) -> dict:
     frame = pd.DataFrame(per_day)
     return {
@@ -301,8 +305,12 @@ def _drift_metadata(per_day: list[dict], latest: pd.DataFrame, judged_from: dt.d
             latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""
         ),
         "latest_report": dg.MetadataValue.path(str(report)),
+        # Dagster copies this into every partition's event: the latest days only (each day's report stays on disk).
         "drift_share_by_day": dg.MetadataValue.md(
-            frame[["date", "drift_share", "max_psi", "max_psi_feature"]].round(4).to_markdown(index=False)
+            frame[["date", "drift_share", "max_psi", "max_psi_feature"]]
+            .tail(DRIFT_DAYS_LISTED)
+            .round(4)
+            .to_markdown(index=False)
             if len(frame)
             else ""
         ),
