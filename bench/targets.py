@@ -130,8 +130,11 @@ def bench_long(work: Path, quick: bool, repeats: int) -> dict:
     native_s = read_csv_seconds([str(p) for p in files[:days]], repeats)
     print(f"  raw step {raw_s:.1f} s, read_csv {native_s:.2f} s", flush=True)
     os.link(files[days], landing / files[days].name)
-    incremental = e2e.measure([BALLAST, "run"], env, work / "long_incremental.log")
-    print(f"  after one more day: {incremental['wall_s']:.1f} s", flush=True)
+    try:
+        incremental = e2e.measure([BALLAST, "run"], env, work / "long_incremental.log")
+    except RuntimeError as exc:  # the table says so; the dev-server measure still runs
+        incremental = {"error": str(exc)}
+    print(f"  after one more day: {incremental}", flush=True)
     dev = dev_partition(home, env, LONG_START + dt.timedelta(days=days))
     print(f"  one partition from dagster dev: {dev.get('run_s', float('nan')):.1f} s", flush=True)
     return {
@@ -308,57 +311,47 @@ def graph_and_floor(work: Path, name: str, rows: int, repeats: int) -> dict:
 # --------------------------------------------------------------------------- the table
 
 
+def seconds_row(label: str, target: float, measured: dict | None, key: str = "wall_s") -> tuple:
+    """A row for a timed measure; one that did not complete shows why (or "not measured") and is not met."""
+    if not measured or key not in measured or measured.get("status", "SUCCESS") != "SUCCESS":
+        why = (measured or {}).get("error") or (measured or {}).get("status") or "not measured"
+        return (label, f"<= {target:.0f} s", f"failed: {why}" if measured else why, False)
+    return (label, f"<= {target:.0f} s", f"{measured[key]:.1f} s", measured[key] <= target)
+
+
+def long_rows(long: dict) -> list[tuple]:
+    t = TARGETS
+    scale = f"{long['days']} days x {long['customers']:,} customers ({long['transactions']:,} transactions)"
+    found = [
+        seconds_row(f"{scale}, full `ballast {' '.join(long['full_argv'])}`", t["full_run_s"], long.get("full")),
+        seconds_row(
+            "the same home after adding one day, `ballast run`", t["incremental_run_s"], long.get("incremental")
+        ),
+        seconds_row(
+            "one daily partition launched in `dagster dev` (GraphQL), run duration",
+            t["dev_partition_run_s"],
+            long.get("dev"),
+            "run_s",
+        ),
+    ]
+    ratio = long["raw_step_s"] / long["read_csv_s"]
+    found.append(
+        (
+            f"raw load of {long['days']} files / DuckDB `read_csv` of the same files",
+            f"<= {t['raw_over_read_csv']:.0f} x",
+            f"{ratio:.1f} x ({long['raw_step_s']:.1f} s / {long['read_csv_s']:.2f} s)",
+            ratio <= t["raw_over_read_csv"],
+        )
+    )
+    return found
+
+
 def rows(report: dict) -> list[tuple[str, str, str, bool | None]]:
     """(measure, target, measured, met) for every part that ran."""
     t = TARGETS
     out: list[tuple[str, str, str, bool | None]] = []
     if long := report.get("long"):
-        scale = f"{long['days']} days x {long['customers']:,} customers ({long['transactions']:,} transactions)"
-        full, inc = long["full"]["wall_s"], long["incremental"]["wall_s"]
-        out.append(
-            (
-                f"{scale}, full `ballast {' '.join(long['full_argv'])}`",
-                f"<= {t['full_run_s']:.0f} s",
-                f"{full:.1f} s",
-                full <= t["full_run_s"],
-            )
-        )
-        out.append(
-            (
-                "the same home after adding one day, `ballast run`",
-                f"<= {t['incremental_run_s']:.0f} s",
-                f"{inc:.1f} s",
-                inc <= t["incremental_run_s"],
-            )
-        )
-        dev = long["dev"]
-        if "run_s" in dev and dev.get("status") == "SUCCESS":
-            out.append(
-                (
-                    "one daily partition launched in `dagster dev` (GraphQL), run duration",
-                    f"<= {t['dev_partition_run_s']:.0f} s",
-                    f"{dev['run_s']:.1f} s",
-                    dev["run_s"] <= t["dev_partition_run_s"],
-                )
-            )
-        else:
-            out.append(
-                (
-                    "one daily partition launched in `dagster dev` (GraphQL), run duration",
-                    f"<= {t['dev_partition_run_s']:.0f} s",
-                    f"failed: {dev.get('status') or dev.get('error')}",
-                    False,
-                )
-            )
-        ratio = long["raw_step_s"] / long["read_csv_s"]
-        out.append(
-            (
-                f"raw load of {long['days']} files / DuckDB `read_csv` of the same files",
-                f"<= {t['raw_over_read_csv']:.0f} x",
-                f"{ratio:.1f} x ({long['raw_step_s']:.1f} s / {long['read_csv_s']:.2f} s)",
-                ratio <= t["raw_over_read_csv"],
-            )
-        )
+        out += long_rows(long)
     if demo := report.get("demo"):
         wall, ratio = demo["graph"]["wall_s"], demo["ratio"]
         label = f"demo-size graph ({demo['transactions']:,} transactions, 180 days)"
