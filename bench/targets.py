@@ -188,7 +188,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def dev_partition(home: Path, env: dict[str, str], day: dt.date, timeout: float = 900) -> dict:
+def dev_partition(
+    home: Path, env: dict[str, str], day: dt.date, timeout: float = 900, serve_timeout: float = 600
+) -> dict:
     """`ballast dev` on the home, the refresh job launched for one day through GraphQL; the run's duration."""
     port = free_port()
     started = time.perf_counter()
@@ -202,14 +204,14 @@ def dev_partition(home: Path, env: dict[str, str], day: dt.date, timeout: float 
     )
     try:
         nodes = None
-        while nodes is None and time.perf_counter() - started < 300 and proc.poll() is None:
+        while nodes is None and time.perf_counter() - started < serve_timeout and proc.poll() is None:
             time.sleep(1)
             try:
                 nodes = graphql(port, REPOSITORIES)["repositoriesOrError"]["nodes"] or None
             except (OSError, RuntimeError, KeyError):
                 nodes = None
         if not nodes:
-            return {"error": "the dev server did not serve the code location"}
+            return {"error": f"the dev server did not serve the code location within {serve_timeout:.0f} s"}
         served = time.perf_counter() - started
         params = {
             "selector": {
