@@ -46,7 +46,7 @@ audit: setup
 dev: setup
 	$(VENV)/bin/ballast dev
 
-# Issue 16's targets table (bench/results/targets.md); about 30 minutes on 2 cores.
+# Issue 16's targets table (bench/results/targets.md); about 20-25 minutes on 2 quiet cores.
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--only demo --repeats 3" or "--quick".
 bench: setup
 	$(VENV)/bin/python bench/targets.py $(BENCH_ARGS)
