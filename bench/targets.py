@@ -316,8 +316,9 @@ def graph_and_floor(work: Path, name: str, rows: int, repeats: int) -> dict:
 def seconds_row(label: str, target: float, measured: dict | None, key: str = "wall_s") -> tuple:
     """A row for a timed measure; one that did not complete shows why (or "not measured") and is not met."""
     if not measured or key not in measured or measured.get("status", "SUCCESS") != "SUCCESS":
-        why = (measured or {}).get("error") or (measured or {}).get("status") or "not measured"
-        return (label, f"<= {target:.0f} s", f"failed: {why}" if measured else why, False)
+        status = (measured or {}).get("status")
+        why = (measured or {}).get("error") or (f"run {status}" if status in TERMINAL else f"not finished ({status})")
+        return (label, f"<= {target:.0f} s", why if measured else "not measured", False)
     return (label, f"<= {target:.0f} s", f"{measured[key]:.1f} s", measured[key] <= target)
 
 
