@@ -11,7 +11,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast lint audit dev bench clean
+.PHONY: setup demo test test-fast lint audit dev bench bench-more clean
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -46,7 +46,13 @@ audit: setup
 dev: setup
 	$(VENV)/bin/ballast dev
 
+# Issue 16's targets table (bench/results/targets.md); about 20-25 minutes on 2 quiet cores.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--only demo --repeats 3" or "--quick".
 bench: setup
+	$(VENV)/bin/python bench/targets.py $(BENCH_ARGS)
+
+# The other benchmarks (generator, Feast, whylogs, the graph against the floor at three sizes).
+bench-more: setup
 	$(VENV)/bin/python bench/generator.py
 	$(VENV)/bin/python bench/feature_store.py
 	$(VENV)/bin/python bench/profiling.py

@@ -5,11 +5,9 @@ more transactions per customer-day as the size grows), on the same seeded landin
 
 (a) graph: `ballast run` in a fresh BALLAST_HOME, as a user runs it (Dagster, dbt, Soda,
     Feast, scikit-learn, whylogs; every layer, every partition, one run);
-(b) floor: one plain Python process doing the same work with no orchestration: the same
-    landing loader, the SQL dbt compiled for the window on one DuckDB connection (models
-    and dbt tests), the contracts' aggregate checks as SQL, the same Parquet export, the
-    same rows written to SQLite, the same labels, point-in-time join, training and
-    evaluation, and the same whylogs profiles and drift comparisons per day.
+(b) floor: the lean one-process floor of bench/floor.py (DuckDB's native CSV reader, the
+    SQL dbt compiled for the window on one connection, an ASOF join instead of Feast, one
+    segmented whylogs pass, one SQLite executemany of the latest rows).
 
 (a) and (b) alternate, `--repeats` times; each is a fresh process measured from outside:
 wall time, CPU seconds (process tree) and peak memory (summed RSS of the process tree,
@@ -33,7 +31,6 @@ import os
 import platform
 import resource
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -193,138 +190,6 @@ def step_layers(home: Path) -> dict[str, float]:
         instance.dispose()
 
 
-# --------------------------------------------------------------------------- the floor
-
-
-def floor(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.date, out: Path) -> None:
-    """The same work as the graph in one process, no orchestration; writes its per-layer seconds to `out`."""
-    import duckdb
-    import pandas as pd
-
-    from ballast import profiling
-    from ballast.features import feast_repo
-    from ballast.model import evaluation, training
-    from ballast.model.training_set import ENTITIES_SQL
-    from ballast.raw.landing import RAW_DDL, Limits, files_by_date, load_file
-    from ballast.settings import Settings
-
-    settings = Settings(home=home, landing_dir=landing, start_date=START)
-    settings.ensure_dirs()
-    clock: dict[str, float] = {}
-    started = time.perf_counter()
-
-    def lap(layer: str) -> None:
-        nonlocal started
-        now = time.perf_counter()
-        clock[layer] = clock.get(layer, 0.0) + now - started
-        started = now
-
-    con = duckdb.connect(str(settings.warehouse_path), config={"memory_limit": settings.duckdb_memory_limit})
-    # raw: the same loader, every file of the window.
-    con.execute(RAW_DDL)
-    limits = Limits(max_file_bytes=settings.max_file_bytes, max_columns=settings.max_columns)
-    by_date = files_by_date(landing)
-    for day in sorted(by_date):
-        if start <= day <= end:
-            for f in by_date[day]:
-                load_file(con, f, load_id="floor", landing_dir=landing, limits=limits)
-    lap("raw")
-
-    manifest = json.loads((compiled.parents[1] / "manifest.json").read_text())
-    ephemeral = {n["name"] for n in manifest["nodes"].values() if n["config"].get("materialized") == "ephemeral"}
-
-    def build(layer: str) -> None:
-        con.execute(f"create schema if not exists {layer}")
-        for path in sorted((compiled / "models" / layer).glob("*.sql")):
-            if path.stem not in ephemeral:  # inlined by dbt into the models that use them
-                con.execute(f"create or replace table {layer}.{path.stem} as {path.read_text()}")
-        # dbt's tests of the layer (schema tests; the singular test checks the clean layer's row accounting).
-        tests = sorted((compiled / "models" / layer).glob("*.yml/*.sql"))
-        if layer == "clean":
-            tests += sorted((compiled / "tests").glob("*.sql"))
-        for path in tests:
-            con.execute(f"select count(*) from ({path.read_text()}) as failures").fetchone()
-
-    def contract(table: str) -> None:
-        columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
-        nulls = ", ".join(f"count(*) - count({c})" for c in columns)
-        con.execute(f"select count(*), {nulls} from {table}").fetchone()
-
-    build("clean")
-    contract("clean.transactions")
-    lap("clean")
-    build("features")
-    contract("features.customer_daily_features")
-    created = dt.datetime.now(dt.UTC)
-    feast_repo.export_features(con, settings.lake_dir, start, end, created)
-    # The online store's writes: one row per customer, day and feature, upserted in order.
-    rows = con.execute(
-        f"unpivot (select customer_id, feature_timestamp, {', '.join(f'cast({c} as varchar) as {c}' for c in training.FEATURES)}"
-        " from features.customer_daily_features order by feature_date, customer_id)"
-        f" on {', '.join(training.FEATURES)} into name feature_name value value"
-    ).fetchall()
-    online = sqlite3.connect(home / "online.db")
-    online.execute(
-        "create table t (entity_key text, feature_name text, value text, event_ts timestamp,"
-        " primary key (entity_key, feature_name))"
-    )
-    with online:
-        online.executemany(
-            "insert into t (entity_key, event_ts, feature_name, value) values (?, ?, ?, ?)"
-            " on conflict (entity_key, feature_name) do update set value = excluded.value, event_ts = excluded.event_ts",
-            rows,
-        )
-    online.close()
-    del rows
-    lap("features")
-
-    # model: labels (dbt's model), the point-in-time training set (DuckDB's ASOF join), training, evaluation, scores.
-    build("model")
-    entities = ENTITIES_SQL.replace("order by snapshot_date, customer_id", "")
-    train_set = con.execute(
-        f"""
-        select e.*, {", ".join(f"f.{c}" for c in training.FEATURES)}
-        from ({entities}) as e
-        asof left join features.customer_daily_features as f
-            on e.customer_id = f.customer_id and f.feature_timestamp <= e.event_timestamp
-        order by e.snapshot_date, e.customer_id
-        """,
-        {"anchor": settings.start_date, "every": settings.snapshot_every_days},
-    ).df()
-    trained = training.train(train_set, settings.holdout_fraction)
-    _, holdout = training.time_split(train_set, settings.holdout_fraction)
-    found = evaluation.evaluate(
-        training.score(trained.pipeline, holdout), holdout, settings.segment_column, evaluation.Thresholds()
-    )
-    evaluation.gates(found, None, evaluation.Thresholds())
-    last = con.execute(
-        "select * from features.customer_daily_features where feature_date = (select max(feature_date) from features.customer_daily_features)"
-    ).df()
-    con.execute("create schema if not exists model")
-    scores = pd.DataFrame({"customer_id": last["customer_id"], "churn_score": training.score(trained.pipeline, last)})  # noqa: F841 (read by the SQL below, by name)
-    con.execute("create or replace table model.churn_scores as select * from scores")
-    lap("model")
-
-    # monitoring: a whylogs profile of features and scores per day, and drift against a reference.
-    engine = profiling.WhylogsEngine()
-    frame = con.execute("select * from features.customer_daily_features order by feature_date").df()
-    reference = engine.profile(train_set[list(training.FEATURES)])
-    numeric = [c for c in training.FEATURES if c not in training.CATEGORICAL_FEATURES]
-    categorical = list(training.CATEGORICAL_FEATURES)
-    profiles = settings.monitoring_dir / "profiles"
-    profiles.mkdir(parents=True, exist_ok=True)
-    for day, part in frame.groupby("feature_date", sort=True):
-        blob = engine.profile(part[list(training.FEATURES)])
-        (profiles / f"features-{day.date()}.bin").write_bytes(blob)
-        (profiles / f"scores-{day.date()}.bin").write_bytes(
-            engine.profile(pd.DataFrame({"churn_score": training.score(trained.pipeline, part)}))
-        )
-        engine.compare(blob, reference, numeric, categorical)
-    lap("monitoring")
-    con.close()
-    out.write_text(json.dumps(clock))
-
-
 # --------------------------------------------------------------------------- incremental and Spark
 
 
@@ -395,8 +260,7 @@ def bench_size(work: Path, rows: int, repeats: int, spark: bool) -> dict:
                 layers_file = home / "floor_layers.json"
                 argv = [
                     PYTHON,
-                    __file__,
-                    "floor",
+                    str(REPO / "bench" / "floor.py"),
                     "--home",
                     str(home),
                     "--landing",
@@ -725,7 +589,7 @@ def main() -> None:
     drive.add_argument("--work", type=Path)
     drive.add_argument("--merge", action="store_true", help="keep the other results of bench/results/e2e.json")
     sub.add_parser("render", help="rewrite e2e.md from e2e.json")
-    for name in ("floor", "partition", "spark"):
+    for name in ("partition", "spark"):
         child = sub.add_parser(name)
         child.add_argument("--home", type=Path, required=True)
         child.add_argument("--landing", type=Path, required=True)
@@ -736,9 +600,6 @@ def main() -> None:
         child.add_argument("--selection", default="all")
         child.add_argument("--start-date", type=dt.date.fromisoformat)
     args = parser.parse_args(sys.argv[1:] or ["run"])
-    if args.command == "floor":
-        floor(args.home, args.landing, args.compiled, args.start, args.end, args.out)
-        return
     if args.command == "partition":
         global START
         START = args.start_date or START
