@@ -72,12 +72,14 @@ def refresh(
     selection: dg.AssetSelection | None = None,
     log_level: str = "DEBUG",
     op_config: dict | None = None,
+    defs: dg.Definitions | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize the selected assets (default: all) for the days [start, end] in one run.
 
     `op_config` is run config per op, e.g. {"model__churn_model": {"shuffle_labels": True}}.
+    `defs`: definitions already built (a sequence of runs builds them once).
     """
-    defs = build_defs(settings)
+    defs = defs or build_defs(settings)
     job = defs.resolve_job_def(REFRESH_JOB)
     asset_keys = None
     if selection is not None:
