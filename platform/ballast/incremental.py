@@ -267,7 +267,7 @@ def _state_seeds(
                 parent_done = done.get(parent, True)
                 possible &= parent_done if isinstance(parent_done, set) else (all_days if parent_done else set())
             missing = possible - materialized
-            missing_count += len(missing)
+            missing_count += len(missing - changed_days)
             seeds[key] = missing | (changed_days if not node.parent_keys else set())
         else:
             done[key] = latest is not None
