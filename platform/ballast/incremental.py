@@ -319,8 +319,14 @@ def _propagate(
             rebuild.add(key)
     partitions = {k: frozenset(v) for k, v in days.items() if v}
     if partitions or rebuild:
-        # Assets that read nothing upstream (the Feast registry, the debt scorecard) come along with any run, as before.
-        rebuild |= {k for k in order if not graph.get(k).is_partitioned and not graph.get(k).parent_keys}
+        # An asset that reads no other asset and has no code version (the debt scorecard reads
+        # the instance and the definitions) comes along with any run; one with a code version
+        # (the Feast registry, from feature_repo/) only when missing or changed, above.
+        rebuild |= {
+            k
+            for k in order
+            if not graph.get(k).is_partitioned and not graph.get(k).parent_keys and graph.get(k).code_version is None
+        }
     return partitions, rebuild
 
 
