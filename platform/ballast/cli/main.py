@@ -220,29 +220,20 @@ def _run(settings: Settings, announce: str, full: bool = False, dates: tuple[dt.
     """Refresh what the landing files changed (default), every partition (`full`) or the days `dates`."""
     from ballast.definitions import build_defs
     from ballast.incremental import execute, plan_run
-    from ballast.raw.landing import LandingError, plan
     from ballast.runs import instance, prepare_run
 
-    # One run per home; runs whose process died are cleaned up first (said in one line).
-    prepare_run(settings)
-    try:
-        window = plan(settings.landing_dir, settings.start_date)
-    except LandingError as exc:
-        raise UserError(str(exc)) from None
-    for note in window.notes:
-        print(note)
-    start, end = window.start, window.end
-    if dates is not None and (dates[0] > end or dates[1] < start):
-        raise UserError(
-            f"--dates {dates[0]}:{dates[1]} is outside the landing files' days ({start} to {end}); choose days in that range"
-        )
-    if full:
-        print(f"{announce}: materializing every asset for {start} to {end} ({(end - start).days + 1} daily partitions)")
-    # dbt and Dagster echo every log line; keep them in a file and print only the summary.
-    log_path = settings.home / "logs" / "last_run.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # One instance for the whole command: recovery, the plan and every run read and write it.
     dagster_instance = instance(settings)
     try:
+        # One run per home; runs whose process died are cleaned up first (said in one line).
+        prepare_run(settings, dagster_instance=dagster_instance)
+        start, end = _landing_window(settings, dates)
+        if full:
+            days = (end - start).days + 1
+            print(f"{announce}: materializing every asset for {start} to {end} ({days} daily partitions)")
+        # dbt and Dagster echo every log line; keep them in a file and print only the summary.
+        log_path = settings.home / "logs" / "last_run.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 defs = build_defs(settings)
@@ -261,6 +252,24 @@ def _run(settings: Settings, announce: str, full: bool = False, dates: tuple[dt.
 
     print(format_report(build_report(settings)))
     print(f"Open the UI: make dev   (or BALLAST_HOME={settings.home} ballast dev), then http://127.0.0.1:3000")
+
+
+def _landing_window(settings: Settings, dates: tuple[dt.date, dt.date] | None) -> tuple[dt.date, dt.date]:
+    """The first and last landing date (notes on files not loaded printed); `dates` must overlap them."""
+    from ballast.raw.landing import LandingError, plan
+
+    try:
+        window = plan(settings.landing_dir, settings.start_date)
+    except LandingError as exc:
+        raise UserError(str(exc)) from None
+    for note in window.notes:
+        print(note)
+    if dates is not None and (dates[0] > window.end or dates[1] < window.start):
+        raise UserError(
+            f"--dates {dates[0]}:{dates[1]} is outside the landing files' days ({window.start} to {window.end});"
+            " choose days in that range"
+        )
+    return window.start, window.end
 
 
 def _check_result(result, log_path: Path, settings: Settings) -> None:
