@@ -44,6 +44,8 @@ COMPARED = (
     "model.training_set",
 )
 RUN_COLUMNS = ("load_id",)
+# Three small graph runs share the module's homes: minutes on a busy machine, beyond the default timeout.
+pytestmark = [pytest.mark.full, pytest.mark.timeout(3600)]
 
 
 @dataclass
