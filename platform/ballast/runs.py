@@ -72,12 +72,14 @@ def refresh(
     selection: dg.AssetSelection | None = None,
     log_level: str = "DEBUG",
     op_config: dict | None = None,
+    defs: dg.Definitions | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize the selected assets (default: all) for the days [start, end] in one run.
 
     `op_config` is run config per op, e.g. {"model__churn_model": {"shuffle_labels": True}}.
+    `defs`: definitions already built (a sequence of runs builds them once).
     """
-    defs = build_defs(settings)
+    defs = defs or build_defs(settings)
     job = defs.resolve_job_def(REFRESH_JOB)
     asset_keys = None
     if selection is not None:
@@ -150,16 +152,20 @@ class HomeLock:
 _held: dict[Path, HomeLock] = {}
 
 
-def prepare_run(settings: Settings, notify: recovery.Notify = recovery.say) -> None:
+def prepare_run(
+    settings: Settings, notify: recovery.Notify = recovery.say, dagster_instance: dg.DagsterInstance | None = None
+) -> None:
     """Before a CLI run: take the home (waiting for another CLI run, and saying so), recover dead runs, wait for live ones.
 
-    The home stays locked until this process exits.
+    The home stays locked until this process exits. `dagster_instance`: one the caller
+    opened and keeps for its runs (default: one opened and closed here).
     """
     if settings.home not in _held:
         lock = HomeLock(settings.home)
         lock.acquire(notify)
         _held[settings.home] = lock
-    dagster_instance = instance(settings)
+    owned = dagster_instance is None
+    dagster_instance = dagster_instance or instance(settings)
     waiting = False
     try:
         while True:
@@ -175,7 +181,8 @@ def prepare_run(settings: Settings, notify: recovery.Notify = recovery.say) -> N
                 waiting = True
             time.sleep(recovery.WAIT_POLL_SECONDS)
     finally:
-        dagster_instance.dispose()
+        if owned:
+            dagster_instance.dispose()
 
 
 def prepare_dev(settings: Settings, notify: recovery.Notify = recovery.say) -> dict[str, str]:

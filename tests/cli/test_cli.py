@@ -111,7 +111,9 @@ def test_generate_then_run_on_the_users_own_folder(tmp_path: Path) -> None:
     home = tmp_path / "home"
     run = _ballast("run", "--landing", str(landing), home=home, BALLAST_START_DATE="2025-03-01")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "2025-03-01 to 2025-04-19 (50 daily partitions)" in run.stdout
+    # A new home: every file is new, every day refreshed, in one run.
+    assert "run: 50 new files; refreshing 2025-03-01 to 2025-04-19 and 50 feature days and" in run.stdout
+    assert "in 1 run\n" in run.stdout
     assert "Rows per layer:" in run.stdout and "make dev" in run.stdout
     report = json.loads(_ballast("report", "--json", home=home, BALLAST_START_DATE="2025-03-01").stdout)
     assert report["layers"]["clean/transactions"] == report["layers"]["raw/transactions"] > 0

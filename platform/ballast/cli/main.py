@@ -50,6 +50,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
 
 
+def _date_range(text: str) -> tuple[dt.date, dt.date]:
+    first, sep, last = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range (expected FROM:TO, e.g. 2025-06-01:2025-06-30)")
+    start, end = _date(first.strip()), _date(last.strip())
+    if start > end:
+        raise argparse.ArgumentTypeError(f"{text!r}: {start} is after {end} (expected FROM:TO with FROM <= TO)")
+    return start, end
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -107,9 +117,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int, default=DEMO_DAYS)
     demo.add_argument("--seed", type=int, default=DEMO_SEED)
 
-    run = commands.add_parser("run", help="materialize every asset for every partition that has landing files")
+    run = commands.add_parser(
+        "run",
+        help="refresh the partitions whose landing files are new or changed, what depends on them, and what is missing",
+    )
     run.add_argument(
         "--landing", type=_existing_dir, help="landing folder (default: BALLAST_LANDING_DIR or BALLAST_HOME/landing)"
+    )
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("--full", action="store_true", help="materialize every asset for every partition with files")
+    scope.add_argument(
+        "--dates",
+        type=_date_range,
+        metavar="FROM:TO",
+        help="refresh these days (YYYY-MM-DD:YYYY-MM-DD, both included) and what depends on them",
     )
 
     report = commands.add_parser("report", help="rows per layer, quarantine by reason and the latest model")
@@ -195,28 +216,66 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {result.rows:,} rows in {len(result.files)} files to {spec.out}")
 
 
-def _run(settings: Settings, announce: str) -> None:
-    from ballast.cli.report import build_report, format_report
-    from ballast.lineage.export import undelivered
-    from ballast.raw.landing import LandingError, plan
-    from ballast.runs import prepare_run, refresh
+def _run(settings: Settings, announce: str, full: bool = False, dates: tuple[dt.date, dt.date] | None = None) -> None:
+    """Refresh what the landing files changed (default), every partition (`full`) or the days `dates`."""
+    from ballast.definitions import build_defs
+    from ballast.incremental import execute, plan_run
+    from ballast.runs import instance, prepare_run
 
-    # One run per home; runs whose process died are cleaned up first (said in one line).
-    prepare_run(settings)
+    # One instance for the whole command: recovery, the plan and every run read and write it.
+    dagster_instance = instance(settings)
+    try:
+        # One run per home; runs whose process died are cleaned up first (said in one line).
+        prepare_run(settings, dagster_instance=dagster_instance)
+        start, end = _landing_window(settings, dates)
+        if full:
+            days = (end - start).days + 1
+            print(f"{announce}: materializing every asset for {start} to {end} ({days} daily partitions)")
+        # dbt and Dagster echo every log line; keep them in a file and print only the summary.
+        log_path = settings.home / "logs" / "last_run.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("w") as log:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                defs = build_defs(settings)
+                todo = plan_run(settings, defs, dagster_instance, (start, end), full=full, dates=dates)
+            if not full:
+                for line in todo.summary():
+                    print(f"{announce}: {line}" if not line.startswith("note:") else line)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                results = execute(settings, defs, dagster_instance, todo, log_level="INFO")
+    finally:
+        dagster_instance.dispose()
+    if results:
+        print(f"run log: {log_path}")
+        _check_result(results[-1], log_path, settings)
+    from ballast.cli.report import build_report, format_report
+
+    print(format_report(build_report(settings)))
+    print(f"Open the UI: make dev   (or BALLAST_HOME={settings.home} ballast dev), then http://127.0.0.1:3000")
+
+
+def _landing_window(settings: Settings, dates: tuple[dt.date, dt.date] | None) -> tuple[dt.date, dt.date]:
+    """The first and last landing date (notes on files not loaded printed); `dates` must overlap them."""
+    from ballast.raw.landing import LandingError, plan
+
     try:
         window = plan(settings.landing_dir, settings.start_date)
     except LandingError as exc:
         raise UserError(str(exc)) from None
     for note in window.notes:
         print(note)
-    start, end = window.start, window.end
-    print(f"{announce}: materializing every asset for {start} to {end} ({(end - start).days + 1} daily partitions)")
-    # dbt and Dagster echo every log line; keep them in a file and print only the summary.
-    log_path = settings.home / "logs" / "last_run.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        result = refresh(settings, start, end, log_level="INFO")
-    print(f"run log: {log_path}")
+    if dates is not None and (dates[0] > window.end or dates[1] < window.start):
+        raise UserError(
+            f"--dates {dates[0]}:{dates[1]} is outside the landing files' days ({window.start} to {window.end});"
+            " choose days in that range"
+        )
+    return window.start, window.end
+
+
+def _check_result(result, log_path: Path, settings: Settings) -> None:
+    """Say why the run failed, in one line per failed step; a failed promotion gate alone is not a failure."""
+    from ballast.lineage.export import undelivered
+
     if waiting := undelivered(settings):
         print(f"ballast: warning: {waiting}", file=sys.stderr)
     failures = [e for e in result.all_events if e.is_step_failure]
@@ -231,8 +290,6 @@ def _run(settings: Settings, announce: str) -> None:
             print(f"ballast: error: step {event.step_key} failed: {reason}", file=sys.stderr)
         steps = f"{len(failures)} failed step(s)" if failures else "no step failed; the run itself did"
         raise UserError(f"the run failed ({steps}); full log: {log_path}")
-    print(format_report(build_report(settings)))
-    print(f"Open the UI: make dev   (or BALLAST_HOME={settings.home} ballast dev), then http://127.0.0.1:3000")
 
 
 def _failure_reason(failure) -> str:
@@ -294,7 +351,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> None:
     )
     result = generate(spec)
     print(f"generated {result.rows:,} transactions for {args.customers:,} customers into {settings.landing_dir}")
-    _run(settings, "demo")
+    _run(settings, "demo", full=True)
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> None:
@@ -533,7 +590,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "demo":
         _demo(args, settings)
     elif args.command == "run":
-        _run(settings, "run")
+        _run(settings, "run", full=args.full, dates=args.dates)
     elif args.command == "report":
         _report(args, settings)
     elif args.command == "audit":

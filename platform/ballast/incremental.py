@@ -1,0 +1,392 @@
+"""Incremental runs: what the landing folder changed since the last successful materializations, and the runs that refresh it.
+
+The plan compares the landing files (name, event date, SHA-256: each file read once)
+with the files the warehouse's raw tables recorded, turns new, changed and removed
+files into event dates, and follows those dates down the asset graph: one date for
+the layers keyed by event date, the look-back of the longest feature window for the
+features (a feature row of day D reads the days (D - long, D]), and the same days for
+what is built from the features. Partitions never materialized (a failed or blocked
+run) and assets whose code version changed since their last materialization are added,
+and every unpartitioned asset downstream is rebuilt whole. Execution is a short sequence
+of single-run backfills, one per contiguous range of days that assets share, in graph
+order, stopping at the first run that fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import dagster as dg
+import duckdb
+
+from ballast.features.assets import CUSTOMER_DAILY_FEATURES
+from ballast.raw.landing import LandingFile, survey
+from ballast.raw.landing_formats import file_hash
+from ballast.raw.tables import RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
+from ballast.resources import feature_windows
+from ballast.runs import refresh
+from ballast.settings import Settings
+
+# Dagster records the code version an asset was materialized with under this tag.
+CODE_VERSION_TAG = "dagster/code_version"
+# A file that could not be read when it was recorded has no hash; it matches a file that still cannot be read.
+UNREAD = ""
+
+
+@dataclass(frozen=True)
+class FileChanges:
+    """Landing files against what the raw tables recorded for them."""
+
+    new: tuple[LandingFile, ...] = ()
+    changed: tuple[LandingFile, ...] = ()
+    # Removed files whose rows stay (landing folders are often cleared once loaded) and
+    # removed files that were rejected, whose record goes when their date is refreshed.
+    removed_loaded: tuple[str, ...] = ()
+    removed_rejected: tuple[tuple[str, dt.date], ...] = ()
+
+    def dates(self) -> set[dt.date]:
+        return {f.event_date for f in (*self.new, *self.changed)} | {day for _, day in self.removed_rejected}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One Dagster run: these assets, for the days [start, end] where they are partitioned."""
+
+    start: dt.date
+    end: dt.date
+    assets: tuple[dg.AssetKey, ...]
+
+
+@dataclass(frozen=True)
+class IncrementalPlan:
+    window: tuple[dt.date, dt.date]
+    files: FileChanges
+    # Days to refresh per partitioned asset, and the unpartitioned assets to rebuild.
+    partitions: Mapping[dg.AssetKey, frozenset[dt.date]]
+    unpartitioned: tuple[dg.AssetKey, ...]
+    # The days refreshed from the landing files on (the raw layer's).
+    landing_days: frozenset[dt.date] = frozenset()
+    reasons: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+    def summary(self) -> list[str]:
+        """What the run will do, in a few lines a person reads before it starts."""
+        lines = []
+        counts = [
+            _count(len(files), f"{word} file")
+            for files, word in (
+                (self.files.new, "new"),
+                (self.files.changed, "changed"),
+                (self.files.removed_rejected, "removed rejected"),
+            )
+            if files
+        ]
+        if self.files.removed_loaded:
+            gone = _count(len(self.files.removed_loaded), "loaded file")
+            lines.append(f"note: {gone} no longer in the landing folder; their rows stay")
+        if self.empty:
+            lines.append("nothing changed since the last run: no new, changed or missing partitions; nothing to run")
+            return lines
+        features = self.partitions.get(CUSTOMER_DAILY_FEATURES, frozenset())
+        parts = [_span(sorted(self.landing_days))] if self.landing_days else []
+        if features:
+            parts.append(_count(len(features), "feature day"))
+        if self.unpartitioned:
+            parts.append(_count(len(self.unpartitioned), "unpartitioned asset"))
+        what = f"{', '.join(counts)}; " if counts else ""
+        lines.append(f"{what}refreshing {' and '.join(parts)} in {_count(len(self.steps), 'run')}")
+        lines.extend(self.reasons)
+        return lines
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _span(days: list[dt.date]) -> str:
+    """Days as contiguous ranges: 2025-06-28 to 2025-06-30, 2025-07-04."""
+    return ", ".join(f"{r[0]}" if r[0] == r[1] else f"{r[0]} to {r[1]}" for r in contiguous(days))
+
+
+def contiguous(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted days as the fewest [first, last] ranges of consecutive days."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def file_changes(settings: Settings, files: list[LandingFile]) -> FileChanges:
+    """New, changed and removed landing files against the raw tables' record (an empty warehouse: all new)."""
+    recorded = _recorded_files(settings)
+    known: dict[str, set[str]] = {}
+    for name, digest, _ in recorded:
+        known.setdefault(name, set()).add(digest)
+    new, changed = [], []
+    for f in files:
+        if f.name not in known:
+            new.append(f)
+        elif _digest(f) not in known[f.name]:
+            changed.append(f)
+    present = {f.name for f in files}
+    gone = [(name, rejected_on) for name, _, rejected_on in recorded if name not in present]
+    removed_loaded = sorted({name for name, rejected_on in gone if rejected_on is None})
+    removed_rejected = sorted({(name, rejected_on) for name, rejected_on in gone if rejected_on is not None})
+    return FileChanges(tuple(new), tuple(changed), tuple(removed_loaded), tuple(removed_rejected))
+
+
+def _digest(f: LandingFile) -> str:
+    try:
+        return file_hash(f.path)
+    except OSError:
+        return UNREAD
+
+
+def _recorded_files(settings: Settings) -> list[tuple[str, str, dt.date | None]]:
+    """(file, hash, event date if rejected else None) for every dated file the raw tables hold."""
+    if not settings.warehouse_path.exists():
+        return []
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
+        if RAW_TRANSACTIONS_TABLE not in tables or RAW_REJECTED_FILES_TABLE not in tables:
+            return []
+        # Distinct in DuckDB: one row per file version, not per transaction.
+        return con.execute(
+            f"select distinct source_file, file_hash, null::date from {RAW_TRANSACTIONS_TABLE}"
+            f" union select source_file, file_hash, event_date from {RAW_REJECTED_FILES_TABLE}"
+            " where event_date is not null"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+# How the days of a parent asset map to the days of a child to refresh: the same days,
+# or, into the feature table, every day whose long window reaches back to them.
+DayMapping = Callable[[set[dt.date], dt.date], set[dt.date]]
+
+
+def _same_days(days: set[dt.date], end: dt.date) -> set[dt.date]:
+    return days
+
+
+def _look_back(long_days: int) -> DayMapping:
+    def mapped(days: set[dt.date], end: dt.date) -> set[dt.date]:
+        return {
+            day + dt.timedelta(days=offset)
+            for day in days
+            for offset in range(long_days)
+            if day + dt.timedelta(days=offset) <= end
+        }
+
+    return mapped
+
+
+def plan_run(
+    settings: Settings,
+    defs: dg.Definitions,
+    dagster_instance: dg.DagsterInstance,
+    window: tuple[dt.date, dt.date],
+    full: bool = False,
+    dates: tuple[dt.date, dt.date] | None = None,
+    today: dt.date | None = None,
+) -> IncrementalPlan:
+    """The partitions and assets a run refreshes, and the runs that do it.
+
+    `full`: every asset over the window; `dates`: those days (within the window) as if their files changed.
+    """
+    graph = defs.resolve_asset_graph()
+    start, end = window
+    all_days = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
+    order = list(graph.toposorted_asset_keys)
+    partitioned = [k for k in order if graph.get(k).is_partitioned]
+    files = FileChanges()
+    if full or dates:
+        chosen = all_days if full else {d for d in all_days if dates[0] <= d <= dates[1]}
+        seeds = {k: set(chosen) for k in partitioned}
+        code_changed: set[dg.AssetKey] = set()
+        unpartitioned_seeds = {k for k in order if not graph.get(k).is_partitioned}
+        reasons: list[str] = []
+    else:
+        found = survey(settings.landing_dir, today=today, start_date=settings.start_date)
+        files = file_changes(settings, found.files)
+        seeds, code_changed, unpartitioned_seeds, reasons = _state_seeds(
+            graph, dagster_instance, order, all_days, files.dates() & all_days
+        )
+    mappings = {
+        (CUSTOMER_DAILY_FEATURES, parent): _look_back(feature_windows().long)
+        for parent in graph.get(CUSTOMER_DAILY_FEATURES).parent_keys
+    }
+    partitions, rebuild = _propagate(graph, order, seeds, code_changed, unpartitioned_seeds, mappings, end, all_days)
+    partitions = _whole_ops(defs, partitions)
+    steps = _steps(order, partitions, rebuild, end)
+    roots = [k for k in partitioned if not graph.get(k).parent_keys]
+    return IncrementalPlan(
+        window,
+        files,
+        partitions,
+        tuple(k for k in order if k in rebuild),
+        frozenset().union(*(partitions.get(k, frozenset()) for k in roots)),
+        tuple(reasons),
+        steps,
+    )
+
+
+def _state_seeds(
+    graph,
+    dagster_instance: dg.DagsterInstance,
+    order: list[dg.AssetKey],
+    all_days: set[dt.date],
+    changed_days: set[dt.date],
+) -> tuple[dict[dg.AssetKey, set[dt.date]], set[dg.AssetKey], set[dg.AssetKey], list[str]]:
+    """Days to refresh per asset from the files, the missing partitions and the code versions; assets rebuilt whole."""
+    seeds: dict[dg.AssetKey, set[dt.date]] = {}
+    code_changed: set[dg.AssetKey] = set()
+    unpartitioned: set[dg.AssetKey] = set()
+    done: dict[dg.AssetKey, set[dt.date] | bool] = {}
+    missing_count = 0
+    for key in order:
+        node = graph.get(key)
+        latest = dagster_instance.get_latest_materialization_event(key)
+        recorded_version = latest.asset_materialization.tags.get(CODE_VERSION_TAG) if latest else None
+        if node.is_partitioned:
+            materialized = {dt.date.fromisoformat(p) for p in dagster_instance.get_materialized_partitions(key)}
+            done[key] = materialized
+            # A missing day counts once its inputs exist (a score profile waits for a champion).
+            possible = set(all_days)
+            for parent in node.parent_keys:
+                parent_done = done.get(parent, True)
+                possible &= parent_done if isinstance(parent_done, set) else (all_days if parent_done else set())
+            missing = possible - materialized
+            missing_count += len(missing - changed_days)
+            seeds[key] = missing | (changed_days if not node.parent_keys else set())
+        else:
+            done[key] = latest is not None
+            # Only an asset that reads nothing upstream is built for being missing: one with inputs
+            # follows them (a champion a gate refused stays missing until the data or code changes).
+            if latest is None and not node.parent_keys:
+                unpartitioned.add(key)
+        if latest is not None and node.code_version is not None and recorded_version != node.code_version:
+            code_changed.add(key)
+    reasons = []
+    if missing_count:
+        reasons.append(
+            f"{missing_count} asset partition(s) never materialized (a new home, or a failed or blocked run)"
+        )
+    if code_changed:
+        names = ", ".join(k.to_user_string() for k in order if k in code_changed)
+        reasons.append(f"code changed since the last materialization of {names}: rebuilding them over the whole window")
+    return seeds, code_changed, unpartitioned, reasons
+
+
+def _propagate(
+    graph,
+    order: list[dg.AssetKey],
+    seeds: dict[dg.AssetKey, set[dt.date]],
+    code_changed: set[dg.AssetKey],
+    unpartitioned_seeds: set[dg.AssetKey],
+    mappings: dict[tuple[dg.AssetKey, dg.AssetKey], DayMapping],
+    end: dt.date,
+    all_days: set[dt.date],
+) -> tuple[dict[dg.AssetKey, frozenset[dt.date]], set[dg.AssetKey]]:
+    """Days per partitioned asset and the unpartitioned assets to rebuild, following the graph down."""
+    days: dict[dg.AssetKey, set[dt.date]] = {}
+    rebuild: set[dg.AssetKey] = set()
+    for key in order:
+        node = graph.get(key)
+        if node.is_partitioned:
+            found = set(seeds.get(key, ())) | (all_days if key in code_changed else set())
+            for parent in node.parent_keys:
+                if parent in days:
+                    found |= mappings.get((key, parent), _same_days)(days[parent], end)
+                elif parent in rebuild and parent in code_changed:
+                    found |= all_days
+            days[key] = found & all_days
+        elif (
+            key in unpartitioned_seeds
+            or key in code_changed
+            or any(days.get(p) or p in rebuild for p in node.parent_keys)
+        ):
+            rebuild.add(key)
+    partitions = {k: frozenset(v) for k, v in days.items() if v}
+    if partitions or rebuild:
+        # An asset that reads no other asset and has no code version (the debt scorecard reads
+        # the instance and the definitions) comes along with any run; one with a code version
+        # (the Feast registry, from feature_repo/) only when missing or changed, above.
+        rebuild |= {
+            k
+            for k in order
+            if not graph.get(k).is_partitioned and not graph.get(k).parent_keys and graph.get(k).code_version is None
+        }
+    return partitions, rebuild
+
+
+def _whole_ops(defs: dg.Definitions, partitions: dict[dg.AssetKey, frozenset[dt.date]]):
+    """The same days for every asset of an op that cannot run a subset of its assets (the raw load writes three)."""
+    result = dict(partitions)
+    for key in list(partitions):
+        assets_def = defs.resolve_assets_def(key)
+        if not assets_def.can_subset:
+            union = frozenset().union(*(partitions.get(k, frozenset()) for k in assets_def.keys))
+            for k in assets_def.keys:
+                result[k] = union
+    return result
+
+
+def _steps(
+    order: list[dg.AssetKey],
+    partitions: Mapping[dg.AssetKey, frozenset[dt.date]],
+    rebuild: set[dg.AssetKey],
+    end: dt.date,
+) -> tuple[Step, ...]:
+    """Runs in graph order: assets that share their days share runs, one per contiguous range; the unpartitioned join the last."""
+    groups: dict[frozenset[dt.date], list[dg.AssetKey]] = {}
+    for key in order:
+        if key in partitions:
+            groups.setdefault(partitions[key], []).append(key)
+    steps = [Step(first, last, tuple(keys)) for days, keys in groups.items() for first, last in contiguous(days)]
+    whole = tuple(k for k in order if k in rebuild)
+    if whole:
+        if steps:
+            last = steps[-1]
+            steps[-1] = Step(last.start, last.end, last.assets + whole)
+        else:
+            steps.append(Step(end, end, whole))
+    return tuple(steps)
+
+
+def execute(
+    settings: Settings,
+    defs: dg.Definitions,
+    dagster_instance: dg.DagsterInstance,
+    plan: IncrementalPlan,
+    log_level: str = "INFO",
+    on_step: Callable[[Step], None] | None = None,
+) -> list[dg.ExecuteInProcessResult]:
+    """The plan's runs in order, stopping after the first that fails; their results."""
+    results = []
+    for step in plan.steps:
+        if on_step is not None:
+            on_step(step)
+        result = refresh(
+            settings,
+            step.start,
+            step.end,
+            dagster_instance=dagster_instance,
+            selection=dg.AssetSelection.assets(*step.assets),
+            log_level=log_level,
+            defs=defs,
+        )
+        results.append(result)
+        if not result.success:
+            break
+    return results
