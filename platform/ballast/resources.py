@@ -16,7 +16,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+# dbt, through a front door that answers `--version` without starting dbt (common/dbt_command.py).
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "ballast-dbt")
 # The profile's target on a DuckDB in memory: `dbt compile` for column lineage never opens the warehouse.
 LINEAGE_TARGET = "lineage"
 
