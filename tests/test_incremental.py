@@ -18,10 +18,9 @@ from ballast.cli.generator import GenerateSpec, generate
 from ballast.cli.main import main
 from ballast.definitions import build_defs
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
-from ballast.incremental import IncrementalPlan, contiguous, execute, plan_run
+from ballast.incremental import IncrementalPlan, contiguous, every_later_day, execute, plan_run
 from ballast.raw.assets import RAW_TRANSACTIONS
 from ballast.raw.landing import plan
-from ballast.resources import feature_windows
 from ballast.runs import instance
 from ballast.settings import Settings
 from tests.conftest import START, make_settings
@@ -177,11 +176,11 @@ def test_nothing_changed_runs_nothing(homes: Homes, capsys, monkeypatch) -> None
     assert "run log:" not in out
 
 
-def test_dates_refresh_those_days_and_the_feature_days_that_look_back_on_them(homes: Homes) -> None:
+def test_dates_refresh_those_days_and_every_later_feature_day(homes: Homes) -> None:
     first, last = START + dt.timedelta(days=3), START + dt.timedelta(days=5)
     todo = homes.incremental.plan(dates=(first, last))
     assert todo.partitions[RAW_TRANSACTIONS] == {dt.date.fromisoformat(d) for d in _days(first, last)}
-    reach = min(LAST_DAY, last + dt.timedelta(days=feature_windows().long - 1))
+    reach = LAST_DAY  # tenure reads the whole history: every later feature day
     assert todo.partitions[CUSTOMER_DAILY_FEATURES] == {dt.date.fromisoformat(d) for d in _days(first, reach)}
     # One run for the landing days, one for the feature days (and everything built from them).
     assert [(s.start, s.end) for s in todo.steps] == [(first, last), (first, reach)]
@@ -232,7 +231,7 @@ def test_a_changed_file_refreshes_its_day_and_the_days_that_depend_on_it(homes: 
     assert [f.name for f in todo.files.changed] == [path.name] and todo.files.new == ()
     assert materialized[RAW_TRANSACTIONS] == {CHANGED_DAY.isoformat()}
     assert materialized[dg.AssetKey(["clean", "transactions"])] == {CHANGED_DAY.isoformat()}
-    reach = min(LAST_DAY, CHANGED_DAY + dt.timedelta(days=feature_windows().long - 1))
+    reach = LAST_DAY
     assert materialized[CUSTOMER_DAILY_FEATURES] == _days(CHANGED_DAY, reach)
     assert contiguous([dt.date.fromisoformat(d) for d in materialized[CUSTOMER_DAILY_FEATURES]]) == [
         (CHANGED_DAY, reach)
@@ -243,3 +242,13 @@ def test_a_changed_file_refreshes_its_day_and_the_days_that_depend_on_it(homes: 
     finally:
         con.close()
     assert rows == len(lines) - 2  # the header and the dropped record
+
+
+def test_a_change_reaches_every_later_feature_day_beyond_the_longest_window() -> None:
+    """Tenure counts from the first transaction: a change 200 days back reaches today's features."""
+    end = dt.date(2025, 12, 31)
+    changed = {end - dt.timedelta(days=200), end - dt.timedelta(days=150)}
+    reached = every_later_day(changed, end)
+    assert min(reached) == min(changed) and max(reached) == end and len(reached) == 201
+    assert every_later_day({end}, end) == {end}
+    assert every_later_day(set(), end) == set()

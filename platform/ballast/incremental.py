@@ -3,9 +3,9 @@
 The plan compares the landing files (name, event date, SHA-256: each file read once)
 with the files the warehouse's raw tables recorded, turns new, changed and removed
 files into event dates, and follows those dates down the asset graph: one date for
-the layers keyed by event date, the look-back of the longest feature window for the
-features (a feature row of day D reads the days (D - long, D]), and the same days for
-what is built from the features. Partitions never materialized (a failed or blocked
+the layers keyed by event date, every later day for the features (a feature row of day
+D reads the windows up to 90 days back and, for tenure, the customer's first
+transaction however old), and the same days for what is built from the features. Partitions never materialized (a failed or blocked
 run) and assets whose code version changed since their last materialization are added,
 and every unpartitioned asset downstream is rebuilt whole. Execution is a short sequence
 of single-run backfills, one per contiguous range of days that assets share, in graph
@@ -25,7 +25,6 @@ from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.raw.landing import LandingFile, survey
 from ballast.raw.landing_formats import file_hash
 from ballast.raw.tables import RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
-from ballast.resources import feature_windows
 from ballast.runs import refresh
 from ballast.settings import Settings
 
@@ -171,7 +170,7 @@ def _recorded_files(settings: Settings) -> list[tuple[str, str, dt.date | None]]
 
 
 # How the days of a parent asset map to the days of a child to refresh: the same days,
-# or, into the feature table, every day whose long window reaches back to them.
+# or, into the feature table, every day from the earliest changed one to the end.
 DayMapping = Callable[[set[dt.date], dt.date], set[dt.date]]
 
 
@@ -179,16 +178,17 @@ def _same_days(days: set[dt.date], end: dt.date) -> set[dt.date]:
     return days
 
 
-def _look_back(long_days: int) -> DayMapping:
-    def mapped(days: set[dt.date], end: dt.date) -> set[dt.date]:
-        return {
-            day + dt.timedelta(days=offset)
-            for day in days
-            for offset in range(long_days)
-            if day + dt.timedelta(days=offset) <= end
-        }
+def every_later_day(days: set[dt.date], end: dt.date) -> set[dt.date]:
+    """The feature days a change on `days` can reach: all from the earliest to `end`.
 
-    return mapped
+    The rolling windows alone would stop 90 days on, but tenure counts from a customer's
+    first transaction, so a file that adds or removes a first transaction changes that
+    customer's every later day. Appending a day, the common case, costs one feature day.
+    """
+    if not days:
+        return set()
+    first = min(days)
+    return {first + dt.timedelta(days=i) for i in range((end - first).days + 1)}
 
 
 def plan_run(
@@ -223,8 +223,7 @@ def plan_run(
             graph, dagster_instance, order, all_days, files.dates() & all_days
         )
     mappings = {
-        (CUSTOMER_DAILY_FEATURES, parent): _look_back(feature_windows().long)
-        for parent in graph.get(CUSTOMER_DAILY_FEATURES).parent_keys
+        (CUSTOMER_DAILY_FEATURES, parent): every_later_day for parent in graph.get(CUSTOMER_DAILY_FEATURES).parent_keys
     }
     partitions, rebuild = _propagate(graph, order, seeds, code_changed, unpartitioned_seeds, mappings, end, all_days)
     partitions = _whole_ops(defs, partitions)
