@@ -61,3 +61,20 @@ def load_counts(result: dg.ExecuteInProcessResult) -> tuple[int, int, int]:
 # The raw layer alone, and the run config that has it parse every file on its own.
 RAW = dg.AssetSelection.groups(RAW_LAYER)
 PER_LINE = {"raw_transactions": {"per_line": True}}
+
+
+def assert_bulk_matches_per_line(
+    raw_pairs: list[tuple[dict, dict]],
+    runs: tuple[dg.ExecuteInProcessResult, ...],
+    per_line_runs: list[dg.ExecuteInProcessResult],
+    bulk_first: int,
+) -> None:
+    """Both homes hold the same raw tables after every delivery; the twin parsed every file on its own;
+    `bulk_first` of the first delivery's files went in bulk and at least one did not."""
+    for loaded, per_line in raw_pairs:
+        assert loaded == per_line
+    for run, per_line_run in zip(runs, per_line_runs, strict=True):
+        files = load_counts(run)[0]
+        assert load_counts(per_line_run) == (files, 0, files)
+    files, in_bulk, per_line = load_counts(runs[0])
+    assert (in_bulk, per_line) == (bulk_first, files - bulk_first) and per_line > 0

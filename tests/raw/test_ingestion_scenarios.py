@@ -20,7 +20,7 @@ import pytest
 
 from ballast.runs import refresh
 from tests.conftest import make_settings, query
-from tests.raw.raw_tables import PER_LINE, RAW, load_counts, warehouse_raw_tables
+from tests.raw.raw_tables import PER_LINE, RAW, assert_bulk_matches_per_line, load_counts, warehouse_raw_tables
 
 pytestmark = pytest.mark.full  # raw and clean materialized over every scenario
 
@@ -346,13 +346,9 @@ def test_contract_checks_pass_on_the_clean_layer(scenarios: Scenarios) -> None:
 
 
 def test_bulk_and_per_line_loading_give_identical_raw_tables(scenarios: Scenarios) -> None:
-    for loaded, per_line in scenarios.raw_pairs:
-        assert loaded == per_line
-    for run, per_line_run in zip((scenarios.first, scenarios.second), scenarios.per_line_runs, strict=True):
-        files = load_counts(run)[0]
-        assert load_counts(per_line_run) == (files, 0, files)
     # Most scenario files are plain CSV and load in bulk; Parquet and quoted ones on their own.
-    files, in_bulk, per_line = load_counts(scenarios.first)
-    assert (in_bulk, per_line) == (BULK_FIRST, files - BULK_FIRST) and per_line > 0
+    assert_bulk_matches_per_line(
+        scenarios.raw_pairs, (scenarios.first, scenarios.second), scenarios.per_line_runs, BULK_FIRST
+    )
     # The corrected file of the second delivery loads in bulk.
     assert load_counts(scenarios.second) == (1, 1, 0)

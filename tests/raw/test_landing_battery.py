@@ -22,7 +22,7 @@ import pytest
 
 from ballast.runs import refresh
 from tests.conftest import make_settings, query
-from tests.raw.raw_tables import PER_LINE, RAW, load_counts, warehouse_raw_tables
+from tests.raw.raw_tables import PER_LINE, RAW, assert_bulk_matches_per_line, warehouse_raw_tables
 
 pytestmark = pytest.mark.full  # raw and clean materialized over every case
 
@@ -458,11 +458,5 @@ def test_rejection_details_name_the_problem(battery: Battery) -> None:
 
 
 def test_bulk_and_per_line_loading_give_identical_raw_tables(battery: Battery) -> None:
-    for loaded, per_line in battery.raw_pairs:
-        assert loaded == per_line
-    for run, per_line_run in zip((battery.first, battery.second), battery.per_line_runs, strict=True):
-        files = load_counts(run)[0]
-        assert load_counts(per_line_run) == (files, 0, files)
     # The plain CSV files of the first delivery load in bulk; quoted, gzip, Parquet, CR-only ... on their own.
-    files, in_bulk, per_line = load_counts(battery.first)
-    assert (in_bulk, per_line) == (BULK_FIRST, files - BULK_FIRST) and per_line > 0
+    assert_bulk_matches_per_line(battery.raw_pairs, (battery.first, battery.second), battery.per_line_runs, BULK_FIRST)
