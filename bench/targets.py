@@ -422,6 +422,8 @@ def markdown(report: dict) -> str:
                 f" ({', '.join(f'{k} {v[0]:,}/{v[1]:,}' for k, v in compared['row_counts'].items())}, floor/graph);"
                 f" clean rows differing: {compared['clean_rows_differing']}."
             )
+    for part, why in report.get("incomplete", {}).items():
+        lines += ["", f"Part {part} did not complete: {why}"]
     lines.append("")
     return "\n".join(lines)
 
@@ -473,7 +475,12 @@ def main() -> None:
         for part in parts:
             print(f"{part}:", flush=True)
             started = time.perf_counter()
-            report[part] = runs[part]()
+            try:
+                report[part] = runs[part]()
+            except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                # A part that does not complete (a killed or failed process) is reported, and the others still run.
+                report.setdefault("incomplete", {})[part] = str(exc)
+                print(f"  {part} did not complete: {exc}", flush=True)
             report["parts_s"][part] = time.perf_counter() - started
     finally:
         if args.merge:
