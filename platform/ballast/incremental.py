@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import duckdb
 
+from ballast.definitions import REFRESH_JOB
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.raw.landing import LandingFile, survey
 from ballast.raw.landing_formats import file_hash
@@ -30,6 +31,12 @@ from ballast.settings import Settings
 
 # Dagster records the code version an asset was materialized with under this tag.
 CODE_VERSION_TAG = "dagster/code_version"
+# Dagster tags a failed run with why it failed; a step that failed (a gate refusing, too
+# little data) is the asset's own answer, unlike a run killed, interrupted or cancelled.
+FAILURE_REASON_TAG = "dagster/failure_reason"
+STEP_FAILED = "STEP_FAILURE"
+# How far back to look for the last run that tried to build an asset.
+RECENT_RUNS = 100
 # A file that could not be read when it was recorded has no hash; it matches a file that still cannot be read.
 UNREAD = ""
 
@@ -253,6 +260,8 @@ def _state_seeds(
     unpartitioned: set[dg.AssetKey] = set()
     done: dict[dg.AssetKey, set[dt.date] | bool] = {}
     missing_count = 0
+    attempts = _last_attempts(dagster_instance, [k for k in order if not graph.get(k).is_partitioned])
+    stopped: list[tuple[dg.AssetKey, dg.DagsterRun]] = []
     for key in order:
         node = graph.get(key)
         latest = dagster_instance.get_latest_materialization_event(key)
@@ -270,10 +279,16 @@ def _state_seeds(
             seeds[key] = missing | (changed_days if not node.parent_keys else set())
         else:
             done[key] = latest is not None
-            # Only an asset that reads nothing upstream is built for being missing: one with inputs
-            # follows them (a champion a gate refused stays missing until the data or code changes).
-            if latest is None and not node.parent_keys:
-                unpartitioned.add(key)
+            # A missing asset with inputs follows them when its last run failed at a step (a
+            # champion a gate refused stays missing until the data or code changes); one that
+            # reads nothing, was never tried, or whose run stopped before building it is built.
+            if latest is None:
+                attempt = attempts.get(key)
+                if not node.parent_keys or attempt is None:
+                    unpartitioned.add(key)
+                elif attempt.status != dg.DagsterRunStatus.SUCCESS and attempt.tags.get(FAILURE_REASON_TAG) != STEP_FAILED:
+                    unpartitioned.add(key)
+                    stopped.append((key, attempt))
         if latest is not None and node.code_version is not None and recorded_version != node.code_version:
             code_changed.add(key)
     reasons = []
@@ -281,10 +296,35 @@ def _state_seeds(
         reasons.append(
             f"{missing_count} asset partition(s) never materialized (a new home, or a failed or blocked run)"
         )
+    if stopped:
+        names = ", ".join(f"{k.to_user_string()} (run {run.run_id[:8]}, {run.status.value.lower()})" for k, run in stopped)
+        reasons.append(f"not built because their last run stopped before them: {names}")
     if code_changed:
         names = ", ".join(k.to_user_string() for k in order if k in code_changed)
         reasons.append(f"code changed since the last materialization of {names}: rebuilding them over the whole window")
     return seeds, code_changed, unpartitioned, reasons
+
+
+def _last_attempts(
+    dagster_instance: dg.DagsterInstance, keys: list[dg.AssetKey]
+) -> dict[dg.AssetKey, dg.DagsterRun]:
+    """The latest finished run that set out to build each asset (a full refresh run builds them all)."""
+    found: dict[dg.AssetKey, dg.DagsterRun] = {}
+    finished = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    )
+    for record in dagster_instance.get_run_records(finished, limit=RECENT_RUNS):
+        run = record.dagster_run
+        # A run of the whole job records no selection (None, or empty when run in process).
+        selected = run.asset_selection
+        if not selected and run.job_name != REFRESH_JOB:
+            continue
+        for key in keys:
+            if key not in found and (not selected or key in selected):
+                found[key] = run
+        if len(found) == len(keys):
+            break
+    return found
 
 
 def _propagate(
