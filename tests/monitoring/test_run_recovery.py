@@ -56,6 +56,11 @@ KILLS = (
     # run killed in training got that far); a first materialization keeps no state.
     ("Feast materialization", "features__online_store", "materializing", 0.0),
 )
+# The runs after each kill are incremental `ballast run`s, which redo what the killed run
+# left undone. The run killed in training had already written the online store, so the
+# run that follows it would not reach Feast: that one run is `--full`, and the last run,
+# incremental again, must build the model the Feast kill stopped short of.
+FULL_AFTER = "model__churn_model"
 # Columns that name a load or run, not data: they differ between any two runs.
 VOLATILE = {"load_id", "model_version"}
 TABLES = LAYER_TABLES
@@ -75,9 +80,9 @@ def _env(home: Path, landing: Path) -> dict[str, str]:
     }
 
 
-def _start(home: Path, landing: Path) -> subprocess.Popen:
+def _start(home: Path, landing: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [BALLAST, "run"], env=_env(home, landing), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [BALLAST, "run", *options], env=_env(home, landing), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -294,10 +299,10 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
         if step == "features__online_store":
             kills[-1].feature_view_left = _feature_view_state(home)
         known.add(run_id)
-        proc = _start(home, landing)
+        proc = _start(home, landing, *(["--full"] if step == FULL_AFTER else []))
         started = time.monotonic()
-        # The next run says what it recovered before it starts work.
-        kills[-1].recovered_by = _recovery_line(_read_until(proc, ("run:", "ballast:")))
+        # The next run says what it recovered before it plans or starts work (timed to that line).
+        kills[-1].recovered_by = _recovery_line(_read_until(proc, ("recovered:", "run:", "ballast:")))
         kills[-1].recovery_seconds = time.monotonic() - started
         kills[-1].survivors = _alive(children)
     final_output, _ = proc.communicate(timeout=RUN_TIMEOUT)
