@@ -149,7 +149,7 @@ def landing_rows(landing: Path) -> int:
 
 def compile_sql(work: Path, start: dt.date, end: dt.date) -> Path:
     """dbt's compiled SQL for the window (models and tests), done once per size before timing."""
-    from ballast.resources import dbt_cli, dbt_project
+    from ballast.resources import dbt_cli, dbt_invoke, dbt_project
     from ballast.settings import Settings
 
     target = work / "compiled"
@@ -157,9 +157,8 @@ def compile_sql(work: Path, start: dt.date, end: dt.date) -> Path:
         settings = Settings(home=work / "compile_home", landing_dir=work / "compile_home" / "landing", start_date=START)
         settings.ensure_dirs()
         project = dbt_project(settings)
-        dbt_vars = json.dumps(settings.dbt_vars(start, end))
-        invocation = dbt_cli(project, settings).cli(
-            ["compile", "--vars", dbt_vars], target_path=target, raise_on_error=False
+        invocation = dbt_invoke(
+            dbt_cli(project, settings), settings, ["compile"], (start, end), target_path=target, raise_on_error=False
         )
         invocation.wait()
         if not invocation.is_successful():

@@ -6,6 +6,7 @@ day's file arrives; home B runs in full on every file. The cases below share the
 """
 
 import datetime as dt
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,26 @@ def test_the_unpartitioned_assets_downstream_are_rebuilt(homes: Homes) -> None:
     assert dg.AssetKey.from_user_string("model/training_set") in built_before
     # The Feast registry's definitions did not change: it is not applied again.
     assert built_before - rebuilt == {dg.AssetKey.from_user_string("features/feature_registry")}
+
+
+def _last_dbt_invocation(log: Path) -> list[str]:
+    """The messages dbt logged (JSON lines, appended per invocation) in its last invocation with this target."""
+    messages = [json.loads(line)["info"]["msg"] for line in log.read_text().splitlines() if line.startswith("{")]
+    starts = [i for i, m in enumerate(messages) if m.startswith("running dbt with arguments")]
+    return messages[starts[-1] :]
+
+
+@pytest.mark.parametrize("layer", ["clean", "features"])
+def test_a_new_window_costs_dbt_no_parsing(homes: Homes, layer: str) -> None:
+    # The window reaches dbt as environment variables read only when executing: the layer's
+    # dbt step, run before for the other days, parses nothing for the new day.
+    target = homes.incremental.settings.dbt_runs_dir / layer
+    messages = _last_dbt_invocation(target / "dbt.log")
+    assert any(m.startswith("Partial parsing enabled") for m in messages), messages[:5]
+    assert not [m for m in messages if "Unable to do partial parsing" in m or "updated file" in m]
+    # The new day, which no earlier window reached, is in the SQL dbt ran.
+    window = f"date '{LAST_DAY}'"
+    assert any(window in sql.read_text() for sql in (target / "compiled").rglob("*.sql"))
 
 
 def test_an_incremental_run_gives_the_tables_of_a_full_run(homes: Homes) -> None:

@@ -8,6 +8,7 @@ from dagster_dbt import DbtProject
 from ballast.audit import assets as audit_assets
 from ballast.audit.warning_capture import WarningRecord, capture
 from ballast.clean import assets as clean_assets
+from ballast.common.history_sync import set_history_sync
 from ballast.common.partitions import daily_partitions
 from ballast.features import assets as features_assets
 from ballast.features.assets import FeatureStoreResource
@@ -58,6 +59,8 @@ def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, 
 
     The warnings feed the debt scorecard's dependency freshness; nothing is written at load.
     """
+    # The run workers and sensors of `dagster dev` write the history from this code location's processes.
+    set_history_sync(settings.dagster_home, settings.history_sync)
     built: list[dg.Definitions] = []
     with capture("load") as captured:
         defs = _build_defs(settings, lambda: built[0].get_repository_def(), lambda: tuple(captured.records))

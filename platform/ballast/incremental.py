@@ -286,7 +286,10 @@ def _state_seeds(
                 attempt = attempts.get(key)
                 if not node.parent_keys or attempt is None:
                     unpartitioned.add(key)
-                elif attempt.status != dg.DagsterRunStatus.SUCCESS and attempt.tags.get(FAILURE_REASON_TAG) != STEP_FAILED:
+                elif (
+                    attempt.status != dg.DagsterRunStatus.SUCCESS
+                    and attempt.tags.get(FAILURE_REASON_TAG) != STEP_FAILED
+                ):
                     unpartitioned.add(key)
                     stopped.append((key, attempt))
         if latest is not None and node.code_version is not None and recorded_version != node.code_version:
@@ -297,7 +300,9 @@ def _state_seeds(
             f"{missing_count} asset partition(s) never materialized (a new home, or a failed or blocked run)"
         )
     if stopped:
-        names = ", ".join(f"{k.to_user_string()} (run {run.run_id[:8]}, {run.status.value.lower()})" for k, run in stopped)
+        names = ", ".join(
+            f"{k.to_user_string()} (run {run.run_id[:8]}, {run.status.value.lower()})" for k, run in stopped
+        )
         reasons.append(f"not built because their last run stopped before them: {names}")
     if code_changed:
         names = ", ".join(k.to_user_string() for k in order if k in code_changed)
@@ -305,9 +310,7 @@ def _state_seeds(
     return seeds, code_changed, unpartitioned, reasons
 
 
-def _last_attempts(
-    dagster_instance: dg.DagsterInstance, keys: list[dg.AssetKey]
-) -> dict[dg.AssetKey, dg.DagsterRun]:
+def _last_attempts(dagster_instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dg.DagsterRun]:
     """The latest finished run that set out to build each asset (a full refresh run builds them all)."""
     found: dict[dg.AssetKey, dg.DagsterRun] = {}
     finished = dg.RunsFilter(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import json
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -12,7 +15,7 @@ from typing import Any, NamedTuple
 import dagster as dg
 import duckdb
 import yaml
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliInvocation, DbtCliResource, DbtProject
 
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
@@ -110,6 +113,40 @@ def dbt_cli(project: DbtProject, settings: Settings) -> DbtCliResource:
     )
 
 
+# The days [start, end] of a partitioned layer's dbt invocation, read by the macros in
+# dbt_project/macros/partition_window.sql. Environment variables, not --vars: dbt re-parses
+# the whole project when --vars change, and only the files that read a changed variable.
+WINDOW_ENV = ("BALLAST_DBT_WINDOW_START", "BALLAST_DBT_WINDOW_END")
+
+
+def dbt_invoke(
+    dbt: DbtCliResource,
+    settings: Settings,
+    args: list[str],
+    window: tuple[dt.date, dt.date] | tuple[()] = (),
+    **kwargs: Any,
+) -> DbtCliInvocation:
+    """Start `dbt <args>` with Ballast's vars and, for a partitioned layer, the window's days in its environment.
+
+    dagster-dbt hands dbt this process's environment when it starts it; the window is set
+    for that moment only, and removed for an unpartitioned layer, so none leaks between steps.
+    """
+    saved = {name: os.environ.get(name) for name in WINDOW_ENV}
+    for name, day in zip(WINDOW_ENV, window, strict=False):
+        os.environ[name] = day.isoformat()
+    if not window:
+        for name in WINDOW_ENV:
+            os.environ.pop(name, None)
+    try:
+        return dbt.cli([*args, "--vars", json.dumps(settings.dbt_vars())], **kwargs)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def ensure_dbt_manifest(project: DbtProject, settings: Settings) -> None:
     """Run `dbt parse` when the manifest is missing or older than any dbt source file."""
     manifest = project.manifest_path
@@ -122,7 +159,13 @@ def ensure_dbt_manifest(project: DbtProject, settings: Settings) -> None:
             return
     # A full parse: dbt's partial parsing has been seen to drop a test's description after a
     # sources .yml edit, and this runs only when a dbt file changed.
-    dbt_cli(project, settings).cli(["parse", "--quiet", "--no-partial-parse"], target_path=project.target_path).wait()
+    # The same vars as the steps, so that their first invocation can start from this parse.
+    dbt_invoke(
+        dbt_cli(project, settings),
+        settings,
+        ["parse", "--quiet", "--no-partial-parse"],
+        target_path=project.target_path,
+    ).wait()
 
 
 class LayerTranslator(DagsterDbtTranslator):

@@ -13,6 +13,7 @@ import yaml
 
 from ballast.audit.warning_capture import append_run_warnings, capture
 from ballast.common.atomic import write_atomic
+from ballast.common.history_sync import set_history_sync
 from ballast.common.partitions import range_tags
 from ballast.contracts import write_data_source
 from ballast.definitions import REFRESH_JOB, build_defs
@@ -61,6 +62,7 @@ def instance(settings: Settings) -> dg.DagsterInstance:
         os.environ.setdefault(name, value)  # read by Dagster in this process, when it plans a run
     write_dagster_yaml(settings)
     write_data_source(settings.soda_data_source, settings.warehouse_path)
+    set_history_sync(settings.dagster_home, settings.history_sync)
     return dg.DagsterInstance.from_config(str(settings.dagster_home))
 
 

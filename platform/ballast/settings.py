@@ -34,6 +34,8 @@ FEATURE_ENGINES = ("duckdb", "spark")
 # process (the warehouse pool serialises them anyway, and a process per step costs seconds
 # of start-up and imports each), or one process per step, Dagster's default.
 EXECUTORS = ("in_process", "multiprocess")
+# SQLite's values of PRAGMA synchronous, for Dagster's run history; "full" is SQLite's default.
+HISTORY_SYNC_MODES = ("off", "normal", "full")
 # Spark settings Ballast needs for results equal to DuckDB's; BALLAST_SPARK_CONF adds to them.
 SPARK_DEFAULTS = {
     "spark.app.name": "ballast",
@@ -222,6 +224,8 @@ class Settings:
     currencies: tuple[str, ...] = ("USD", "EUR", "GBP")
     feature_engine: str = "duckdb"
     executor: str = "in_process"
+    # SQLite's `synchronous` for Dagster's run history (ballast.common.history_sync).
+    history_sync: str = "off"
     spark_master: str = "local[*]"
     # DuckDB's memory per connection (dbt's and the assets'); it spills to disk beyond this.
     duckdb_memory_limit: str = "2GB"
@@ -277,6 +281,8 @@ class Settings:
             )
         if self.executor not in EXECUTORS:
             raise SettingsError(f"BALLAST_EXECUTOR={self.executor!r} is not one of {', '.join(EXECUTORS)}")
+        if self.history_sync not in HISTORY_SYNC_MODES:
+            raise SettingsError(f"BALLAST_HISTORY_SYNC={self.history_sync!r} is not one of {', '.join(HISTORY_SYNC_MODES)}")
         if not 0 < self.holdout_fraction < 1:
             raise SettingsError(f"BALLAST_HOLDOUT_FRACTION={self.holdout_fraction} must be between 0 and 1")
         unknown = set(self.alert_sinks) - set(ALERT_SINKS)
@@ -336,6 +342,8 @@ class Settings:
             kwargs["feature_engine"] = env["BALLAST_FEATURE_ENGINE"].strip().lower()
         if "BALLAST_EXECUTOR" in env:
             kwargs["executor"] = env["BALLAST_EXECUTOR"].strip().lower()
+        if "BALLAST_HISTORY_SYNC" in env:
+            kwargs["history_sync"] = env["BALLAST_HISTORY_SYNC"].strip().lower()
         if "BALLAST_DUCKDB_MEMORY_LIMIT" in env:
             kwargs["duckdb_memory_limit"] = env["BALLAST_DUCKDB_MEMORY_LIMIT"].strip()
         if "BALLAST_SPARK_MASTER" in env:
@@ -466,11 +474,12 @@ class Settings:
         for path in (self.home, self.landing_dir, self.lake_dir, self.registry_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
 
-    def dbt_vars(self, start: dt.date | None = None, end: dt.date | None = None) -> dict:
-        """dbt variables: the configured values and, for a partitioned layer, the days [start, end] (both inclusive)."""
-        window = {"start_date": start.isoformat(), "end_date": end.isoformat()} if start and end else {}
+    def dbt_vars(self) -> dict:
+        """dbt variables: the configured values, the same for every invocation (dbt re-parses the project when they change).
+
+        A partitioned layer's days go to dbt as environment variables (ballast.resources.dbt_window).
+        """
         return {
-            **window,
             "currencies": list(self.currencies),
             "churn_label_window_days": self.label_window_days,
         }

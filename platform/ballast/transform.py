@@ -14,7 +14,7 @@ from ballast.common.metadata import COLUMN_SCHEMA, NO_RETRY_REASON, TRANSFORMATI
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
 from ballast.dbt_lineage import dbt_column_lineage, lineage_metadata, transformation
-from ballast.resources import WarehouseResource, dbt_translator
+from ballast.resources import WarehouseResource, dbt_invoke, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 TableMetadata = Callable[[duckdb.DuckDBPyConnection, dg.AssetKey], dict]
@@ -52,14 +52,16 @@ def dbt_layer_assets(
     )
     def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         window = partition_dates(context) if partitions_def else ()
-        dbt_vars = json.dumps(settings.dbt_vars(*window))
         invoked_at = dt.datetime.now(dt.UTC)
         # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
         # One artifacts folder per layer under BALLAST_HOME, replaced by each run (not one per run).
         # dbt's unit tests check the SQL, not the data: the test suite runs them, not every run.
         # The op's context: dagster-dbt reads the op's tags from it, deprecated on AssetExecutionContext.
-        invocation = dbt.cli(
-            ["build", "--vars", dbt_vars, "--exclude-resource-type", "unit_test"],
+        invocation = dbt_invoke(
+            dbt,
+            settings,
+            ["build", "--exclude-resource-type", "unit_test"],
+            window,
             context=context.op_execution_context,
             raise_on_error=False,
             target_path=settings.dbt_runs_dir / layer,

@@ -1,7 +1,6 @@
 """Features layer: per-customer daily feature snapshots (dbt), their Parquet export and the Feast feature store."""
 
 import datetime as dt
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from ballast.dbt_lineage import dbt_column_lineage
 from ballast.features import feast_repo, spark
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, EXPORT_CREATED_COLUMN, FEATURES_LAYER
 from ballast.quality import contract_checks
-from ballast.resources import WarehouseResource
+from ballast.resources import WarehouseResource, dbt_invoke
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
 from ballast.transform import dbt_layer_assets, dbt_model_columns, window_metadata
 
@@ -357,8 +356,11 @@ def spark_feature_assets(
 def _compile_features(settings: Settings, dbt: DbtCliResource, first: dt.date, last: dt.date) -> str:
     """The features dbt model compiled (not run) for the window [first, last], in DuckDB's dialect."""
     target = settings.dbt_runs_dir / "features_spark"
-    invocation = dbt.cli(
-        ["compile", "--select", FEATURES_MODEL.stem, "--vars", json.dumps(settings.dbt_vars(first, last))],
+    invocation = dbt_invoke(
+        dbt,
+        settings,
+        ["compile", "--select", FEATURES_MODEL.stem],
+        (first, last),
         target_path=target,
         raise_on_error=False,
     )
