@@ -222,17 +222,20 @@ def plan_run(
         seeds = {k: set(chosen) for k in partitioned}
         code_changed: set[dg.AssetKey] = set()
         unpartitioned_seeds = {k for k in order if not graph.get(k).is_partitioned}
+        waiting: dict[dg.AssetKey, set[dt.date]] = {}
         reasons: list[str] = []
     else:
         found = survey(settings.landing_dir, today=today, start_date=settings.start_date)
         files = file_changes(settings, found.files)
-        seeds, code_changed, unpartitioned_seeds, reasons = _state_seeds(
+        seeds, waiting, code_changed, unpartitioned_seeds, reasons = _state_seeds(
             graph, dagster_instance, order, all_days, files.dates() & all_days
         )
     mappings = {
         (CUSTOMER_DAILY_FEATURES, parent): every_later_day for parent in graph.get(CUSTOMER_DAILY_FEATURES).parent_keys
     }
-    partitions, rebuild = _propagate(graph, order, seeds, code_changed, unpartitioned_seeds, mappings, end, all_days)
+    partitions, rebuild = _propagate(
+        graph, order, seeds, waiting, code_changed, unpartitioned_seeds, mappings, end, all_days
+    )
     partitions = _whole_ops(defs, partitions)
     steps = _steps(order, partitions, rebuild, end)
     roots = [k for k in partitioned if not graph.get(k).parent_keys]
@@ -253,9 +256,16 @@ def _state_seeds(
     order: list[dg.AssetKey],
     all_days: set[dt.date],
     changed_days: set[dt.date],
-) -> tuple[dict[dg.AssetKey, set[dt.date]], set[dg.AssetKey], set[dg.AssetKey], list[str]]:
-    """Days to refresh per asset from the files, the missing partitions and the code versions; assets rebuilt whole."""
+) -> tuple[
+    dict[dg.AssetKey, set[dt.date]], dict[dg.AssetKey, set[dt.date]], set[dg.AssetKey], set[dg.AssetKey], list[str]
+]:
+    """Days to refresh per asset from the files, the missing partitions and the code versions; assets rebuilt whole.
+
+    Also the missing days that wait for an input not built yet, per asset (a score profile
+    waits for a champion): they are refreshed when a run rebuilds that input.
+    """
     seeds: dict[dg.AssetKey, set[dt.date]] = {}
+    waiting: dict[dg.AssetKey, set[dt.date]] = {}
     code_changed: set[dg.AssetKey] = set()
     unpartitioned: set[dg.AssetKey] = set()
     done: dict[dg.AssetKey, set[dt.date] | bool] = {}
@@ -275,6 +285,7 @@ def _state_seeds(
                 parent_done = done.get(parent, True)
                 possible &= parent_done if isinstance(parent_done, set) else (all_days if parent_done else set())
             missing = possible - materialized
+            waiting[key] = all_days - materialized - possible
             missing_count += len(missing - changed_days)
             seeds[key] = missing | (changed_days if not node.parent_keys else set())
         else:
@@ -307,7 +318,7 @@ def _state_seeds(
     if code_changed:
         names = ", ".join(k.to_user_string() for k in order if k in code_changed)
         reasons.append(f"code changed since the last materialization of {names}: rebuilding them over the whole window")
-    return seeds, code_changed, unpartitioned, reasons
+    return seeds, waiting, code_changed, unpartitioned, reasons
 
 
 def _last_attempts(dagster_instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, dg.DagsterRun]:
@@ -334,6 +345,7 @@ def _propagate(
     graph,
     order: list[dg.AssetKey],
     seeds: dict[dg.AssetKey, set[dt.date]],
+    waiting: dict[dg.AssetKey, set[dt.date]],
     code_changed: set[dg.AssetKey],
     unpartitioned_seeds: set[dg.AssetKey],
     mappings: dict[tuple[dg.AssetKey, dg.AssetKey], DayMapping],
@@ -352,6 +364,9 @@ def _propagate(
                     found |= mappings.get((key, parent), _same_days)(days[parent], end)
                 elif parent in rebuild and parent in code_changed:
                     found |= all_days
+                elif parent in rebuild:
+                    # Days that waited for this input, which the run now builds.
+                    found |= waiting.get(key, set())
             days[key] = found & all_days
         elif (
             key in unpartitioned_seeds

@@ -42,13 +42,13 @@ START = dt.date(2025, 1, 1)
 CUSTOMERS, DAYS, FAULTS = 300, 60, 0.02
 RUN_TIMEOUT = 420
 # Steps to kill, in the order one run reaches them, how to know the step is truly under
-# way (dbt running as a child, a file the step writes, Feast's registry in MATERIALIZING)
+# way (dbt running as a child and writing the warehouse, a file the step writes, Feast's registry in MATERIALIZING)
 # and the seconds to wait after that.
 KILLS = (
     ("raw load", "raw_transactions", "warehouse.duckdb.wal", 0.3),
     # The features layer's dbt step is killed the same way (a dbt child writing incremental
     # models in the warehouse): one dbt kill covers both, and saves the chain a run.
-    ("dbt clean", "clean_dbt_models", "dbt", 1.0),
+    ("dbt clean", "clean_dbt_models", "dbt", 0.0),
     ("profiling", "monitoring__feature_profiles", "monitoring/profiles/features/*.whylogs", 0.0),
     # The first entry of the new version: its staging folder, mid-save.
     ("model training", "model__churn_model", f"registry/{MODEL_NAME}/*", 0.0),
@@ -80,10 +80,16 @@ def _env(home: Path, landing: Path) -> dict[str, str]:
     }
 
 
+# Every `ballast run` the chain starts, so that a failing chain stops them all.
+STARTED: list[subprocess.Popen] = []
+
+
 def _start(home: Path, landing: Path, *options: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [BALLAST, "run", *options], env=_env(home, landing), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    STARTED.append(proc)
+    return proc
 
 
 def _events(home: Path) -> list[tuple[str, str, str | None, float]]:
@@ -209,8 +215,13 @@ def _wait_until_under_way(proc: subprocess.Popen, home: Path, step: str, how: st
         time.sleep(0.1)
     run_id, since = started
     polls = 0
-    # dbt running as a child, or a file written by the step since it started.
-    while not (_dbt_running(proc.pid) if how == "dbt" else _written_since(home, how, since)):
+    # dbt running as a child and writing the warehouse (dbt starts and parses in about a
+    # second, then builds the day's models in about as long), or a file written by the step.
+    while not (
+        _dbt_running(proc.pid) and _written_since(home, "warehouse.duckdb.wal", since)
+        if how == "dbt"
+        else _written_since(home, how, since)
+    ):
         polls += 1
         if polls % 50 == 0:
             assert not _step_ended(home, run_id, step), f"{step} ended before {how} was seen"
@@ -252,7 +263,16 @@ def _recovery_line(lines: list[str]) -> str:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     """One dataset; a reference run (in parallel) and a home whose runs are killed in each layer in turn."""
-    root = tmp_path_factory.mktemp("crash")
+    try:
+        return _chain(tmp_path_factory.mktemp("crash"))
+    finally:
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+def _chain(root: Path) -> Chain:
     landing, reference, home = root / "landing", root / "reference", root / "home"
     subprocess.run(
         [
@@ -288,7 +308,14 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     second = _start(home, landing)
     waited_line = _read_until(second, ("waiting for", "run:", "ballast:"))[-1]
     second.terminate()
-    second.wait(timeout=30)
+    try:
+        second.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        # What the waiting run was doing when it ignored SIGTERM, for whoever reads the failure.
+        status = Path(f"/proc/{second.pid}/status").read_text()
+        blocked = [line for line in status.splitlines() if line.startswith(("State", "SigBlk", "SigIgn", "SigCgt"))]
+        second.kill()
+        raise AssertionError(f"a waiting `ballast run` did not stop on SIGTERM: {waited_line!r} {blocked}") from None
     for layer, step, how, seconds in KILLS:
         run_id = _wait_until_under_way(proc, home, step, how, seconds, known)
         children = _descendants(proc.pid)
