@@ -282,7 +282,9 @@ class Settings:
         if self.executor not in EXECUTORS:
             raise SettingsError(f"BALLAST_EXECUTOR={self.executor!r} is not one of {', '.join(EXECUTORS)}")
         if self.history_sync not in HISTORY_SYNC_MODES:
-            raise SettingsError(f"BALLAST_HISTORY_SYNC={self.history_sync!r} is not one of {', '.join(HISTORY_SYNC_MODES)}")
+            raise SettingsError(
+                f"BALLAST_HISTORY_SYNC={self.history_sync!r} is not one of {', '.join(HISTORY_SYNC_MODES)}"
+            )
         if not 0 < self.holdout_fraction < 1:
             raise SettingsError(f"BALLAST_HOLDOUT_FRACTION={self.holdout_fraction} must be between 0 and 1")
         unknown = set(self.alert_sinks) - set(ALERT_SINKS)
