@@ -132,11 +132,11 @@ def dbt_invoke(
     for that moment only, and removed for an unpartitioned layer, so none leaks between steps.
     """
     saved = {name: os.environ.get(name) for name in WINDOW_ENV}
-    for name, day in zip(WINDOW_ENV, window, strict=False):
-        os.environ[name] = day.isoformat()
-    if not window:
-        for name in WINDOW_ENV:
+    for name, day in zip(WINDOW_ENV, window or (None, None), strict=True):
+        if day is None:
             os.environ.pop(name, None)
+        else:
+            os.environ[name] = day.isoformat()
     try:
         return dbt.cli([*args, "--vars", json.dumps(settings.dbt_vars())], **kwargs)
     finally:

@@ -20,23 +20,17 @@ from pathlib import Path
 
 import sqlalchemy
 
-from ballast.settings import HISTORY_SYNC_MODES
-
 _homes: dict[str, str] = {}
 
 
 def set_history_sync(dagster_home: Path, mode: str) -> None:
-    """From now on in this process, open the SQLite databases under `dagster_home` with `synchronous = <mode>`."""
-    if mode not in HISTORY_SYNC_MODES:
-        raise ValueError(f"history sync mode {mode!r} is not one of {', '.join(HISTORY_SYNC_MODES)}")
+    """From now on in this process, open the SQLite databases under `dagster_home` with `synchronous = <mode>`.
+
+    `mode`: one of settings.HISTORY_SYNC_MODES, checked by Settings.
+    """
     if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "connect", _on_connect):
         sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _on_connect)
     _homes[os.path.join(os.path.realpath(dagster_home), "")] = mode
-
-
-def history_sync(connection: sqlite3.Connection) -> int:
-    """SQLite's `synchronous` of a connection: 0 off, 1 normal, 2 full."""
-    return connection.execute("pragma synchronous").fetchone()[0]
 
 
 def _on_connect(dbapi_connection: object, _record: object) -> None:
