@@ -17,8 +17,11 @@ $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
 	$(VENV)-tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (containers, CI),
+# every `ballast` and dbt process would otherwise compile dagster, dbt and Feast from source
+# (about 15 s per `ballast run`, 3.5 s per dbt step).
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 setup: $(VENV)/.installed
