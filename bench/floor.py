@@ -160,11 +160,7 @@ def train_and_score(con: duckdb.DuckDBPyConnection, settings):
 
 
 def monitor(con: duckdb.DuckDBPyConnection, trained, train_set, out: Path) -> None:
-    """One whylogs pass over features and scores segmented by day; each day's features compared with the reference."""
-    import whylogs
-    from whylogs.core.schema import DatasetSchema
-    from whylogs.core.segmentation_partition import segment_on_column
-
+    """One whylogs pass over features and scores segmented by day (the engine's own, as the graph's); each day's features compared with the reference."""
     from ballast import profiling
     from ballast.model import training
 
@@ -172,16 +168,14 @@ def monitor(con: duckdb.DuckDBPyConnection, trained, train_set, out: Path) -> No
     frame = con.execute("select * from features.customer_daily_features order by feature_date").df()
     frame = frame[[*training.FEATURES, "feature_date"]]
     frame["churn_score"] = training.score(trained.pipeline, frame)
-    frame["day"] = frame.pop("feature_date").dt.strftime("%Y-%m-%d")
-    results = whylogs.log(frame, schema=DatasetSchema(segments=segment_on_column("day")))
+    profiles = engine.profile_by_day(frame, "feature_date")
     reference = engine.profile(train_set[list(training.FEATURES)])
     numeric = [c for c in training.FEATURES if c not in training.CATEGORICAL_FEATURES]
     categorical = list(training.CATEGORICAL_FEATURES)
     out.mkdir(parents=True, exist_ok=True)
-    for segment in results.segments():
-        blob = results.view(segment).serialize()
-        (out / f"{segment.key[0]}.bin").write_bytes(blob)
-        engine.compare(blob, reference, numeric, categorical)
+    for day, found in profiles.items():
+        (out / f"{day.isoformat()}.bin").write_bytes(found.profile)
+        engine.compare(found.profile, reference, numeric, categorical)
 
 
 def run(home: Path, landing: Path, compiled: Path, start: dt.date, end: dt.date, start_date: dt.date) -> dict:

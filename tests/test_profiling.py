@@ -101,3 +101,15 @@ def test_drift_of_each_day_against_one_reference_equals_comparing_day_by_day() -
     days = {day: found.profile for day, found in engine.profile_by_day(_days(3, 60), "feature_date").items()}
     got = engine.compare_days(days, reference, ["amount", "count"], ["channel"])
     assert got == {day: engine.compare(blob, reference, ["amount", "count"], ["channel"]) for day, blob in days.items()}
+
+
+def test_profiles_hold_the_metrics_of_whylogs_default_profile() -> None:
+    # Profiles written before (and reference profiles in the registry) used whylogs' default
+    # resolver: the one Ballast uses must give every metric the same value.
+    import whylogs
+
+    frame = _days(1, 60).drop(columns="feature_date")
+    want = _metrics(whylogs.log(frame).view().serialize(), exact=True)
+    got = _metrics(WhylogsEngine().profile(frame), exact=True)
+    assert list(got.index) == ["amount", "channel", "count", "steady"]
+    pd.testing.assert_frame_equal(got, want)
