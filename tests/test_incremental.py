@@ -158,6 +158,16 @@ def test_a_new_window_costs_dbt_no_parsing(homes: Homes, layer: str) -> None:
     assert any(window in sql.read_text() for sql in (target / "compiled").rglob("*.sql"))
 
 
+@pytest.mark.parametrize("layer", ["features", "model"])
+def test_a_fresh_home_parses_the_dbt_project_once(homes: Homes, layer: str) -> None:
+    # The clean layer's invocation, the first in the home, parses the project; the later
+    # layers start from its parse instead of parsing the whole project again.
+    target = homes.full.settings.dbt_runs_dir / layer
+    messages = _last_dbt_invocation(target / "dbt.log")
+    assert any(m.startswith("Partial parsing enabled") for m in messages), messages[:5]
+    assert not [m for m in messages if "Unable to do partial parsing" in m or "updated file" in m]
+
+
 def test_an_incremental_run_gives_the_tables_of_a_full_run(homes: Homes) -> None:
     con = duckdb.connect()
     try:

@@ -17,6 +17,7 @@ import duckdb
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliInvocation, DbtCliResource, DbtProject
 
+from ballast.common.atomic import write_atomic
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
 # dbt, through a front door that answers `--version` without starting dbt (common/dbt_command.py).
@@ -113,6 +114,8 @@ def dbt_cli(project: DbtProject, settings: Settings) -> DbtCliResource:
     )
 
 
+PARTIAL_PARSE = "partial_parse.msgpack"
+
 # The days [start, end] of a partitioned layer's dbt invocation, read by the macros in
 # dbt_project/macros/partition_window.sql. Environment variables, not --vars: dbt re-parses
 # the whole project when --vars change, and only the files that read a changed variable.
@@ -131,6 +134,8 @@ def dbt_invoke(
     dagster-dbt hands dbt this process's environment when it starts it; the window is set
     for that moment only, and removed for an unpartitioned layer, so none leaks between steps.
     """
+    if "target_path" in kwargs:
+        seed_partial_parse(Path(kwargs["target_path"]))
     saved = {name: os.environ.get(name) for name in WINDOW_ENV}
     for name, day in zip(WINDOW_ENV, window or (None, None), strict=True):
         if day is None:
@@ -145,6 +150,22 @@ def dbt_invoke(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def seed_partial_parse(target: Path) -> None:
+    """Start a layer's first dbt invocation in a home from the parse another layer's left there.
+
+    Each layer has its own dbt target folder, and dbt keeps its parse (partial_parse.msgpack)
+    per folder; without a parse of this home's (same profile, vars and files), dbt parses the
+    whole project, about 3 s, once per layer. dbt checks the copy it is given against the
+    project, profile and vars, and parses afresh when anything differs.
+    """
+    wanted = target / PARTIAL_PARSE
+    if wanted.exists():
+        return
+    found = sorted(target.parent.glob(f"*/{PARTIAL_PARSE}"), key=lambda p: p.stat().st_mtime)
+    if found:
+        write_atomic(wanted, found[-1].read_bytes())
 
 
 def ensure_dbt_manifest(project: DbtProject, settings: Settings) -> None:
