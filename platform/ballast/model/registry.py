@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-
 from ballast.common.atomic import write_atomic
 
 MODEL_FILE = "model.skops"
@@ -77,6 +75,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _skops_io():
+    # Imported where a model is written or read: importing skops lists every scikit-learn
+    # type (about 3 s), which every process that builds the definitions would pay.
+    import skops.io
+
+    return skops.io
+
+
 def save(root: Path, name: str, model: Any, metadata: dict[str, Any]) -> ModelVersion:
     """Write a new version; the directory appears complete or not at all."""
     base = _versions_dir(root, name)
@@ -86,6 +92,7 @@ def save(root: Path, name: str, model: Any, metadata: dict[str, Any]) -> ModelVe
     # A fresh staging folder: one left by a killed run must not block this save (recovery removes it).
     staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.", suffix=".tmp"))
     staging.chmod(0o755)  # mkdtemp's 0700 would make the version readable by its owner only
+    sio = _skops_io()
     sio.dump(model, staging / MODEL_FILE)
     full = {
         **metadata,
@@ -111,6 +118,7 @@ def load(model_version: ModelVersion) -> Any:
             f"model {model_version.name} {model_version.version}: SHA-256 does not match its metadata ({path} is"
             " damaged or replaced); restore it, or promote another version"
         )
+    sio = _skops_io()
     untrusted = sio.get_untrusted_types(file=path)
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
