@@ -145,14 +145,19 @@ def _last_dbt_invocation(log: Path) -> list[str]:
     return messages[starts[-1] :]
 
 
+def _assert_parsed_nothing(target: Path) -> None:
+    """dbt's last invocation with this target started from a parse that still held: it parsed no file."""
+    messages = _last_dbt_invocation(target / "dbt.log")
+    assert any(m.startswith("Partial parsing enabled") for m in messages), messages[:5]
+    assert not [m for m in messages if "Unable to do partial parsing" in m or "updated file" in m]
+
+
 @pytest.mark.parametrize("layer", ["clean", "features"])
 def test_a_new_window_costs_dbt_no_parsing(homes: Homes, layer: str) -> None:
     # The window reaches dbt as environment variables read only when executing: the layer's
     # dbt step, run before for the other days, parses nothing for the new day.
     target = homes.incremental.settings.dbt_runs_dir / layer
-    messages = _last_dbt_invocation(target / "dbt.log")
-    assert any(m.startswith("Partial parsing enabled") for m in messages), messages[:5]
-    assert not [m for m in messages if "Unable to do partial parsing" in m or "updated file" in m]
+    _assert_parsed_nothing(target)
     # The new day, which no earlier window reached, is in the SQL dbt ran.
     window = f"date '{LAST_DAY}'"
     assert any(window in sql.read_text() for sql in (target / "compiled").rglob("*.sql"))
@@ -162,10 +167,7 @@ def test_a_new_window_costs_dbt_no_parsing(homes: Homes, layer: str) -> None:
 def test_a_fresh_home_parses_the_dbt_project_once(homes: Homes, layer: str) -> None:
     # The clean layer's invocation, the first in the home, parses the project; the later
     # layers start from its parse instead of parsing the whole project again.
-    target = homes.full.settings.dbt_runs_dir / layer
-    messages = _last_dbt_invocation(target / "dbt.log")
-    assert any(m.startswith("Partial parsing enabled") for m in messages), messages[:5]
-    assert not [m for m in messages if "Unable to do partial parsing" in m or "updated file" in m]
+    _assert_parsed_nothing(homes.full.settings.dbt_runs_dir / layer)
 
 
 def test_an_incremental_run_gives_the_tables_of_a_full_run(homes: Homes) -> None:
