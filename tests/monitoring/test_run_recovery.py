@@ -500,6 +500,8 @@ def test_the_killed_materialization_was_reset_and_feast_serves(chain: Chain) -> 
     (feast_kill,) = [k for k in chain.kills if k.step == "features__online_store"]
     assert feast_kill.feature_view_left == "MATERIALIZING", "killed mid-materialization"
     assert f"Feast feature view {feast_repo.FEATURE_VIEW} reset from MATERIALIZING" in feast_kill.recovered_by
+    # Recovery removed the killed run's marker, and the runs after it left none.
+    assert not feast_repo.materializing_marker(chain.home).exists()
     store = feast_store.open_store(chain.home)
     assert store.get_feature_view(feast_repo.FEATURE_VIEW).state == FeatureViewState.AVAILABLE_ONLINE
 
@@ -530,10 +532,16 @@ def test_feast_reads_go_on_while_another_run_materializes(chain: Chain) -> None:
     assert missing == [] and len(found) == entities["customer_id"].nunique()
     dagster_instance = instance(settings)
     try:
+        # No materialization of Ballast's was cut short (no marker): recovery leaves Feast alone.
+        assert run_guard.recover(settings, dagster_instance).feature_views == []
+        left = feast_store.open_store(chain.home).get_feature_view(feast_repo.FEATURE_VIEW).state
+        assert left == FeatureViewState.MATERIALIZING
+        feast_repo.materializing_marker(chain.home).touch()  # as the online store step does before materializing
         recovery = run_guard.recover(settings, dagster_instance)
     finally:
         dagster_instance.dispose()
     assert recovery.feature_views == [feast_repo.FEATURE_VIEW]
+    assert not feast_repo.materializing_marker(chain.home).exists()
     assert (
         feast_store.open_store(chain.home).get_feature_view(feast_repo.FEATURE_VIEW).state
         == FeatureViewState.AVAILABLE_ONLINE

@@ -238,7 +238,11 @@ def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefiniti
         except fs.FeatureStoreError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         started = time.perf_counter()
+        marker = feast_repo.materializing_marker(settings.home)
+        marker.touch()
         fs.materialize(store, first, last)
+        # Removed only once Feast has finished: what a killed or failed materialization leaves, recovery resets.
+        marker.unlink(missing_ok=True)
         seconds = time.perf_counter() - started
         status = feast_repo.online_status(settings.home) or {}
         return dg.MaterializeResult(

@@ -246,8 +246,15 @@ def _describe(run: dg.DagsterRun, owner: Owner | None) -> str:
 
 
 def _reset_feature_views(home: Path) -> list[str]:
-    """Feature views a killed materialization left MATERIALIZING, set back to what the registry shows was done."""
+    """Feature views a killed materialization left MATERIALIZING, set back to what the registry shows was done.
+
+    Only after a materialization that did not finish (its marker is still there): Feast is not imported otherwise.
+    """
+    marker = feast_repo.materializing_marker(home)
+    if not marker.exists():
+        return []
     if not feast_repo.registry_path(home).is_file():
+        marker.unlink(missing_ok=True)
         return []
     from feast.feature_view import FeatureViewState
 
@@ -263,6 +270,7 @@ def _reset_feature_views(home: Path) -> list[str]:
         view.state = FeatureViewState.AVAILABLE_ONLINE if view.materialization_intervals else FeatureViewState.GENERATED
         store.registry.apply_feature_view(view, store.project, commit=True)
         reset.append(view.name)
+    marker.unlink(missing_ok=True)
     return reset
 
 
