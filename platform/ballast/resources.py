@@ -153,7 +153,7 @@ def dbt_invoke(
 
 
 def seed_partial_parse(target: Path) -> None:
-    """Start a layer's first dbt invocation in a home from the parse another layer's left there.
+    """Start a layer's first dbt invocation in a home from the parse another layer left there.
 
     Each layer has its own dbt target folder, and dbt keeps its parse (partial_parse.msgpack)
     per folder; without a parse of this home's (same profile, vars and files), dbt parses the
@@ -180,7 +180,8 @@ def ensure_dbt_manifest(project: DbtProject, settings: Settings) -> None:
             return
     # A full parse: dbt's partial parsing has been seen to drop a test's description after a
     # sources .yml edit, and this runs only when a dbt file changed.
-    # The same vars as the steps, so that their first invocation can start from this parse.
+    # The same vars as the steps. Each home's profile differs (its warehouse path), so the steps
+    # parse again in a home; seed_partial_parse passes that parse from layer to layer.
     dbt_invoke(
         dbt_cli(project, settings),
         settings,
