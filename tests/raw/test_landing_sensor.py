@@ -28,8 +28,10 @@ from ballast.raw.landing import LandingFile, survey
 from ballast.raw.sensors import (
     LANDING_SCHEDULE,
     LANDING_SENSOR,
+    NOTHING_NEW,
     TRIGGER,
     TRIGGER_TAG,
+    UNCHANGED,
     LandingCursor,
     file_versions,
     run_key,
@@ -131,6 +133,7 @@ def home(tmp_path_factory: pytest.TempPathFactory):
     h.schedule_new = h.schedule_tick()
     h.run_new = h.launch(h.ticks["new"][0].requests[0])
     h.tick("new_loaded")
+    h.tick("quiet")
     h.schedule_loaded = h.schedule_tick()
     # The same bytes again: copied over the file (a new modification time), and written
     # under a temporary name and renamed over it, as delivery tools do.
@@ -161,7 +164,7 @@ def _requests(home: Home, phase: str) -> list[dg.RunRequest]:
 def test_a_loaded_home_requests_nothing(home: Home) -> None:
     (tick,) = home.ticks["loaded"]
     assert tick.requests == []
-    assert tick.skip == "no new or changed landing files"
+    assert tick.skip == NOTHING_NEW
 
 
 def test_a_new_landing_file_triggers_exactly_one_run(home: Home) -> None:
@@ -178,8 +181,13 @@ def test_a_new_landing_file_triggers_exactly_one_run(home: Home) -> None:
     # The run, executed for real, loads the file; then nothing more is requested.
     assert home.run_new.success
     assert [t.requests for t in home.ticks["new_loaded"]] == [[]]
-    assert home.ticks["new_loaded"][0].skip == "no new or changed landing files"
+    assert home.ticks["new_loaded"][0].skip == NOTHING_NEW
     assert LandingCursor.parse(home.cursor).requested == {}
+
+
+def test_an_unchanged_folder_is_not_compared_with_the_warehouse_again(home: Home) -> None:
+    (quiet,) = home.ticks["quiet"]
+    assert (quiet.requests, quiet.skip) == ([], UNCHANGED)
 
 
 def test_the_schedule_requests_what_is_not_loaded_and_then_nothing(home: Home) -> None:
@@ -187,12 +195,12 @@ def test_the_schedule_requests_what_is_not_loaded_and_then_nothing(home: Home) -
     assert request.run_key == _requests(home, "new")[0].run_key
     assert request.tags[RANGE_START_TAG] == LAST_DAY.isoformat()
     assert home.schedule_loaded.requests == []
-    assert home.schedule_loaded.skip == "no new or changed landing files"
+    assert home.schedule_loaded.skip == NOTHING_NEW
 
 
 def test_a_redelivered_identical_file_triggers_none(home: Home) -> None:
     assert [t.requests for t in home.ticks["redelivered"]] == [[], []]
-    assert all(t.skip == "no new or changed landing files" for t in home.ticks["redelivered"])
+    assert all(t.skip == NOTHING_NEW for t in home.ticks["redelivered"])
 
 
 def test_a_corrected_file_triggers_exactly_one_run(home: Home) -> None:
@@ -227,7 +235,6 @@ def test_the_daemon_launches_one_run_per_file_version(home: Home) -> None:
 def test_a_locked_warehouse_skips_the_tick_with_a_reason(home: Home) -> None:
     """A writer in another process holds the warehouse: the tick skips, and requests the file once the lock is gone."""
     extra = home.settings.landing_dir / _name(LAST_DAY - dt.timedelta(days=1))
-    shutil.copy(extra, home.settings.landing_dir / "late_delivery_2025-01-09.csv")
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -241,9 +248,13 @@ def test_a_locked_warehouse_skips_the_tick_with_a_reason(home: Home) -> None:
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
+        # Nothing changed since every file was loaded: the warehouse is not even opened.
+        unchanged = home.tick("locked")
+        shutil.copy(extra, home.settings.landing_dir / f"late_delivery_{LAST_DAY - dt.timedelta(days=1)}.csv")
         locked = home.tick("locked")
     finally:
         holder.communicate("", timeout=60)
+    assert (unchanged.requests, unchanged.skip) == ([], UNCHANGED)
     assert locked.requests == []
     assert "the warehouse cannot be read now" in locked.skip and "lock" in locked.skip
     after = home.tick("unlocked")

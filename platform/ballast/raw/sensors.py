@@ -38,6 +38,8 @@ FILES_TAG = "ballast/landing_files"
 # Runs that may have the warehouse open: DuckDB lets no other process read beside a writer.
 ACTIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 SHOWN_NAMES = 3
+NOTHING_NEW = "no new or changed landing files"
+UNCHANGED = "the landing folder has not changed since every file was loaded"
 
 
 @dataclass(frozen=True)
@@ -47,22 +49,26 @@ class LandingCursor:
     `seen`: each file's size, modification time and hash, so a file is read again only when
     one of them changed. `requested`: the versions a run was requested for and the raw
     tables do not hold yet, so another file arriving meanwhile does not request them twice.
+    `settled`: the last tick found every file loaded, so while the folder stays as it was
+    the warehouse is not opened at all (a run could not take its write lock meanwhile).
     """
 
     seen: Mapping[str, tuple[int, int, str]] = field(default_factory=dict)
     requested: Mapping[str, str] = field(default_factory=dict)
+    settled: bool = False
 
     @classmethod
     def parse(cls, text: str | None) -> LandingCursor:
         try:
             data = json.loads(text) if text else {}
-            return cls({k: (int(v[0]), int(v[1]), str(v[2])) for k, v in data["seen"].items()}, data["requested"])
+            seen = {k: (int(v[0]), int(v[1]), str(v[2])) for k, v in data["seen"].items()}
+            return cls(seen, data["requested"], bool(data.get("settled", False)))
         except (ValueError, KeyError, TypeError, IndexError):
             # No cursor, or one set by hand: start over (the run keys still stop a repeat).
             return cls()
 
     def dump(self) -> str:
-        return json.dumps({"seen": self.seen, "requested": self.requested}, sort_keys=True)
+        return json.dumps({"seen": self.seen, "requested": self.requested, "settled": self.settled}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ def decide(
     except LandingError as exc:
         return Decision(None, str(exc), cursor)
     versions, seen = file_versions(found.files, cursor.seen)
+    if cursor.settled and seen == dict(cursor.seen) and len(seen) == len(found.files):
+        return Decision(None, UNCHANGED, cursor)
     waiting = LandingCursor(seen, cursor.requested)
     # Reading the warehouse while a run writes it would fail (or make the run's writer fail).
     active = instance.get_runs(dg.RunsFilter(statuses=ACTIVE), limit=1)
@@ -135,7 +143,7 @@ def decide(
         else ""
     )
     if not new and not changed:
-        return Decision(None, f"no new or changed landing files{note}", LandingCursor(seen, pending))
+        return Decision(None, f"{NOTHING_NEW}{note}", LandingCursor(seen, pending, settled=not pending))
     todo = [*new, *changed]
     start, end = min(f.event_date for f in todo), max(f.event_date for f in found.files)
     counts = f"{len(new)} new, {len(changed)} changed"
