@@ -230,6 +230,8 @@ def _cron_problem(cron: str) -> str | None:
             bounds = [int(v) for v in match.group(2, 3) if v is not None]
             if any(not low <= v <= high for v in bounds) or (len(bounds) == 2 and bounds[0] > bounds[1]):
                 return f"{text!r} is outside {low}-{high}"
+    if fields[3] == "2" and fields[2] in ("30", "31"):
+        return "names February 30 or 31, a day that never comes"
     return None
 
 
