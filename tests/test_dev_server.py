@@ -12,12 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from ballast.definitions import build_defs
-from ballast.settings import Settings
+from ballast.definitions import AUTOMATION_SENSOR, build_defs
+from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_SENSOR
+from ballast.raw.sensors import LANDING_SCHEDULE, LANDING_SENSOR
+from ballast.settings import AUTOMATION_ENV, Settings
 
 pytestmark = pytest.mark.full  # the dev server: `ballast dev` started for real
 
 QUERY = "{ assetNodes { assetKey { path } groupName assetChecksOrError { ... on AssetChecks { checks { name } } } } }"
+STATUS_QUERY = (
+    "{ repositoriesOrError { ... on RepositoryConnection { nodes {"
+    " sensors { name sensorState { status } } schedules { name scheduleState { status } } } } } }"
+)
 
 
 def _free_port() -> int:
@@ -26,24 +32,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _asset_nodes(port: int) -> list[dict] | None:
+def _graphql(port: int, query: str) -> dict | None:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": QUERY}).encode(),
+        data=json.dumps({"query": query}).encode(),
         headers={"content-type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)["data"]["assetNodes"] or None
+            return json.load(response)["data"]
     except (OSError, KeyError, TypeError):
         return None
 
 
+def _asset_nodes(port: int) -> list[dict] | None:
+    data = _graphql(port, QUERY)
+    return (data or {}).get("assetNodes") or None
+
+
+def _statuses(port: int) -> dict[str, str]:
+    """Every sensor's and schedule's status as the UI shows it."""
+    (repository,) = _graphql(port, STATUS_QUERY)["repositoriesOrError"]["nodes"]
+    found = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
+    return found | {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
+
+
 def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
+    """`ballast dev --automation`: every layer, asset and check, and Ballast's sensors and schedule on."""
     port = _free_port()
     env = {**os.environ, "BALLAST_HOME": str(tmp_path)}
+    env.pop(AUTOMATION_ENV, None)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ballast"), "dev", "--port", str(port)],
+        [str(Path(sys.executable).parent / "ballast"), "dev", "--automation", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -56,6 +76,7 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
             time.sleep(2)
             nodes = _asset_nodes(port)
         assert nodes, "the UI did not serve the code location within 180 s"
+        statuses = _statuses(port)
     finally:
         # `dagster dev` and its children share the session started above: stop them all.
         os.killpg(proc.pid, signal.SIGINT)
@@ -79,3 +100,6 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
     assert served == {(tuple(k.asset_key.path), k.name) for k in graph.asset_check_keys}
     assert len(served) > 50
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()
+    # Started with --automation: all on but the declarative automation sensor, a choice made in the UI.
+    assert {LANDING_SENSOR, LANDING_SCHEDULE, RETRAIN_SENSOR, ALERT_SENSOR} <= statuses.keys()
+    assert {name for name, status in statuses.items() if status != "RUNNING"} == {AUTOMATION_SENSOR}

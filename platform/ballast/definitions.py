@@ -8,6 +8,7 @@ from dagster_dbt import DbtProject
 from ballast.audit import assets as audit_assets
 from ballast.audit.warning_capture import WarningRecord, capture
 from ballast.clean import assets as clean_assets
+from ballast.common.automation import schedule_status, sensor_status
 from ballast.common.history_sync import set_history_sync
 from ballast.common.partitions import daily_partitions
 from ballast.features import assets as features_assets
@@ -21,6 +22,7 @@ from ballast.monitoring import sensors as monitoring_sensors
 from ballast.monitoring.recovery import dead_run_sensor
 from ballast.monitoring.sensors import AlertSinks
 from ballast.raw import assets as raw_assets
+from ballast.raw.sensors import landing_schedule, landing_sensor
 from ballast.raw.tables import RAW_LAYER
 from ballast.resources import WarehouseResource, dbt_cli, dbt_project, ensure_dbt_manifest
 from ballast.settings import Settings
@@ -81,7 +83,8 @@ def _build_defs(
         selection=dg.AssetSelection.all(),
         description="Materialize every layer, raw to model, for a range of daily partitions.",
     )
-    # Off until switched on in the UI: a laptop should not start runs on its own.
+    # Off until switched on in the UI, even under `ballast dev --automation`: the landing
+    # sensor's refresh runs carry new files through every layer; this would add runs per asset.
     automation = dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=dg.AssetSelection.all(),
@@ -106,7 +109,9 @@ def _build_defs(
             dead_run_sensor(settings),
             *monitoring_sensors.build_sensors(settings),
             export_sensor(settings),
+            landing_sensor(settings, REFRESH_JOB, sensor_status(settings)),
         ],
+        schedules=[landing_schedule(settings, REFRESH_JOB, schedule_status(settings))],
         resources=build_resources(settings, project),
         executor=EXECUTORS[settings.executor],
     )

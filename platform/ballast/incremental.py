@@ -19,13 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import dagster as dg
-import duckdb
 
 from ballast.definitions import REFRESH_JOB
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
-from ballast.raw.landing import LandingFile, survey
-from ballast.raw.landing_formats import file_hash
-from ballast.raw.tables import RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
+from ballast.raw.landing import survey
+from ballast.raw.landing_changes import FileChanges, file_changes
 from ballast.runs import refresh
 from ballast.settings import Settings
 
@@ -37,23 +35,6 @@ FAILURE_REASON_TAG = "dagster/failure_reason"
 STEP_FAILED = "STEP_FAILURE"
 # How far back to look for the last run that tried to build an asset.
 RECENT_RUNS = 100
-# A file that could not be read when it was recorded has no hash; it matches a file that still cannot be read.
-UNREAD = ""
-
-
-@dataclass(frozen=True)
-class FileChanges:
-    """Landing files against what the raw tables recorded for them."""
-
-    new: tuple[LandingFile, ...] = ()
-    changed: tuple[LandingFile, ...] = ()
-    # Removed files whose rows stay (landing folders are often cleared once loaded) and
-    # removed files that were rejected, whose record goes when their date is refreshed.
-    removed_loaded: tuple[str, ...] = ()
-    removed_rejected: tuple[tuple[str, dt.date], ...] = ()
-
-    def dates(self) -> set[dt.date]:
-        return {f.event_date for f in (*self.new, *self.changed)} | {day for _, day in self.removed_rejected}
 
 
 @dataclass(frozen=True)
@@ -129,51 +110,6 @@ def contiguous(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
         else:
             ranges.append((day, day))
     return ranges
-
-
-def file_changes(settings: Settings, files: list[LandingFile]) -> FileChanges:
-    """New, changed and removed landing files against the raw tables' record (an empty warehouse: all new)."""
-    recorded = _recorded_files(settings)
-    known: dict[str, set[str]] = {}
-    for name, digest, _ in recorded:
-        known.setdefault(name, set()).add(digest)
-    new, changed = [], []
-    for f in files:
-        if f.name not in known:
-            new.append(f)
-        elif _digest(f) not in known[f.name]:
-            changed.append(f)
-    present = {f.name for f in files}
-    gone = [(name, rejected_on) for name, _, rejected_on in recorded if name not in present]
-    removed_loaded = sorted({name for name, rejected_on in gone if rejected_on is None})
-    removed_rejected = sorted({(name, rejected_on) for name, rejected_on in gone if rejected_on is not None})
-    return FileChanges(tuple(new), tuple(changed), tuple(removed_loaded), tuple(removed_rejected))
-
-
-def _digest(f: LandingFile) -> str:
-    try:
-        return file_hash(f.path)
-    except OSError:
-        return UNREAD
-
-
-def _recorded_files(settings: Settings) -> list[tuple[str, str, dt.date | None]]:
-    """(file, hash, event date if rejected else None) for every dated file the raw tables hold."""
-    if not settings.warehouse_path.exists():
-        return []
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        tables = {r[0] for r in con.execute("select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
-        if RAW_TRANSACTIONS_TABLE not in tables or RAW_REJECTED_FILES_TABLE not in tables:
-            return []
-        # Distinct in DuckDB: one row per file version, not per transaction.
-        return con.execute(
-            f"select distinct source_file, file_hash, null::date from {RAW_TRANSACTIONS_TABLE}"
-            f" union select source_file, file_hash, event_date from {RAW_REJECTED_FILES_TABLE}"
-            " where event_date is not null"
-        ).fetchall()
-    finally:
-        con.close()
 
 
 # How the days of a parent asset map to the days of a child to refresh: the same days,

@@ -209,6 +209,39 @@ def _check_openlineage(s: Settings) -> None:
         raise SettingsError("BALLAST_OPENLINEAGE_NAMESPACE is empty; set it to a name such as ballast (or unset it)")
 
 
+# Cron fields: minute, hour, day of month, month, day of week (0 and 7 are Sunday).
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_ITEM = re.compile(r"(\*|(\d+)(?:-(\d+))?)(?:/([1-9]\d*))?")
+SWITCH_VALUES = {"on": True, "off": False}
+# Set to "on" by `ballast dev --automation`: Ballast's sensors and schedules default to RUNNING.
+AUTOMATION_ENV = "BALLAST_AUTOMATION"
+
+
+def _cron_problem(cron: str) -> str | None:
+    """Why `cron` is not a five-field cron expression of numbers, ranges, lists and steps, or None."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return f"has {len(fields)} field(s), not 5 (minute hour day-of-month month day-of-week)"
+    for text, (low, high) in zip(fields, _CRON_RANGES, strict=True):
+        for item in text.split(","):
+            match = _CRON_ITEM.fullmatch(item)
+            if match is None:
+                return f"{text!r} is not a cron field (use numbers, *, ranges a-b, lists a,b and steps /n)"
+            bounds = [int(v) for v in match.group(2, 3) if v is not None]
+            if any(not low <= v <= high for v in bounds) or (len(bounds) == 2 and bounds[0] > bounds[1]):
+                return f"{text!r} is outside {low}-{high}"
+    if fields[3] == "2" and fields[2] in ("30", "31"):
+        return "names February 30 or 31, a day that never comes"
+    return None
+
+
+def _parse_switch(name: str, value: str) -> bool:
+    switch = SWITCH_VALUES.get(value.strip().lower())
+    if switch is None:
+        raise SettingsError(f"{name}={value!r} must be on or off")
+    return switch
+
+
 def _parse_float(name: str, value: str) -> float:
     try:
         return float(value)
@@ -273,6 +306,10 @@ class Settings:
     # The OpenLineage namespace of Ballast's jobs (and of datasets that are not warehouse tables).
     openlineage_namespace: str = "ballast"
     openlineage_api_key_set: bool = False
+    # When landing_daily_schedule looks for new or changed landing files (cron, UTC, like the partitions).
+    landing_cron: str = "0 2 * * *"
+    # `ballast dev --automation` (BALLAST_AUTOMATION=on): Ballast's sensors and schedules start RUNNING.
+    automation: bool = False
 
     def __post_init__(self) -> None:
         if self.feature_engine not in FEATURE_ENGINES:
@@ -311,6 +348,11 @@ class Settings:
         for name, value in self.audit_targets_by_env().items():
             if not 0 <= value <= 1:
                 raise SettingsError(f"{name}={value} must be between 0 and 1")
+        problem = _cron_problem(self.landing_cron)
+        if problem:
+            raise SettingsError(
+                f"BALLAST_LANDING_CRON={self.landing_cron!r} {problem}; e.g. '0 2 * * *' (02:00 UTC every day)"
+            )
         _check_openlineage(self)
         _check_values(self)
         _check_paths(self)
@@ -388,6 +430,10 @@ class Settings:
             if key in env:
                 kwargs[name] = env[key].strip()
         kwargs["openlineage_api_key_set"] = bool(env.get(OPENLINEAGE_API_KEY_ENV))
+        if "BALLAST_LANDING_CRON" in env:
+            kwargs["landing_cron"] = " ".join(env["BALLAST_LANDING_CRON"].split())
+        if AUTOMATION_ENV in env:
+            kwargs["automation"] = _parse_switch(AUTOMATION_ENV, env[AUTOMATION_ENV])
         if "BALLAST_SEGMENT_COLUMN" in env:
             kwargs["segment_column"] = env["BALLAST_SEGMENT_COLUMN"].strip()
         for name, key in (

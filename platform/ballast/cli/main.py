@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from ballast.cli import preflight
 from ballast.cli.preflight import PreflightError
-from ballast.settings import REPO_ROOT, Settings, SettingsError
+from ballast.settings import AUTOMATION_ENV, REPO_ROOT, Settings, SettingsError
 
 DEMO_CUSTOMERS = 2000
 DEMO_DAYS = 180
@@ -180,6 +180,11 @@ def _parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
     dev.add_argument("--port", type=_positive_int, default=3000)
+    dev.add_argument(
+        "--automation",
+        action="store_true",
+        help="start Ballast's sensors and schedule RUNNING (landing files, alerts, retraining); default: STOPPED",
+    )
     return parser
 
 
@@ -564,6 +569,9 @@ def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
         "DAGSTER_HOME": str(settings.dagster_home),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if args.automation:
+        # Read by Settings in the code location's processes: every Ballast sensor and schedule defaults to RUNNING.
+        env[AUTOMATION_ENV] = "on"
     workspace = REPO_ROOT / "workspace.yaml"
     argv = ["dagster", "dev", "-w", str(workspace), "--port", str(args.port)]
     os.execve(str(bin_dir / "dagster"), argv, env)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ballast.common.automation import sensor_status
 from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
 from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
@@ -97,7 +98,7 @@ def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
         name=RETRAIN_SENSOR,
         job_name=RETRAIN_JOB,
         minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=sensor_status(settings),
         description=f"Requests one {RETRAIN_JOB} run per drift episode when the drift report's {FEATURE_PSI_CHECK}"
         f" check fails (ERROR), at most one every BALLAST_RETRAIN_COOLDOWN_HOURS ({settings.retrain_cooldown_hours:g} h).",
     )
@@ -123,7 +124,7 @@ def alert_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
         name=ALERT_SENSOR,
         minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=sensor_status(settings),
         description="Sends every failed asset check (asset, check, partition, severity, summary, link) once to the"
         f" alert log and to BALLAST_ALERT_SINKS ({', '.join(settings.alert_sinks) or 'none'}).",
     )
