@@ -53,16 +53,46 @@ def feature_windows() -> FeatureWindows:
     return FeatureWindows(**dbt_project_vars()["feature_windows"])
 
 
+# DuckDB's error when another process holds the warehouse file (a notebook, the DuckDB CLI,
+# `ballast report`, a run of another instance): transient, unlike every other error of a step.
+WAREHOUSE_LOCKED = "Could not set lock on file"
+# A step that meets it is retried this many times, this many seconds apart, then fails naming the holder.
+WAREHOUSE_LOCK_RETRIES = 4
+WAREHOUSE_LOCK_WAIT_SECONDS = 15.0
+
+
+def warehouse_locked(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and WAREHOUSE_LOCKED in str(exc)
+
+
+def retry_when_locked(exc: BaseException, retries: int, wait_seconds: float) -> dg.RetryRequested | None:
+    """A step retry for a held warehouse lock (Dagster's RetryRequested); None for any other error."""
+    if not warehouse_locked(exc):
+        return None
+    return dg.RetryRequested(max_retries=retries, seconds_to_wait=wait_seconds)
+
+
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file; a connection is opened per use and closed right after."""
+    """The DuckDB warehouse file; a connection is opened per use and closed right after.
+
+    Used inside steps only: a lock held by another process asks Dagster to retry the step.
+    """
 
     path: str
     memory_limit: str = "2GB"
+    lock_retries: int = WAREHOUSE_LOCK_RETRIES
+    lock_wait_seconds: float = WAREHOUSE_LOCK_WAIT_SECONDS
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
+        try:
+            con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
+        except duckdb.IOException as exc:
+            retry = retry_when_locked(exc, self.lock_retries, self.lock_wait_seconds)
+            if retry is None:
+                raise
+            raise retry from exc
         try:
             # Set after connecting: as a connect option it needs ICU loaded before it autoloads.
             con.execute(f"set TimeZone = '{DUCKDB_TIME_ZONE}'")

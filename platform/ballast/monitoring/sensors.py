@@ -207,14 +207,20 @@ def run_failure_alert(context: dg.RunFailureSensorContext, ui_url: str) -> RunFa
     )
 
 
+WRAPPERS = (
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+    "RetryRequested",
+    "RetryRequestedFromPolicy",
+)
+
+
 def _error(error) -> tuple[str, str]:
     """The error class and message a person acts on: Dagster's wrapper around a step's exception names only the step."""
     if error is None:
         return "", "failed"
-    while error.cause is not None and error.cls_name in (
-        "DagsterExecutionStepExecutionError",
-        "DagsterUserCodeExecutionError",
-    ):
+    # Also the wrapper of a step that used up its retries ("Exceeded max_retries"): its cause is what failed.
+    while error.cause is not None and error.cls_name in WRAPPERS:
         error = error.cause
     # The message starts with the exception's qualified name (traceback's format); keep the short one.
     cls_name = error.cls_name or ""

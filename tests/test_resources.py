@@ -1,0 +1,116 @@
+"""Retries of the warehouse's steps, through the real raw load on a real instance: a warehouse locked by another
+process is retried until it is free; any other warehouse error fails at once."""
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ballast.common.partitions import daily_partitions
+from ballast.raw import assets as raw_assets
+from ballast.resources import WarehouseResource
+from ballast.runs import instance
+from tests.conftest import START, make_settings, query
+
+DAY = START.isoformat()
+HEADER = "transaction_id,customer_id,merchant_id,amount,currency,event_timestamp,channel,country"
+# Holds a write connection on the warehouse, says so, then keeps it for the given seconds.
+HOLD = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(float(sys.argv[2]))"
+HOLD_UNTIL_STDIN_CLOSES = (
+    "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()"
+)
+
+
+def _load(settings, warehouse: WarehouseResource) -> tuple[dg.ExecuteInProcessResult, list[dg.DagsterEventType]]:
+    """The raw load of one day on a persistent instance, and the step events it recorded."""
+    raw = raw_assets.build_defs(settings, daily_partitions(settings)).assets[0]
+    dagster_instance = instance(settings)
+    try:
+        result = dg.materialize(
+            [raw],
+            partition_key=DAY,
+            instance=dagster_instance,
+            resources={"warehouse": warehouse},
+            raise_on_error=False,
+        )
+        kinds = [e.event_type for e in result.all_events if e.is_step_event]
+    finally:
+        dagster_instance.dispose()
+    return result, kinds
+
+
+@pytest.fixture
+def landed(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    settings.ensure_dirs()
+    rows = [f"T{i},C{i},M1,10.00,USD,{DAY}T10:00:00Z,web,US" for i in range(3)]
+    (settings.landing_dir / f"transactions_{DAY}.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    return settings
+
+
+def _release_after_first_retry(settings, holder: subprocess.Popen, stop: threading.Event) -> None:
+    """Let the holder go once the step has met the lock and been put up for retry (or the test ends)."""
+    watcher = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        while not stop.wait(0.2):
+            runs = watcher.get_runs(limit=1)
+            if runs and watcher.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY):
+                break
+    finally:
+        watcher.dispose()
+        holder.stdin.close()
+
+
+def test_a_warehouse_locked_by_another_process_is_retried_until_it_is_free(landed) -> None:
+    settings = landed
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_UNTIL_STDIN_CLOSES, str(settings.warehouse_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stop = threading.Event()
+    release = threading.Thread(target=_release_after_first_retry, args=(settings, holder, stop))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        release.start()
+        result, kinds = _load(settings, WarehouseResource(path=str(settings.warehouse_path), lock_wait_seconds=1))
+    finally:
+        stop.set()
+        release.join(timeout=30)
+        holder.wait(timeout=30)
+    assert result.success
+    assert 1 <= kinds.count(dg.DagsterEventType.STEP_UP_FOR_RETRY) <= 2
+    assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 0
+    assert query(settings, "select count(*) from raw.transactions") == [(3,)]
+
+
+def test_a_lock_held_past_every_retry_fails_the_step_naming_the_lock(landed) -> None:
+    settings = landed
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(settings.warehouse_path), "60"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        warehouse = WarehouseResource(path=str(settings.warehouse_path), lock_retries=2, lock_wait_seconds=0.2)
+        result, kinds = _load(settings, warehouse)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert not result.success
+    assert kinds.count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == 2
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "Could not set lock on file" in failure.event_specific_data.error.cause.message
+
+
+def test_a_warehouse_file_that_is_not_a_database_fails_at_once(landed) -> None:
+    settings = landed
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.warehouse_path.write_text("transaction_id,amount\nT1,10.00\n")
+    result, kinds = _load(settings, WarehouseResource(path=str(settings.warehouse_path), lock_wait_seconds=0.2))
+    assert not result.success
+    assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in kinds
+    assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 1
