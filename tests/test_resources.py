@@ -1,5 +1,5 @@
-"""Retries of the warehouse's steps, through the real raw load on a real instance: a warehouse locked by another
-process is retried until it is free; any other warehouse error fails at once."""
+"""Retries of the warehouse's steps, through the real raw load and dbt build on a real instance: a warehouse locked
+by another process is retried until it is free; any other warehouse or dbt error fails at once."""
 
 import subprocess
 import sys
@@ -9,9 +9,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ballast.clean import assets as clean_assets
 from ballast.common.partitions import daily_partitions
 from ballast.raw import assets as raw_assets
-from ballast.resources import WarehouseResource
+from ballast.resources import WarehouseResource, dbt_cli, dbt_project, ensure_dbt_manifest
 from ballast.runs import instance
 from tests.conftest import START, make_settings, query
 
@@ -24,22 +25,40 @@ HOLD_UNTIL_STDIN_CLOSES = (
 )
 
 
-def _load(settings, warehouse: WarehouseResource) -> tuple[dg.ExecuteInProcessResult, list[dg.DagsterEventType]]:
-    """The raw load of one day on a persistent instance, and the step events it recorded."""
-    raw = raw_assets.build_defs(settings, daily_partitions(settings)).assets[0]
+def _materialize(settings, asset: dg.AssetsDefinition, resources: dict) -> tuple[bool, list[dg.DagsterEvent]]:
+    """One day of `asset` on a persistent instance: success, and the step events it recorded."""
     dagster_instance = instance(settings)
     try:
         result = dg.materialize(
-            [raw],
-            partition_key=DAY,
-            instance=dagster_instance,
-            resources={"warehouse": warehouse},
-            raise_on_error=False,
+            [asset], partition_key=DAY, instance=dagster_instance, resources=resources, raise_on_error=False
         )
-        kinds = [e.event_type for e in result.all_events if e.is_step_event]
+        return result.success, [e for e in result.all_events if e.is_step_event]
     finally:
         dagster_instance.dispose()
-    return result, kinds
+
+
+def _load(settings, warehouse: WarehouseResource) -> tuple[bool, list[dg.DagsterEvent]]:
+    raw = raw_assets.build_defs(settings, daily_partitions(settings)).assets[0]
+    return _materialize(settings, raw, {"warehouse": warehouse})
+
+
+def _dbt_clean(settings, warehouse: WarehouseResource) -> tuple[bool, list[dg.DagsterEvent]]:
+    project = dbt_project(settings)
+    ensure_dbt_manifest(project, settings)
+    [layer] = clean_assets.build_defs(settings, project, daily_partitions(settings)).assets
+    return _materialize(settings, layer, {"warehouse": warehouse, "dbt": dbt_cli(project, settings)})
+
+
+def _kinds(events: list[dg.DagsterEvent]) -> list[dg.DagsterEventType]:
+    return [e.event_type for e in events]
+
+
+def _hold(settings, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(settings.warehouse_path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
 
 
 @pytest.fixture
@@ -77,32 +96,29 @@ def test_a_warehouse_locked_by_another_process_is_retried_until_it_is_free(lande
     try:
         assert holder.stdout.readline().strip() == "held"
         release.start()
-        result, kinds = _load(settings, WarehouseResource(path=str(settings.warehouse_path), lock_wait_seconds=1))
+        success, events = _load(settings, WarehouseResource(path=str(settings.warehouse_path), lock_wait_seconds=1))
     finally:
         stop.set()
         release.join(timeout=30)
         holder.wait(timeout=30)
-    assert result.success
-    assert 1 <= kinds.count(dg.DagsterEventType.STEP_UP_FOR_RETRY) <= 2
-    assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 0
+    assert success
+    assert 1 <= _kinds(events).count(dg.DagsterEventType.STEP_UP_FOR_RETRY) <= 2
+    assert dg.DagsterEventType.STEP_FAILURE not in _kinds(events)
     assert query(settings, "select count(*) from raw.transactions") == [(3,)]
 
 
 def test_a_lock_held_past_every_retry_fails_the_step_naming_the_lock(landed) -> None:
     settings = landed
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(settings.warehouse_path), "60"], stdout=subprocess.PIPE, text=True
-    )
+    holder = _hold(settings, 60)
     try:
-        assert holder.stdout.readline().strip() == "held"
         warehouse = WarehouseResource(path=str(settings.warehouse_path), lock_retries=2, lock_wait_seconds=0.2)
-        result, kinds = _load(settings, warehouse)
+        success, events = _load(settings, warehouse)
     finally:
         holder.kill()
         holder.wait(timeout=30)
-    assert not result.success
-    assert kinds.count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == 2
-    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert not success
+    assert _kinds(events).count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == 2
+    [failure] = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "Could not set lock on file" in failure.event_specific_data.error.cause.message
 
 
@@ -110,7 +126,26 @@ def test_a_warehouse_file_that_is_not_a_database_fails_at_once(landed) -> None:
     settings = landed
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     settings.warehouse_path.write_text("transaction_id,amount\nT1,10.00\n")
-    result, kinds = _load(settings, WarehouseResource(path=str(settings.warehouse_path), lock_wait_seconds=0.2))
-    assert not result.success
-    assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in kinds
-    assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 1
+    success, events = _load(settings, WarehouseResource(path=str(settings.warehouse_path), lock_wait_seconds=0.2))
+    assert not success
+    assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in _kinds(events)
+    assert _kinds(events).count(dg.DagsterEventType.STEP_FAILURE) == 1
+
+
+def test_dbt_meeting_a_held_lock_is_retried_and_a_failing_model_is_not(landed) -> None:
+    settings = landed
+    warehouse = WarehouseResource(path=str(settings.warehouse_path), lock_retries=1, lock_wait_seconds=0.2)
+    # No raw table yet: a model fails on its SQL, which a retry would only repeat.
+    success, events = _dbt_clean(settings, warehouse)
+    assert not success and dg.DagsterEventType.STEP_UP_FOR_RETRY not in _kinds(events)
+    assert _load(settings, warehouse)[0]
+    holder = _hold(settings, 120)
+    try:
+        success, events = _dbt_clean(settings, warehouse)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert not success and _kinds(events).count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    # Once the lock is free, the same build succeeds.
+    assert _dbt_clean(settings, warehouse)[0]
+    assert query(settings, "select count(*) from clean.transactions") == [(3,)]

@@ -61,15 +61,9 @@ WAREHOUSE_LOCK_RETRIES = 4
 WAREHOUSE_LOCK_WAIT_SECONDS = 15.0
 
 
-def warehouse_locked(exc: BaseException) -> bool:
-    return isinstance(exc, duckdb.IOException) and WAREHOUSE_LOCKED in str(exc)
-
-
-def retry_when_locked(exc: BaseException, retries: int, wait_seconds: float) -> dg.RetryRequested | None:
-    """A step retry for a held warehouse lock (Dagster's RetryRequested); None for any other error."""
-    if not warehouse_locked(exc):
-        return None
-    return dg.RetryRequested(max_retries=retries, seconds_to_wait=wait_seconds)
+def warehouse_locked(message: str) -> bool:
+    """Whether an error's text is DuckDB's held-lock error (dbt reports it as text)."""
+    return WAREHOUSE_LOCKED in message
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -83,16 +77,19 @@ class WarehouseResource(dg.ConfigurableResource):
     lock_retries: int = WAREHOUSE_LOCK_RETRIES
     lock_wait_seconds: float = WAREHOUSE_LOCK_WAIT_SECONDS
 
+    def lock_retry(self) -> dg.RetryRequested:
+        """Dagster's request to run the step again later: raised only for a held lock."""
+        return dg.RetryRequested(max_retries=self.lock_retries, seconds_to_wait=self.lock_wait_seconds)
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
         except duckdb.IOException as exc:
-            retry = retry_when_locked(exc, self.lock_retries, self.lock_wait_seconds)
-            if retry is None:
+            if not warehouse_locked(str(exc)):
                 raise
-            raise retry from exc
+            raise self.lock_retry() from exc
         try:
             # Set after connecting: as a connect option it needs ICU loaded before it autoloads.
             con.execute(f"set TimeZone = '{DUCKDB_TIME_ZONE}'")
