@@ -18,6 +18,7 @@ import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliInvocation, DbtCliResource, DbtProject
 
 from ballast.common.atomic import write_atomic
+from ballast.common.retries import WAREHOUSE_LOCK_RETRIES, WAREHOUSE_LOCK_WAIT_SECONDS, warehouse_locked
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
 # dbt, through a front door that answers `--version` without starting dbt (common/dbt_command.py).
@@ -51,19 +52,6 @@ def dbt_project_vars() -> dict[str, Any]:
 def feature_windows() -> FeatureWindows:
     """The dbt var `feature_windows`."""
     return FeatureWindows(**dbt_project_vars()["feature_windows"])
-
-
-# DuckDB's error when another process holds the warehouse file (a notebook, the DuckDB CLI,
-# `ballast report`, a run of another instance): transient, unlike every other error of a step.
-WAREHOUSE_LOCKED = "Could not set lock on file"
-# A step that meets it is retried this many times, this many seconds apart, then fails naming the holder.
-WAREHOUSE_LOCK_RETRIES = 4
-WAREHOUSE_LOCK_WAIT_SECONDS = 15.0
-
-
-def warehouse_locked(message: str) -> bool:
-    """Whether an error's text is DuckDB's held-lock error (dbt reports it as text)."""
-    return WAREHOUSE_LOCKED in message
 
 
 class WarehouseResource(dg.ConfigurableResource):

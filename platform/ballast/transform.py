@@ -13,14 +13,15 @@ from ballast.common.columns import Column
 from ballast.common.metadata import COLUMN_SCHEMA, NO_RETRY_REASON, TRANSFORMATION
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
+from ballast.common.retries import LOCK_RETRY_NOTE, warehouse_locked
 from ballast.dbt_lineage import dbt_column_lineage, lineage_metadata, transformation
-from ballast.resources import WarehouseResource, dbt_invoke, dbt_translator, warehouse_locked
+from ballast.resources import WarehouseResource, dbt_invoke, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 TableMetadata = Callable[[duckdb.DuckDBPyConnection, dg.AssetKey], dict]
 NO_RETRY = (
     "dbt build on the local DuckDB warehouse is deterministic: a retry repeats the failing model or test;"
-    " the next run rebuilds the window (incremental models delete it first)."
+    f" the next run rebuilds the window (incremental models delete it first). {LOCK_RETRY_NOTE}"
 )
 
 
