@@ -11,6 +11,7 @@ import pytest
 
 from ballast.clean import assets as clean_assets
 from ballast.common.partitions import daily_partitions
+from ballast.monitoring.sensors import RUN_ALERT_SENSOR, run_failure_alert
 from ballast.raw import assets as raw_assets
 from ballast.resources import WarehouseResource, dbt_cli, dbt_project, ensure_dbt_manifest
 from ballast.runs import instance
@@ -120,6 +121,19 @@ def test_a_lock_held_past_every_retry_fails_the_step_naming_the_lock(landed) -> 
     assert _kinds(events).count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == 2
     [failure] = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "Could not set lock on file" in failure.event_specific_data.error.cause.message
+    # The run-failure alert names the lock, not Dagster's "Exceeded max_retries" wrapper.
+    dagster_instance = instance(settings)
+    try:
+        [run] = dagster_instance.get_runs(limit=1)
+        [ended] = dagster_instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            RUN_ALERT_SENSOR, ended.dagster_event, dagster_instance, run
+        ).for_run_failure()
+        alert = run_failure_alert(context, settings.ui_url)
+    finally:
+        dagster_instance.dispose()
+    assert alert.steps == ("raw_transactions",)
+    assert alert.summary.startswith('raw_transactions: IOException: IO Error: Could not set lock on file "')
 
 
 def test_a_warehouse_file_that_is_not_a_database_fails_at_once(landed) -> None:
