@@ -18,6 +18,7 @@ import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliInvocation, DbtCliResource, DbtProject
 
 from ballast.common.atomic import write_atomic
+from ballast.common.retries import WAREHOUSE_LOCK_RETRIES, WAREHOUSE_LOCK_WAIT_SECONDS, warehouse_locked
 from ballast.settings import DBT_PROJECT_DIR, Settings
 
 # dbt, through a front door that answers `--version` without starting dbt (common/dbt_command.py).
@@ -54,15 +55,29 @@ def feature_windows() -> FeatureWindows:
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file; a connection is opened per use and closed right after."""
+    """The DuckDB warehouse file; a connection is opened per use and closed right after.
+
+    Used inside steps only: a lock held by another process asks Dagster to retry the step.
+    """
 
     path: str
     memory_limit: str = "2GB"
+    lock_retries: int = WAREHOUSE_LOCK_RETRIES
+    lock_wait_seconds: float = WAREHOUSE_LOCK_WAIT_SECONDS
+
+    def lock_retry(self) -> dg.RetryRequested:
+        """Dagster's request to run the step again later: raised only for a held lock."""
+        return dg.RetryRequested(max_retries=self.lock_retries, seconds_to_wait=self.lock_wait_seconds)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
+        try:
+            con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
+        except duckdb.IOException as exc:
+            if not warehouse_locked(str(exc)):
+                raise
+            raise self.lock_retry() from exc
         try:
             # Set after connecting: as a connect option it needs ICU loaded before it autoloads.
             con.execute(f"set TimeZone = '{DUCKDB_TIME_ZONE}'")

@@ -13,6 +13,7 @@ from ballast.common.columns import Column
 from ballast.common.metadata import COLUMN_SCHEMA, NO_RETRY_REASON, TRANSFORMATION
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
+from ballast.common.retries import LOCK_RETRY_NOTE, warehouse_locked
 from ballast.dbt_lineage import dbt_column_lineage, lineage_metadata, transformation
 from ballast.resources import WarehouseResource, dbt_invoke, dbt_translator
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -20,7 +21,7 @@ from ballast.settings import WAREHOUSE_POOL, Settings
 TableMetadata = Callable[[duckdb.DuckDBPyConnection, dg.AssetKey], dict]
 NO_RETRY = (
     "dbt build on the local DuckDB warehouse is deterministic: a retry repeats the failing model or test;"
-    " the next run rebuilds the window (incremental models delete it first)."
+    f" the next run rebuilds the window (incremental models delete it first). {LOCK_RETRY_NOTE}"
 )
 
 
@@ -78,10 +79,14 @@ def dbt_layer_assets(
             target = settings.dbt_runs_dir / layer
             cause = dbt_failures(target / "run_results.json", invoked_at) or f"see {target / 'dbt.log'}"
             days = f" for {window[0]} to {window[1]}" if window else ""
-            raise dg.Failure(
+            failure = dg.Failure(
                 f"dbt build of the {layer} layer failed{days}: {cause}",
                 metadata={"dbt_artifacts": dg.MetadataValue.path(str(target))},
             )
+            # dbt opens the warehouse itself: a lock held by another process is retried like the warehouse's.
+            if warehouse_locked(f"{cause} {invocation.get_error()}"):
+                raise warehouse.lock_retry() from failure
+            raise failure
 
     def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
         model = lineage.get(spec.key)

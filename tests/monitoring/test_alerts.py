@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 
-from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
+from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, RunFailureAlert, SlackSink, WebhookSink
 
 SECRET = "T0KEN-s3cr3t"
 
@@ -97,3 +97,34 @@ def test_an_unreachable_sink_error_does_not_name_the_address(tmp_path: Path) -> 
     for text in (*failed, *sent, (tmp_path / "alerts.jsonl").read_text(), (tmp_path / "outbox.json").read_text()):
         assert SECRET not in text and "127.0.0.1:9" not in text
     assert SECRET not in repr(WebhookSink(url))
+
+
+def _run_failure(run_id: str = "r9") -> RunFailureAlert:
+    return RunFailureAlert(
+        job="refresh_platform_job",
+        run_id=run_id,
+        steps=("raw_transactions", "clean_dbt_models"),
+        summary="raw_transactions: IOException: Could not set lock on file",
+        url=f"http://localhost:3000/runs/{run_id}",
+    )
+
+
+def test_run_failures_and_check_failures_share_the_outbox_and_slack_names_the_steps(tmp_path: Path, receiver) -> None:
+    handler, url = receiver
+    outbox = Outbox(tmp_path / "outbox.json")
+    # A pending check alert written before run-failure alerts existed (no kind) is still delivered.
+    outbox.path.write_text(json.dumps({"delivered": {}, "pending": {_alert().key: _alert().as_dict()}}))
+    sinks = [JsonlSink(tmp_path / "alerts.jsonl"), SlackSink(url)]
+    sent, failed = outbox.deliver([_run_failure(), _run_failure()], sinks)
+    assert failed == [] and sorted(sent) == sorted(
+        f"{sink}: {key}" for sink in ("alert_log", "slack") for key in ("run:r9", _alert().key)
+    )
+    lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert {line["key"] for line in lines} == {"run:r9", _alert().key}
+    [run] = [line for line in lines if line.get("kind") == "run_failure"]
+    assert run["steps"] == ["raw_transactions", "clean_dbt_models"] and run["severity"] == "ERROR"
+    [check] = [line for line in lines if "kind" not in line]
+    assert check == _alert().as_dict()
+    [slack] = [body["text"] for _, body in handler.received if "refresh_platform_job" in body["text"]]
+    assert "`raw_transactions`, `clean_dbt_models`" in slack and "<http://localhost:3000/runs/r9|" in slack
+    assert outbox.deliver([_run_failure()], sinks) == ([], [])

@@ -14,6 +14,7 @@ from ballast.audit.tables import AUDIT_LAYER, DEBT_INDEX_HISTORY_COLUMNS, DEBT_I
 from ballast.audit.warning_capture import WarningRecord
 from ballast.common.columns import create_table_sql
 from ballast.common.metadata import NO_RETRY_REASON, table_metadata, warehouse_table_name
+from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.model.keys import MODEL_KEY
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -107,8 +108,8 @@ def debt_scorecard_asset(
         pool=WAREHOUSE_POOL,
         kinds={"duckdb"},
         metadata={
-            NO_RETRY_REASON: "reads definitions, manifest and the local instance, then appends to the local"
-            " warehouse: a retry would meet the same failure",
+            NO_RETRY_REASON: "Reads definitions, manifest and the local instance, then appends to the local"
+            f" warehouse: a retry would meet the same failure. {LOCK_RETRY_NOTE}",
             # What the asset keeps in the warehouse: the history its materializations append to.
             **table_metadata(warehouse_table_name(DEBT_INDEX_HISTORY_TABLE), DEBT_INDEX_HISTORY_COLUMNS),
         },

@@ -11,11 +11,12 @@ from pathlib import Path
 import duckdb
 
 from ballast.common.columns import Column
+from ballast.common.retries import LOCK_RETRY_NOTE
 
 # Why the assets that export to the lake have no retry policy (ballast.common.metadata.NO_RETRY_REASON).
 NO_RETRY = (
     "Exports the local DuckDB warehouse to the local Parquet lake, swapping day folders in whole: a retry"
-    " repeats the same failure (disk, lock, schema), and the next run rewrites the window."
+    f" repeats the same failure (disk, schema), and the next run rewrites the window. {LOCK_RETRY_NOTE}"
 )
 
 

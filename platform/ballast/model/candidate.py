@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from ballast.common import code_version
 from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import evaluation, lineage, reference, registry, training
 from ballast.model.keys import EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY, TRAINING_SET_TABLE
@@ -17,9 +18,13 @@ from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), training, evaluation, lineage, reference, registry)
+REGISTRY_NO_RETRY = (
+    "Reads and writes the on-disk model registry: deterministic (fixed row order and seed), so a retry repeats"
+    " the failure; a failed step leaves no half-written version."
+)
 NO_RETRY = (
     "Trains or evaluates on the local warehouse and writes the on-disk model registry: deterministic (fixed row"
-    " order and seed), so a retry repeats the failure; a failed step leaves no half-written version."
+    f" order and seed), so a retry repeats the failure; a failed step leaves no half-written version. {LOCK_RETRY_NOTE}"
 )
 REGISTRY_CHECK = "registry_version_reproduces_holdout"
 

@@ -14,11 +14,11 @@ from ballast.common.metadata import (
     table_metadata,
     warehouse_table_name,
 )
+from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
-from ballast.model.candidate import NO_RETRY as REGISTRY_NO_RETRY
-from ballast.model.candidate import candidate
+from ballast.model.candidate import REGISTRY_NO_RETRY, candidate
 from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, SCORES_COLUMNS, SCORES_KEY, SCORES_TABLE
 from ballast.model.reference import REFERENCE_FEATURES, REFERENCE_SCORES
 from ballast.resources import WarehouseResource
@@ -38,7 +38,7 @@ SCORES_LINEAGE = column_lineage(
 )
 SCORES_NO_RETRY = (
     "Scores the local warehouse's latest feature day with the champion from the on-disk registry: deterministic,"
-    " so a retry repeats the failure; the next run replaces the table whole."
+    f" so a retry repeats the failure; the next run replaces the table whole. {LOCK_RETRY_NOTE}"
 )
 
 

@@ -15,6 +15,7 @@ from ballast.common.metadata import (
     table_metadata,
     warehouse_table_name,
 )
+from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.features.assets import FEATURE_REGISTRY, FEATURES_PARQUET, FeatureStoreResource
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import training
@@ -32,7 +33,7 @@ CODE_VERSION = code_version.of_sources(Path(__file__), training)
 FEATURES_FOUND_CHECK = "every_row_has_features"
 NO_RETRY = (
     "Feast's point-in-time join runs in DuckDB over the local Parquet lake and the result replaces a local warehouse"
-    " table: deterministic, so a retry repeats the failure; the next run rebuilds the table whole."
+    f" table: deterministic, so a retry repeats the failure; the next run rebuilds the table whole. {LOCK_RETRY_NOTE}"
 )
 
 # The training entities: every labelled customer on every snapshot day (every

@@ -14,6 +14,7 @@ from ballast.common import code_version
 from ballast.common.atomic import write_atomic
 from ballast.common.metadata import NO_RETRY_REASON
 from ballast.common.partitions import partition_dates, single_run_asset
+from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
@@ -34,7 +35,7 @@ DAY_COLUMN = "feature_date"
 CODE_VERSION = code_version.of_sources(Path(__file__), profiling)
 NO_RETRY = (
     "Profiles the local warehouse into files under BALLAST_HOME, each written atomically: deterministic, so a retry"
-    " repeats the failure; the next run redoes the window."
+    f" repeats the failure; the next run redoes the window. {LOCK_RETRY_NOTE}"
 )
 
 

@@ -1,4 +1,4 @@
-"""Monitoring sensors: retraining on ERROR drift (once per episode) and alerts for every failed check."""
+"""Monitoring sensors: retraining on ERROR drift (once per episode), alerts for every failed check and every failed run."""
 
 import datetime as dt
 import json
@@ -8,19 +8,29 @@ import dagster as dg
 
 from ballast.common.automation import sensor_status
 from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY, MODEL_KEY, TRAINING_SET_KEY
-from ballast.monitoring.alerts import Alert, JsonlSink, Outbox, SlackSink, WebhookSink
+from ballast.monitoring.alerts import (
+    SUMMARY_CHARS,
+    Alert,
+    JsonlSink,
+    Outbox,
+    RunFailureAlert,
+    SlackSink,
+    WebhookSink,
+    error_line,
+)
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
 from ballast.settings import Settings
 
 RETRAIN_JOB = "retrain_churn_model_job"
 RETRAIN_SENSOR = "drift_error_retraining_sensor"
 ALERT_SENSOR = "check_failure_alert_sensor"
+RUN_ALERT_SENSOR = "run_failure_alert_sensor"
 PAGE = 100
 DRIFT_ERROR = dg.AssetCheckKey(DRIFT_REPORT, FEATURE_PSI_CHECK)
 
 
 class AlertSinks(dg.ConfigurableResource):
-    """Where check-failure alerts go. Webhook addresses are secrets: set them with dagster.EnvVar."""
+    """Where check-failure and run-failure alerts go. Webhook addresses are secrets: set them with dagster.EnvVar."""
 
     alert_log: str
     webhook_url: str | None = None
@@ -88,7 +98,7 @@ def retraining_decision(
 
 
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
-    return [retraining_sensor(settings), alert_sensor(settings)]
+    return [retraining_sensor(settings), alert_sensor(settings), run_failure_alert_sensor(settings)]
 
 
 def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
@@ -126,7 +136,8 @@ def alert_sensor(settings: Settings) -> dg.SensorDefinition:
         minimum_interval_seconds=30,
         default_status=sensor_status(settings),
         description="Sends every failed asset check (asset, check, partition, severity, summary, link) once to the"
-        f" alert log and to BALLAST_ALERT_SINKS ({', '.join(settings.alert_sinks) or 'none'}).",
+        f" alert log and to BALLAST_ALERT_SINKS ({', '.join(settings.alert_sinks) or 'none'}); each tick also"
+        " retries the deliveries of either alert sensor that failed.",
     )
     def check_failure_alert_sensor(context: dg.SensorEvaluationContext, alert_sinks: AlertSinks):
         after = int(context.cursor) if context.cursor else 0
@@ -155,6 +166,67 @@ def alert_sensor(settings: Settings) -> dg.SensorDefinition:
         )
 
     return check_failure_alert_sensor
+
+
+def run_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
+    # Every run of the instance, not only those launched from this code location: a
+    # `ballast run` executes in process, so its runs carry no code location and a sensor
+    # that watches only its own location's jobs never sees them.
+    @dg.run_failure_sensor(
+        name=RUN_ALERT_SENSOR,
+        minimum_interval_seconds=30,
+        monitor_all_code_locations=True,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Sends every failed run (job, run id, failed steps, an error line per step, link) once, as an"
+        f" ERROR, to the alert log and to BALLAST_ALERT_SINKS ({', '.join(settings.alert_sinks) or 'none'}).",
+    )
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alert_sinks: AlertSinks) -> None:
+        alert = run_failure_alert(context, settings.ui_url)
+        sent, failed = Outbox(settings.alert_outbox).deliver([alert], alert_sinks.sinks())
+        for line in failed:
+            context.log.warning(f"alert delivery failed, retried next tick: {line}")
+        context.log.info(f"run {alert.run_id} failed: {len(sent)} delivered, {len(failed)} waiting for a retry")
+        # None, not a SkipReason: the sensor then goes on to the next failed run in the same tick.
+
+    return run_failure_alert_sensor
+
+
+def run_failure_alert(context: dg.RunFailureSensorContext, ui_url: str) -> RunFailureAlert:
+    """The alert for a failed run: its failed steps (from the instance's event log) and one error line each."""
+    run = context.dagster_run
+    failures = [e for e in context.get_step_failure_events() if e.step_key]
+    steps = tuple(dict.fromkeys(e.step_key for e in failures))
+    lines = [error_line(e.step_key, *_error(e.event_specific_data.error)) for e in failures]
+    if not lines:
+        # The run failed outside its steps (a resource, the run worker, run monitoring).
+        lines = [error_line("run", "", context.failure_event.message or "failed")]
+    summary = "\n".join(dict.fromkeys(lines))
+    if len(summary) > SUMMARY_CHARS:
+        summary = summary[: SUMMARY_CHARS - 1] + "…"
+    return RunFailureAlert(
+        job=run.job_name, run_id=run.run_id, steps=steps, summary=summary, url=f"{ui_url}/runs/{run.run_id}"
+    )
+
+
+WRAPPERS = (
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+    "RetryRequested",
+    "RetryRequestedFromPolicy",
+)
+
+
+def _error(error) -> tuple[str, str]:
+    """The error class and message a person acts on: Dagster's wrapper around a step's exception names only the step."""
+    if error is None:
+        return "", "failed"
+    # Also the wrapper of a step that used up its retries ("Exceeded max_retries"): its cause is what failed.
+    while error.cause is not None and error.cls_name in WRAPPERS:
+        error = error.cause
+    # The message starts with the exception's qualified name (traceback's format); keep the short one.
+    cls_name = error.cls_name or ""
+    message = error.message.split(f"{cls_name}: ", 1)[-1] if cls_name else error.message
+    return cls_name, message
 
 
 def _evaluated(record) -> bool:

@@ -11,6 +11,7 @@ from ballast.common import code_version
 from ballast.common.metadata import LANDING_COLUMNS, NO_RETRY_REASON, table_metadata, warehouse_table_name
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
+from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.quality import contract_checks
 from ballast.raw import landing, landing_bulk, landing_formats
 from ballast.raw.landing import (
@@ -51,8 +52,9 @@ IGNORED_NOT_LOADED = "ignored_entries_loaded_nothing"
 
 
 NO_RETRY = (
-    "Reads the local landing folder into the local DuckDB warehouse: a failure is a bad file, a full disk or a"
-    " held lock, which a retry repeats at once; loads are idempotent by file hash, so the next run resumes."
+    "Reads the local landing folder into the local DuckDB warehouse: an unreadable file is rejected and recorded,"
+    " not failed; a failure is a landing folder that cannot be read, a full disk or a damaged warehouse, which a"
+    f" retry repeats at once; loads are idempotent by file hash, so the next run resumes. {LOCK_RETRY_NOTE}"
 )
 
 # The columns of raw.transactions that the loader makes: no landing column holds them.
