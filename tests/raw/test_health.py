@@ -16,8 +16,17 @@ import duckdb
 import pytest
 
 from ballast.cli.generator import GenerateSpec, generate
+from ballast.cli.report import build_report, format_report
 from ballast.raw.assets import RAW_IGNORED_FILES, RAW_REJECTED_FILES, RAW_TRANSACTIONS
-from ballast.raw.health_checks import MISSING_DAYS, NULL_SHARE_ANOMALY, ROW_COUNT_ANOMALY
+from ballast.raw.health_checks import (
+    LAG_MAX_HOURS,
+    LAG_MAX_PARTITION,
+    LAG_MEDIAN_HOURS,
+    LAG_PARTITIONS,
+    MISSING_DAYS,
+    NULL_SHARE_ANOMALY,
+    ROW_COUNT_ANOMALY,
+)
 from ballast.runs import instance, refresh
 from ballast.settings import Settings
 from tests.conftest import START, make_settings, query
@@ -150,15 +159,26 @@ def test_ingestion_lag_is_measured_per_partition(runs: Runs) -> None:
     ][:1]
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     delivered = DAYS - len(MISSING) - 1
-    assert metadata["ingestion_lag_partitions"] == delivered
+    assert metadata[LAG_PARTITIONS] == delivered
     # The first day's latest event is late on that day (about 200 events spread over it), loaded by this run.
     hours = lambda instant: (instant - dt.datetime.combine(START, dt.time(), dt.UTC).timestamp()) / 3600  # noqa: E731
-    assert metadata["ingestion_lag_max_partition"] == str(START)
-    assert hours(runs.started) - 24 < metadata["ingestion_lag_max_hours"] < hours(runs.finished) - 20
+    assert metadata[LAG_MAX_PARTITION] == str(START)
+    assert hours(runs.started) - 24 < metadata[LAG_MAX_HOURS] < hours(runs.finished) - 20
     # The median partition sits mid-window: about DAYS / 2 days less than the first.
-    gap = metadata["ingestion_lag_max_hours"] - metadata["ingestion_lag_median_hours"]
+    gap = metadata[LAG_MAX_HOURS] - metadata[LAG_MEDIAN_HOURS]
     assert (DAYS / 2 - 2) * 24 < gap < (DAYS / 2 + 2) * 24
     calm = [m for m in runs.calm.asset_materializations_for_node("raw_transactions") if m.asset_key == RAW_TRANSACTIONS]
-    # Days loaded by the first run keep that run's load time: the second run re-measures, it does not reset.
-    assert calm[0].metadata["ingestion_lag_partitions"].value == DAYS - CALM_FROM + 1
-    assert calm[0].metadata["ingestion_lag_max_hours"].value < metadata["ingestion_lag_max_hours"]
+    # The second run measures its own window, whose oldest day is the most late.
+    assert calm[0].metadata[LAG_PARTITIONS].value == DAYS - CALM_FROM + 1
+    assert calm[0].metadata[LAG_MAX_PARTITION].value == str(day(CALM_FROM))
+
+
+def test_the_report_shows_the_latest_loads_ingestion_lag(runs: Runs) -> None:
+    report = build_report(runs.settings)
+    lag = report["ingestion_lag"]
+    latest = [
+        m for m in runs.calm.asset_materializations_for_node("raw_transactions") if m.asset_key == RAW_TRANSACTIONS
+    ]
+    assert lag["run_id"] == runs.calm.run_id
+    assert lag[LAG_MEDIAN_HOURS] == latest[0].metadata[LAG_MEDIAN_HOURS].value
+    assert f"max {lag[LAG_MAX_HOURS]:,.1f} h ({day(CALM_FROM)})" in format_report(report)

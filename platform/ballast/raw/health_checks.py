@@ -24,6 +24,12 @@ NULL_SHARE_ANOMALY = "null_shares_in_expected_range"
 # The most flagged days (or day ranges) a check's metadata table lists, and its description names.
 MAX_LISTED_DAYS = 50
 MAX_DESCRIBED = 5
+# The ingestion-lag gauge's metadata keys on raw/transactions (`ballast report` reads them back).
+LAG_PARTITIONS = "ingestion_lag_partitions"
+LAG_MEDIAN_HOURS = "ingestion_lag_median_hours"
+LAG_MAX_HOURS = "ingestion_lag_max_hours"
+LAG_MAX_PARTITION = "ingestion_lag_max_partition"
+LAG_UNMEASURED = "ingestion_lag_unmeasured_partitions"
 
 
 def check_specs(settings: Settings, asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -181,14 +187,14 @@ def load_times(instance: dg.DagsterInstance, load_ids: list[str]) -> dict[str, f
 
 def lag_metadata(lag: health.IngestionLag) -> dict:
     """The ingestion-lag gauge of the window, for the raw materialization."""
-    metadata: dict = {"ingestion_lag_partitions": lag.measured}
+    metadata: dict = {LAG_PARTITIONS: lag.measured}
     if lag.measured:
         metadata |= {
-            "ingestion_lag_median_hours": round(lag.median_hours, 2),
-            "ingestion_lag_max_hours": round(lag.max_hours, 2),
-            "ingestion_lag_max_partition": str(lag.max_day),
+            LAG_MEDIAN_HOURS: round(lag.median_hours, 2),
+            LAG_MAX_HOURS: round(lag.max_hours, 2),
+            LAG_MAX_PARTITION: str(lag.max_day),
         }
     if lag.measured < lag.partitions:
         # Their loads' runs are no longer in the run history.
-        metadata["ingestion_lag_unmeasured_partitions"] = lag.partitions - lag.measured
+        metadata[LAG_UNMEASURED] = lag.partitions - lag.measured
     return metadata
