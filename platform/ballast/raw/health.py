@@ -198,18 +198,6 @@ def anomalies(
     ]
 
 
-# An accepted event timestamp's parts, by the clean layer's pattern (dbt macro utc_timestamp).
-# The gauge needs the instant to the second, so fractions are read but not used.
-_TIMESTAMP_PATTERN = r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?$"
-_PARTS = "['year', 'month', 'day', 'hour', 'minute', 'second', 'fraction', 'z', 'sign', 'offset_hour', 'offset_minute']"
-_EVENT_UTC = """(
-    try_cast(p.year || '-' || p.month || '-' || p.day || ' ' || coalesce(nullif(p.hour, ''), '00') || ':'
-             || coalesce(nullif(p.minute, ''), '00') || ':' || coalesce(nullif(p.second, ''), '00') as timestamp)
-    - to_minutes(case when p.sign = '-' then -1 else 1 end
-                 * (coalesce(try_cast(nullif(p.offset_hour, '') as int), 0) * 60
-                    + coalesce(try_cast(nullif(p.offset_minute, '') as int), 0))))"""
-
-
 @dataclass(frozen=True)
 class IngestionLag:
     """Per partition, hours from its latest event to the load of the file that brought it; median and max over a window."""
@@ -226,24 +214,21 @@ def ingestion_lag(
 ) -> IngestionLag:
     """The lag of every partition of [start, end] with rows, given each load id's load time (epoch seconds).
 
-    The latest event is the latest parseable event timestamp no later than its load (a
-    timestamp after its load is a bad one, which the clean layer quarantines). A partition
-    whose loads have no known time (a run history that was cleared) is not measured.
+    The latest event is the latest event timestamp, read by DuckDB's cast (a naive value
+    in the session's time zone: UTC on every warehouse connection), no later than its
+    load: a gauge needs the instant, not the clean layer's strict reading, and a timestamp
+    after its load is a bad one, which the clean layer quarantines. A partition whose
+    loads have no known time (a run history that was cleared) is not measured.
     """
     row = con.execute(
         f"""
         with loads as (
-            select unnest($ids::varchar[]) as load_id,
-                   make_timestamp(cast(unnest($times::double[]) * 1000000 as bigint)) as loaded_at
+            select unnest($ids::varchar[]) as load_id, to_timestamp(unnest($times::double[])) as loaded_at
         ),
         events as (
-            select event_date, load_id, {_EVENT_UTC} as event_at
-            from (
-                select event_date, load_id,
-                       regexp_extract(trim(event_timestamp), $pattern, {_PARTS}) as p
-                from {RAW_TRANSACTIONS_TABLE}
-                where event_date between $start and $end and raw_line is null
-            )
+            select event_date, load_id, try_cast(trim(event_timestamp) as timestamptz) as event_at
+            from {RAW_TRANSACTIONS_TABLE}
+            where event_date between $start and $end and raw_line is null
         ),
         per_day as (
             select event_date, arg_max(loaded_at, event_at) - max(event_at) as lag
@@ -257,13 +242,7 @@ def ingestion_lag(
             count(*), median(hours), max(hours), arg_max(event_date, hours)
         from hours
         """,
-        {
-            "ids": list(load_times),
-            "times": list(load_times.values()),
-            "start": start,
-            "end": end,
-            "pattern": _TIMESTAMP_PATTERN,
-        },
+        {"ids": list(load_times), "times": list(load_times.values()), "start": start, "end": end},
     ).fetchone()
     partitions, measured, median, worst, worst_day = row
     return IngestionLag(partitions, measured, median, worst, worst_day)
