@@ -51,6 +51,8 @@ ALERT_SINKS = ("webhook", "slack")
 OPENLINEAGE_TRANSPORTS = ("file", "http", "none")
 # The API key of the HTTP endpoint is a secret: Dagster reads it through EnvVar, Settings only notes it is set.
 OPENLINEAGE_API_KEY_ENV = "BALLAST_OPENLINEAGE_API_KEY"
+# The longest trailing window the raw anomaly checks compare a day with (a year).
+MAX_ANOMALY_WINDOW_DAYS = 366
 
 
 class SettingsError(ValueError):
@@ -242,6 +244,20 @@ def _parse_switch(name: str, value: str) -> bool:
     return switch
 
 
+def _check_anomaly(s: Settings) -> None:
+    if not (math.isfinite(s.anomaly_z) and s.anomaly_z > 0):
+        raise SettingsError(f"BALLAST_ANOMALY_Z={s.anomaly_z} must be a finite number above 0 (e.g. 3.5)")
+    if not 1 <= s.anomaly_window_days <= MAX_ANOMALY_WINDOW_DAYS:
+        raise SettingsError(
+            f"BALLAST_ANOMALY_WINDOW_DAYS={s.anomaly_window_days} must be between 1 and {MAX_ANOMALY_WINDOW_DAYS}"
+        )
+    if not 1 <= s.anomaly_min_history_days <= s.anomaly_window_days:
+        raise SettingsError(
+            f"BALLAST_ANOMALY_MIN_HISTORY_DAYS={s.anomaly_min_history_days} must be between 1 and"
+            f" BALLAST_ANOMALY_WINDOW_DAYS ({s.anomaly_window_days}): the history is read from that window"
+        )
+
+
 def _parse_float(name: str, value: str) -> float:
     try:
         return float(value)
@@ -291,6 +307,12 @@ class Settings:
     # A partition day whose quarantined share of raw rows exceeds this fails the blocking
     # check on clean/transactions: a broken delivery must not flow on into features thin.
     max_quarantine_share: float = 0.05
+    # Raw volume and null-share anomalies (raw/health.py): a day whose robust z-score against
+    # the trailing window's median and MAD exceeds anomaly_z warns, once the window holds
+    # anomaly_min_history_days days with data.
+    anomaly_z: float = 3.5
+    anomaly_window_days: int = 28
+    anomaly_min_history_days: int = 14
     # The debt scorecard (audit layer): the overall debt index under which the scorecard
     # asks for a review (WARN) and `ballast audit` fails, and each dimension's target.
     audit_min_index: float = 0.8
@@ -345,6 +367,7 @@ class Settings:
             raise SettingsError(
                 f"BALLAST_MAX_QUARANTINE_SHARE={self.max_quarantine_share} must be above 0 and at most 1"
             )
+        _check_anomaly(self)
         for name, value in self.audit_targets_by_env().items():
             if not 0 <= value <= 1:
                 raise SettingsError(f"{name}={value} must be between 0 and 1")
@@ -406,6 +429,7 @@ class Settings:
             ("drift_psi", "BALLAST_DRIFT_PSI"),
             ("retrain_cooldown_hours", "BALLAST_RETRAIN_COOLDOWN_HOURS"),
             ("max_quarantine_share", "BALLAST_MAX_QUARANTINE_SHARE"),
+            ("anomaly_z", "BALLAST_ANOMALY_Z"),
             ("audit_min_index", "BALLAST_AUDIT_MIN_INDEX"),
             ("audit_target_documentation", "BALLAST_AUDIT_TARGET_DOCUMENTATION"),
             ("audit_target_coverage", "BALLAST_AUDIT_TARGET_COVERAGE"),
@@ -442,6 +466,8 @@ class Settings:
             ("parity_sample_size", "BALLAST_PARITY_SAMPLE_SIZE"),
             ("min_segment_customers", "BALLAST_MIN_SEGMENT_CUSTOMERS"),
             ("reference_days", "BALLAST_REFERENCE_DAYS"),
+            ("anomaly_window_days", "BALLAST_ANOMALY_WINDOW_DAYS"),
+            ("anomaly_min_history_days", "BALLAST_ANOMALY_MIN_HISTORY_DAYS"),
         ):
             if key in env:
                 kwargs[name] = _parse_int(key, env[key])

@@ -6,14 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 
 from ballast.clean.tables import CLEAN_QUARANTINE_TABLE, CLEAN_TRANSACTIONS_TABLE
+from ballast.common.naming import table_key
 from ballast.features import feast_repo
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry
 from ballast.model.keys import LABELS_TABLE, SCORES_TABLE, TRAINING_SET_TABLE
 from ballast.model.training import MODEL_NAME
+from ballast.raw import health_checks
 from ballast.raw.tables import RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.settings import Settings
 
@@ -106,6 +109,7 @@ def build_report(settings: Settings) -> dict[str, Any]:
         "layers": layers,
         "quarantine": quarantine,
         "rejected_files": rejected_files,
+        "ingestion_lag": _ingestion_lag(settings),
         "feature_store": feast_repo.online_status(settings.home),
         "model": model,
     }
@@ -124,6 +128,26 @@ def _read_json(path: Path, text: str, keys: tuple[str, ...], fix: str) -> dict[s
     if not isinstance(value, dict) or not set(keys) <= set(value):
         raise ReportError(f"{path} is damaged (not an object with {', '.join(keys) or 'fields'}); {fix}")
     return value
+
+
+def _ingestion_lag(settings: Settings) -> dict[str, Any] | None:
+    """The ingestion-lag gauge of the latest raw load (its materialization's metadata); None before the first."""
+    if not (settings.dagster_home / "dagster.yaml").is_file():
+        return None
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        records = instance.fetch_materializations(table_key(RAW_TRANSACTIONS_TABLE), limit=1).records
+    finally:
+        instance.dispose()
+    metadata = {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else {}
+    if health_checks.LAG_MEDIAN_HOURS not in metadata:
+        return None
+    keys = (health_checks.LAG_PARTITIONS, health_checks.LAG_MEDIAN_HOURS, health_checks.LAG_MAX_HOURS)
+    return {
+        "run_id": records[0].run_id,
+        **{k: metadata[k] for k in keys},
+        "max_partition": metadata[health_checks.LAG_MAX_PARTITION],
+    }
 
 
 def _drift(settings: Settings) -> dict[str, Any] | None:
@@ -168,6 +192,13 @@ def format_report(report: dict[str, Any]) -> str:
     if report["rejected_files"]:
         lines.append("Rejected files:")
         lines += [f"  {r['source_file']}: {r['reason']} ({r['detail']})" for r in report["rejected_files"]]
+    lag = report["ingestion_lag"]
+    if lag:
+        lines.append(
+            f"Ingestion lag (latest raw load, {lag[health_checks.LAG_PARTITIONS]:,} partition(s)): median"
+            f" {lag[health_checks.LAG_MEDIAN_HOURS]:,.1f} h, max {lag[health_checks.LAG_MAX_HOURS]:,.1f} h"
+            f" ({lag['max_partition']}), from each day's latest event to its file's load"
+        )
     store = report["feature_store"]
     if store and store["last_materialized_partition"]:
         lines.append(

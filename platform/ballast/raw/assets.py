@@ -13,7 +13,7 @@ from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates
 from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.quality import contract_checks
-from ballast.raw import landing, landing_bulk, landing_formats
+from ballast.raw import health, health_checks, landing, landing_bulk, landing_formats
 from ballast.raw.landing import (
     RAW_DDL,
     LandingError,
@@ -146,7 +146,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
 
     @dg.multi_asset(
         specs=RAW_SPECS,
-        check_specs=RAW_CHECK_SPECS,
+        check_specs=[*RAW_CHECK_SPECS, *health_checks.check_specs(settings, RAW_TRANSACTIONS)],
         name="raw_transactions",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -180,7 +180,14 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
             for f in loads:
                 if f.rejected and not f.skipped:
                     context.log.warning(f"rejected landing file {f.name}: {f.rejected} ({f.detail})")
-            yield from _results(con, loads, start, end)
+            lag = health.ingestion_lag(
+                con, start, end, health_checks.load_times(context.instance, health.load_ids(con, start, end))
+            )
+            yield from _results(con, loads, start, end, health_checks.lag_metadata(lag))
+            yield health_checks.missing_days_result(
+                con, settings, RAW_TRANSACTIONS, sorted({f.event_date for f in found.files})
+            )
+            yield from health_checks.anomaly_results(con, settings, RAW_TRANSACTIONS, start, end, landing.utc_today())
         clear_scratch(scratch)
 
     return dg.Definitions(
@@ -189,9 +196,9 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
     )
 
 
-def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], start: dt.date, end: dt.date):
+def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], start: dt.date, end: dt.date, lag: dict):
     """The window's materializations and checks, read back from the tables the load wrote."""
-    yield _transactions_result(con, loads, start, end)
+    yield _transactions_result(con, loads, start, end, lag)
     # Files that belong to no partition (event_date null) count against every run.
     rejected = con.execute(
         f"select coalesce(event_date::varchar, '-'), source_file, reason, detail from {RAW_REJECTED_FILES_TABLE}"
@@ -233,7 +240,11 @@ def _results(con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], star
 
 
 def _transactions_result(
-    con: duckdb.DuckDBPyConnection, loads: list[landing.FileLoad], start: dt.date, end: dt.date
+    con: duckdb.DuckDBPyConnection,
+    loads: list[landing.FileLoad],
+    start: dt.date,
+    end: dt.date,
+    lag: dict | None = None,
 ) -> dg.MaterializeResult:
     rows, malformed = con.execute(
         f"select count(*), count(raw_line) from {RAW_TRANSACTIONS_TABLE} where event_date between ? and ?",
@@ -263,6 +274,7 @@ def _transactions_result(
             "files_loaded_per_line": sum(1 for f in loads if not f.bulk and not f.skipped and not f.rejected),
             "malformed_lines": malformed,
             "files": dg.MetadataValue.md(_bounded_md(["file", "rows", "malformed lines", "outcome"], outcomes)),
+            **(lag or {}),
         },
     )
 
