@@ -176,7 +176,7 @@ def run_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         name=RUN_ALERT_SENSOR,
         minimum_interval_seconds=30,
         monitor_all_code_locations=True,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=sensor_status(settings),
         description="Sends every failed run (job, run id, failed steps, an error line per step, link) once, as an"
         f" ERROR, to the alert log and to BALLAST_ALERT_SINKS ({', '.join(settings.alert_sinks) or 'none'}).",
     )
