@@ -17,6 +17,7 @@ from ballast.lineage.export import OpenLineageExport, export_sensor
 from ballast.lineage.policy import lineage_policy_check
 from ballast.model import assets as model_assets
 from ballast.monitoring import assets as monitoring_assets
+from ballast.monitoring import freshness
 from ballast.monitoring import sensors as monitoring_sensors
 from ballast.monitoring.recovery import dead_run_sensor
 from ballast.monitoring.sensors import AlertSinks
@@ -76,11 +77,6 @@ def _build_defs(
     project = dbt_project(settings)
     ensure_dbt_manifest(project, settings)
     partitions_def = daily_partitions(settings)
-    refresh = dg.define_asset_job(
-        REFRESH_JOB,
-        selection=dg.AssetSelection.all(),
-        description="Materialize every layer, raw to model, for a range of daily partitions.",
-    )
     # Off until switched on in the UI: a laptop should not start runs on its own.
     automation = dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
@@ -96,16 +92,30 @@ def _build_defs(
         monitoring_assets.build_defs(settings, partitions_def),
         audit_assets.build_defs(settings, project.manifest_path, repository, load_warnings),
     )
+    # Freshness is judged against the wall clock, by its sensor: a refresh run leaves it out.
+    freshness_checks = freshness.build_checks(settings, layers.assets or [])
+    refresh = dg.define_asset_job(
+        REFRESH_JOB,
+        selection=dg.AssetSelection.all() - dg.AssetSelection.checks(freshness_checks),
+        description="Materialize every layer, raw to model, for a range of daily partitions.",
+    )
     return dg.Definitions(
-        assets=dg.map_asset_specs(_with_automation, layers.assets or []),
+        assets=dg.map_asset_specs(
+            lambda spec: freshness.with_freshness_policy(_with_automation(spec), settings), layers.assets or []
+        ),
         # The column lineage of every layer is known here, before any run: the policy checks it.
-        asset_checks=[*(layers.asset_checks or []), lineage_policy_check(ColumnGraph.from_defs(layers), settings)],
+        asset_checks=[
+            *(layers.asset_checks or []),
+            lineage_policy_check(ColumnGraph.from_defs(layers), settings),
+            freshness_checks,
+        ],
         jobs=[refresh, monitoring_sensors.retrain_job()],
         sensors=[
             automation,
             dead_run_sensor(settings),
             *monitoring_sensors.build_sensors(settings),
             export_sensor(settings),
+            freshness.freshness_sensor(settings, freshness_checks),
         ],
         resources=build_resources(settings, project),
         executor=EXECUTORS[settings.executor],

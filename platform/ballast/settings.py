@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -51,6 +52,10 @@ ALERT_SINKS = ("webhook", "slack")
 OPENLINEAGE_TRANSPORTS = ("file", "http", "none")
 # The API key of the HTTP endpoint is a secret: Dagster reads it through EnvVar, Settings only notes it is set.
 OPENLINEAGE_API_KEY_ENV = "BALLAST_OPENLINEAGE_API_KEY"
+# Freshness (ballast.monitoring.freshness): at each tick of this cron, in this time zone, the
+# last completed day must be materialized on the raw, clean and features layers.
+FRESHNESS_DEADLINE_CRON = "0 9 * * *"
+FRESHNESS_TIMEZONE = "UTC"
 
 
 class SettingsError(ValueError):
@@ -127,6 +132,44 @@ def _memory_limit_problem(value: str) -> str | None:
     finally:
         con.close()
     return None
+
+
+@functools.lru_cache(maxsize=16)
+def _deadline_problem(cron: str, timezone: str) -> str | None:
+    """Dagster's own reason for refusing `cron` as a daily freshness deadline, or None."""
+    # Dagster's parser is the authority on its crons; importing it costs about a second, so
+    # only a value other than the default pays for it.
+    if (cron, timezone) == (FRESHNESS_DEADLINE_CRON, FRESHNESS_TIMEZONE):
+        return None
+    import dagster as dg
+
+    try:
+        # The freshness policy looks back one day from each deadline: ticks must be a day apart or more.
+        dg.FreshnessPolicy.cron(cron, dt.timedelta(days=1), timezone)
+    except Exception as exc:  # Dagster raises its internal CheckError, which is not public
+        reason = str(exc)
+        if "smallest cron interval" in reason:
+            return "it fires more than once a day"
+        if "Invalid cron string" in reason:
+            return "not a cron expression of five fields: minute hour day-of-month month day-of-week"
+        return reason.removeprefix("Invariant failed. Description: ").strip().splitlines()[0]
+    return None
+
+
+def _check_freshness(s: Settings) -> None:
+    try:
+        zoneinfo.ZoneInfo(s.freshness_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"BALLAST_FRESHNESS_TIMEZONE={s.freshness_timezone!r} is not a known time zone;"
+            " set an IANA name such as UTC or Europe/Berlin"
+        ) from None
+    problem = _deadline_problem(s.freshness_deadline_cron, s.freshness_timezone)
+    if problem:
+        raise SettingsError(
+            f"BALLAST_FRESHNESS_DEADLINE_CRON={s.freshness_deadline_cron!r} cannot be used ({problem});"
+            " set a cron expression that fires at most once a day, such as '0 9 * * *' (09:00 every day)"
+        )
 
 
 def _check_values(s: Settings) -> None:
@@ -273,6 +316,8 @@ class Settings:
     # The OpenLineage namespace of Ballast's jobs (and of datasets that are not warehouse tables).
     openlineage_namespace: str = "ballast"
     openlineage_api_key_set: bool = False
+    freshness_deadline_cron: str = FRESHNESS_DEADLINE_CRON
+    freshness_timezone: str = FRESHNESS_TIMEZONE
 
     def __post_init__(self) -> None:
         if self.feature_engine not in FEATURE_ENGINES:
@@ -312,6 +357,7 @@ class Settings:
             if not 0 <= value <= 1:
                 raise SettingsError(f"{name}={value} must be between 0 and 1")
         _check_openlineage(self)
+        _check_freshness(self)
         _check_values(self)
         _check_paths(self)
 
@@ -388,6 +434,10 @@ class Settings:
             if key in env:
                 kwargs[name] = env[key].strip()
         kwargs["openlineage_api_key_set"] = bool(env.get(OPENLINEAGE_API_KEY_ENV))
+        if "BALLAST_FRESHNESS_DEADLINE_CRON" in env:
+            kwargs["freshness_deadline_cron"] = " ".join(env["BALLAST_FRESHNESS_DEADLINE_CRON"].split())
+        if "BALLAST_FRESHNESS_TIMEZONE" in env:
+            kwargs["freshness_timezone"] = env["BALLAST_FRESHNESS_TIMEZONE"].strip()
         if "BALLAST_SEGMENT_COLUMN" in env:
             kwargs["segment_column"] = env["BALLAST_SEGMENT_COLUMN"].strip()
         for name, key in (
