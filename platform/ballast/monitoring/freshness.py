@@ -70,9 +70,10 @@ def freshness_policy(settings: Settings) -> dg.FreshnessPolicy:
 
 
 def with_freshness_policy(spec: dg.AssetSpec, settings: Settings) -> dg.AssetSpec:
-    if spec.group_name not in FRESHNESS_LAYERS or spec.partitions_def is None:
+    # An asset with a policy of its own keeps it.
+    if spec.group_name not in FRESHNESS_LAYERS or spec.partitions_def is None or spec.freshness_policy is not None:
         return spec
-    return dg.apply_freshness_policy(spec, freshness_policy(settings), overwrite_existing=False)
+    return spec.replace_attributes(freshness_policy=freshness_policy(settings))
 
 
 def freshness_checks(
