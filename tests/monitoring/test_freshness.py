@@ -116,6 +116,10 @@ def test_the_day_due_is_the_last_utc_day_completed_at_the_deadline() -> None:
     tokyo, _ = freshness.deadline_ticks("30 23 * * *", "Asia/Tokyo", now)
     assert tokyo == dt.datetime(2026, 3, 9, 14, 30, tzinfo=dt.UTC)
     assert freshness.last_completed_day(tokyo) == dt.date(2026, 3, 8)
+    # 14 hours ahead of UTC: 19:00 there on the 10th is 05:00 UTC on the 10th.
+    kiritimati, _ = freshness.deadline_ticks("0 19 * * *", "Pacific/Kiritimati", now)
+    assert kiritimati == dt.datetime(2026, 3, 10, 5, 0, tzinfo=dt.UTC)
+    assert freshness.last_completed_day(kiritimati) == dt.date(2026, 3, 9)
     # Weekdays only: on a Monday afternoon the latest deadline is Monday's, Sunday the day due.
     monday, _ = freshness.deadline_ticks("0 9 * * 1-5", "UTC", dt.datetime(2026, 3, 9, 12, 0, tzinfo=dt.UTC))
     assert freshness.last_completed_day(monday) == dt.date(2026, 3, 8)

@@ -10,6 +10,7 @@ same assets lets Dagster's asset health show whether they were refreshed in time
 """
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Iterable, Sequence
 
 import dagster as dg
@@ -36,8 +37,9 @@ _TICK_HISTORY = dt.timedelta(days=9 * 366)
 
 
 def deadline_ticks(cron: str, timezone: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
-    """The latest deadline that has passed and the next one (as of `now`, default the wall clock)."""
-    now = now or dt.datetime.now(dt.UTC)
+    """The latest deadline that has passed and the next one, as of `now`: the wall clock or a moment before it."""
+    # Dagster reads a start and end as wall-clock times in the definition's time zone.
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(timezone))
     # A cron-partitioned definition is Dagster's public calendar of cron ticks in a time zone;
     # ending it at `now` makes its last window the one the latest tick closed.
     ticks = dg.TimeWindowPartitionsDefinition(
