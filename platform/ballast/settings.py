@@ -56,6 +56,9 @@ OPENLINEAGE_API_KEY_ENV = "BALLAST_OPENLINEAGE_API_KEY"
 # last completed day must be materialized on the raw, clean and features layers.
 FRESHNESS_DEADLINE_CRON = "0 9 * * *"
 FRESHNESS_TIMEZONE = "UTC"
+# The freshness policy counts a materialization in this span before each deadline, so
+# deadlines must be at least this far apart.
+FRESHNESS_LOOKBACK = dt.timedelta(days=1)
 
 
 class SettingsError(ValueError):
@@ -144,8 +147,7 @@ def _deadline_problem(cron: str, timezone: str) -> str | None:
     import dagster as dg
 
     try:
-        # The freshness policy looks back one day from each deadline: ticks must be a day apart or more.
-        dg.FreshnessPolicy.cron(cron, dt.timedelta(days=1), timezone)
+        dg.FreshnessPolicy.cron(cron, FRESHNESS_LOOKBACK, timezone)
     except Exception as exc:  # Dagster raises its internal CheckError, which is not public
         reason = str(exc)
         if "smallest cron interval" in reason:

@@ -18,13 +18,11 @@ import dagster as dg
 from ballast.clean.tables import CLEAN_LAYER
 from ballast.features.tables import FEATURES_LAYER
 from ballast.raw.tables import RAW_LAYER
-from ballast.settings import Settings
+from ballast.settings import FRESHNESS_LOOKBACK, Settings
 
 FRESHNESS_CHECK = "partition_freshness"
 FRESHNESS_SENSOR = "freshness_deadline_sensor"
 FRESHNESS_LAYERS = (RAW_LAYER, CLEAN_LAYER, FEATURES_LAYER)
-# The policy and the sensor's tick arithmetic look back one day from each deadline.
-LOOKBACK = dt.timedelta(days=1)
 # Metadata keys of Dagster's own freshness checks, so the UI reads these results alike.
 DEADLINE_KEY = "dagster/latest_cron_tick_timestamp"
 FRESH_UNTIL_KEY = "dagster/fresh_until_timestamp"
@@ -49,7 +47,7 @@ def deadline_ticks(cron: str, timezone: str, now: dt.datetime | None = None) -> 
     if window is None or window.end > now:
         raise ValueError(f"no tick of {cron!r} ({timezone}) in the {_TICK_HISTORY.days} days before {now}")
     following = ticks.get_next_partition_window(window.end, respect_bounds=False)
-    return window.end, following.end if following else window.end + LOOKBACK
+    return window.end, following.end if following else window.end + FRESHNESS_LOOKBACK
 
 
 def last_completed_day(deadline: dt.datetime) -> dt.date:
@@ -68,7 +66,7 @@ def monitored_keys(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> list
 
 def freshness_policy(settings: Settings) -> dg.FreshnessPolicy:
     """Fresh when materialized in the day before each deadline; Dagster's freshness daemon evaluates it."""
-    return dg.FreshnessPolicy.cron(settings.freshness_deadline_cron, LOOKBACK, settings.freshness_timezone)
+    return dg.FreshnessPolicy.cron(settings.freshness_deadline_cron, FRESHNESS_LOOKBACK, settings.freshness_timezone)
 
 
 def with_freshness_policy(spec: dg.AssetSpec, settings: Settings) -> dg.AssetSpec:
