@@ -52,10 +52,15 @@ def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return load_defs(settings)[0]
+    """What in-process runs execute: the code location without the freshness checks and their sensor.
+
+    `execute_in_process` with an asset selection runs every check on the selected assets,
+    whatever its job selects; freshness judges the wall clock, so its sensor runs it.
+    """
+    return load_defs(settings, freshness_checks=False)[0]
 
 
-def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, ...]]:
+def load_defs(settings: Settings, freshness_checks: bool = True) -> tuple[dg.Definitions, tuple[WarningRecord, ...]]:
     """The code location and the deprecation, Beta and Preview warnings raised while building it.
 
     The warnings feed the debt scorecard's dependency freshness; nothing is written at load.
@@ -64,7 +69,9 @@ def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, 
     set_history_sync(settings.dagster_home, settings.history_sync)
     built: list[dg.Definitions] = []
     with capture("load") as captured:
-        defs = _build_defs(settings, lambda: built[0].get_repository_def(), lambda: tuple(captured.records))
+        defs = _build_defs(
+            settings, lambda: built[0].get_repository_def(), lambda: tuple(captured.records), freshness_checks
+        )
         built.append(defs)
         # Resolving the repository (merging, validating) raises warnings of its own.
         defs.get_repository_def()
@@ -72,7 +79,10 @@ def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, 
 
 
 def _build_defs(
-    settings: Settings, repository: audit_assets.Repository, load_warnings: audit_assets.LoadWarnings
+    settings: Settings,
+    repository: audit_assets.Repository,
+    load_warnings: audit_assets.LoadWarnings,
+    freshness_checks: bool,
 ) -> dg.Definitions:
     project = dbt_project(settings)
     ensure_dbt_manifest(project, settings)
@@ -93,10 +103,10 @@ def _build_defs(
         audit_assets.build_defs(settings, project.manifest_path, repository, load_warnings),
     )
     # Freshness is judged against the wall clock, by its sensor: a refresh run leaves it out.
-    freshness_checks = freshness.build_checks(settings, layers.assets or [])
+    monitoring = [freshness.build_checks(settings, layers.assets or [])] if freshness_checks else []
     refresh = dg.define_asset_job(
         REFRESH_JOB,
-        selection=dg.AssetSelection.all() - dg.AssetSelection.checks(freshness_checks),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*monitoring),
         description="Materialize every layer, raw to model, for a range of daily partitions.",
     )
     return dg.Definitions(
@@ -107,7 +117,7 @@ def _build_defs(
         asset_checks=[
             *(layers.asset_checks or []),
             lineage_policy_check(ColumnGraph.from_defs(layers), settings),
-            freshness_checks,
+            *monitoring,
         ],
         jobs=[refresh, monitoring_sensors.retrain_job()],
         sensors=[
@@ -115,7 +125,7 @@ def _build_defs(
             dead_run_sensor(settings),
             *monitoring_sensors.build_sensors(settings),
             export_sensor(settings),
-            freshness.freshness_sensor(settings, freshness_checks),
+            *(freshness.freshness_sensor(settings, checks) for checks in monitoring),
         ],
         resources=build_resources(settings, project),
         executor=EXECUTORS[settings.executor],
@@ -124,7 +134,7 @@ def _build_defs(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_defs(Settings.from_env())
+    return load_defs(Settings.from_env())[0]
 
 
 def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from ballast.clean.tables import CLEAN_LAYER
 from ballast.common.partitions import daily_partitions
-from ballast.definitions import REFRESH_JOB, build_defs
+from ballast.definitions import REFRESH_JOB, build_defs, load_defs
 from ballast.features.tables import FEATURES_LAYER
 from ballast.monitoring import freshness
 from ballast.raw.tables import RAW_LAYER
@@ -137,7 +137,8 @@ def test_before_the_first_partition_is_due_the_check_passes(tmp_path: Path) -> N
 
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
-    return build_defs(make_settings(tmp_path_factory.mktemp("freshness_home")))
+    """The code location `dagster dev` serves."""
+    return load_defs(make_settings(tmp_path_factory.mktemp("freshness_home")))[0]
 
 
 def test_every_partitioned_raw_clean_and_features_asset_has_a_freshness_check_and_policy(defs) -> None:
@@ -164,3 +165,17 @@ def test_the_freshness_sensor_is_stopped_and_refresh_runs_leave_the_checks_out(d
     in_refresh = {k.name for k in refresh.asset_layer.asset_graph.asset_check_keys}
     assert freshness.FRESHNESS_CHECK not in in_refresh
     assert in_refresh, "the refresh job still runs the layers' other checks"
+
+
+def test_in_process_runs_build_the_definitions_without_the_freshness_checks(defs, tmp_path: Path) -> None:
+    # execute_in_process with an asset selection would run every check on the selected assets.
+    run_defs = build_defs(make_settings(tmp_path))
+    run_graph = run_defs.resolve_asset_graph()
+    assert not [k for k in run_graph.asset_check_keys if k.name == freshness.FRESHNESS_CHECK]
+    assert freshness.FRESHNESS_SENSOR not in {s.name for s in run_defs.sensors or []}
+    # The same assets, policies included, and every other check.
+    graph = defs.resolve_asset_graph()
+    assert set(run_graph.get_all_asset_keys()) == set(graph.get_all_asset_keys())
+    assert {k for k in graph.asset_check_keys if k.name != freshness.FRESHNESS_CHECK} == set(run_graph.asset_check_keys)
+    key = dg.AssetKey([CLEAN_LAYER, "transactions"])
+    assert run_graph.get(key).freshness_policy == graph.get(key).freshness_policy
