@@ -1,9 +1,10 @@
-"""Settings of the scale path (the Spark engine's properties, DuckDB's memory limit) and the raw anomaly thresholds."""
+"""Settings of the scale path (Spark's properties, DuckDB's memory limit), the anomaly thresholds and the freshness deadline."""
 
 from pathlib import Path
 
 import pytest
 
+from ballast.cli import main as cli
 from ballast.resources import WarehouseResource, write_dbt_profile
 from ballast.settings import Settings, SettingsError
 
@@ -58,6 +59,19 @@ def test_anomaly_thresholds_come_from_the_environment(tmp_path: Path) -> None:
     assert (settings.anomaly_z, settings.anomaly_window_days, settings.anomaly_min_history_days) == (4.5, 56, 21)
 
 
+def test_the_freshness_deadline_comes_from_the_environment(tmp_path: Path) -> None:
+    default = Settings.from_env({"BALLAST_HOME": str(tmp_path)})
+    assert (default.freshness_deadline_cron, default.freshness_timezone) == ("0 9 * * *", "UTC")
+    chosen = Settings.from_env(
+        {
+            "BALLAST_HOME": str(tmp_path),
+            "BALLAST_FRESHNESS_DEADLINE_CRON": " 30  7 * * 1-5 ",
+            "BALLAST_FRESHNESS_TIMEZONE": " Europe/Berlin",
+        }
+    )
+    assert (chosen.freshness_deadline_cron, chosen.freshness_timezone) == ("30 7 * * 1-5", "Europe/Berlin")
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -76,3 +90,34 @@ def test_anomaly_thresholds_come_from_the_environment(tmp_path: Path) -> None:
 def test_a_bad_anomaly_threshold_is_refused_by_name(tmp_path: Path, env: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({"BALLAST_HOME": str(tmp_path), **env})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BALLAST_FRESHNESS_DEADLINE_CRON": "0 9 * *"}, "BALLAST_FRESHNESS_DEADLINE_CRON='0 9 \\* \\*'.*five fields"),
+        ({"BALLAST_FRESHNESS_DEADLINE_CRON": "at nine"}, "BALLAST_FRESHNESS_DEADLINE_CRON='at nine'.*five fields"),
+        ({"BALLAST_FRESHNESS_DEADLINE_CRON": "0 25 * * *"}, "BALLAST_FRESHNESS_DEADLINE_CRON='0 25.*five fields"),
+        ({"BALLAST_FRESHNESS_DEADLINE_CRON": ""}, "BALLAST_FRESHNESS_DEADLINE_CRON=''"),
+        ({"BALLAST_FRESHNESS_DEADLINE_CRON": "*/15 * * * *"}, "more than once a day"),
+        ({"BALLAST_FRESHNESS_DEADLINE_CRON": "0 9,17 * * *"}, "more than once a day"),
+        ({"BALLAST_FRESHNESS_TIMEZONE": "Mars/Olympus"}, "BALLAST_FRESHNESS_TIMEZONE='Mars/Olympus' is not a known"),
+        ({"BALLAST_FRESHNESS_TIMEZONE": "../../etc/passwd"}, "BALLAST_FRESHNESS_TIMEZONE=.*not a known time zone"),
+        ({"BALLAST_FRESHNESS_TIMEZONE": ""}, "BALLAST_FRESHNESS_TIMEZONE='' is not a known"),
+    ],
+)
+def test_a_bad_freshness_deadline_is_refused_by_name(tmp_path: Path, env: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"BALLAST_HOME": str(tmp_path), **env})
+
+
+def test_a_bad_freshness_deadline_ends_the_cli_in_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("BALLAST_HOME", str(tmp_path))
+    monkeypatch.setenv("BALLAST_FRESHNESS_DEADLINE_CRON", "every morning")
+    code = cli.main(["run"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert err.startswith("ballast: error: ") and err.count("\n") == 1, err
+    assert "BALLAST_FRESHNESS_DEADLINE_CRON='every morning'" in err

@@ -18,6 +18,7 @@ from ballast.lineage.export import OpenLineageExport, export_sensor
 from ballast.lineage.policy import lineage_policy_check
 from ballast.model import assets as model_assets
 from ballast.monitoring import assets as monitoring_assets
+from ballast.monitoring import freshness
 from ballast.monitoring import sensors as monitoring_sensors
 from ballast.monitoring.recovery import dead_run_sensor
 from ballast.monitoring.sensors import AlertSinks
@@ -53,10 +54,15 @@ def _with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return load_defs(settings)[0]
+    """What in-process runs execute: the code location without the freshness checks and their sensor.
+
+    `execute_in_process` with an asset selection runs every check on the selected assets,
+    whatever its job selects; freshness judges the wall clock, so its sensor runs it.
+    """
+    return load_defs(settings, freshness_checks=False)[0]
 
 
-def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, ...]]:
+def load_defs(settings: Settings, freshness_checks: bool = True) -> tuple[dg.Definitions, tuple[WarningRecord, ...]]:
     """The code location and the deprecation, Beta and Preview warnings raised while building it.
 
     The warnings feed the debt scorecard's dependency freshness; nothing is written at load.
@@ -65,7 +71,9 @@ def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, 
     set_history_sync(settings.dagster_home, settings.history_sync)
     built: list[dg.Definitions] = []
     with capture("load") as captured:
-        defs = _build_defs(settings, lambda: built[0].get_repository_def(), lambda: tuple(captured.records))
+        defs = _build_defs(
+            settings, lambda: built[0].get_repository_def(), lambda: tuple(captured.records), freshness_checks
+        )
         built.append(defs)
         # Resolving the repository (merging, validating) raises warnings of its own.
         defs.get_repository_def()
@@ -73,16 +81,14 @@ def load_defs(settings: Settings) -> tuple[dg.Definitions, tuple[WarningRecord, 
 
 
 def _build_defs(
-    settings: Settings, repository: audit_assets.Repository, load_warnings: audit_assets.LoadWarnings
+    settings: Settings,
+    repository: audit_assets.Repository,
+    load_warnings: audit_assets.LoadWarnings,
+    freshness_checks: bool,
 ) -> dg.Definitions:
     project = dbt_project(settings)
     ensure_dbt_manifest(project, settings)
     partitions_def = daily_partitions(settings)
-    refresh = dg.define_asset_job(
-        REFRESH_JOB,
-        selection=dg.AssetSelection.all(),
-        description="Materialize every layer, raw to model, for a range of daily partitions.",
-    )
     # Off until switched on in the UI, even under `ballast dev --automation`: the landing
     # sensor's refresh runs carry new files through every layer; this would add runs per asset.
     automation = dg.AutomationConditionSensorDefinition(
@@ -99,10 +105,23 @@ def _build_defs(
         monitoring_assets.build_defs(settings, partitions_def),
         audit_assets.build_defs(settings, project.manifest_path, repository, load_warnings),
     )
+    # Freshness is judged against the wall clock, by its sensor: a refresh run leaves it out.
+    monitoring = [freshness.build_checks(settings, layers.assets or [])] if freshness_checks else []
+    refresh = dg.define_asset_job(
+        REFRESH_JOB,
+        selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*monitoring),
+        description="Materialize every layer, raw to model, for a range of daily partitions.",
+    )
     return dg.Definitions(
-        assets=dg.map_asset_specs(_with_automation, layers.assets or []),
+        assets=dg.map_asset_specs(
+            lambda spec: freshness.with_freshness_policy(_with_automation(spec), settings), layers.assets or []
+        ),
         # The column lineage of every layer is known here, before any run: the policy checks it.
-        asset_checks=[*(layers.asset_checks or []), lineage_policy_check(ColumnGraph.from_defs(layers), settings)],
+        asset_checks=[
+            *(layers.asset_checks or []),
+            lineage_policy_check(ColumnGraph.from_defs(layers), settings),
+            *monitoring,
+        ],
         jobs=[refresh, monitoring_sensors.retrain_job()],
         sensors=[
             automation,
@@ -110,6 +129,7 @@ def _build_defs(
             *monitoring_sensors.build_sensors(settings),
             export_sensor(settings),
             landing_sensor(settings, REFRESH_JOB, sensor_status(settings)),
+            *(freshness.freshness_sensor(settings, checks) for checks in monitoring),
         ],
         schedules=[landing_schedule(settings, REFRESH_JOB, schedule_status(settings))],
         resources=build_resources(settings, project),
@@ -119,7 +139,7 @@ def _build_defs(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_defs(Settings.from_env())
+    return load_defs(Settings.from_env())[0]
 
 
 def build_resources(settings: Settings, project: DbtProject) -> dict[str, Any]:

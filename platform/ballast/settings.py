@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -53,6 +54,13 @@ OPENLINEAGE_TRANSPORTS = ("file", "http", "none")
 OPENLINEAGE_API_KEY_ENV = "BALLAST_OPENLINEAGE_API_KEY"
 # The longest trailing window the raw anomaly checks compare a day with (a year).
 MAX_ANOMALY_WINDOW_DAYS = 366
+# Freshness (ballast.monitoring.freshness): at each tick of this cron, in this time zone, the
+# last completed day must be materialized on the raw, clean and features layers.
+FRESHNESS_DEADLINE_CRON = "0 9 * * *"
+FRESHNESS_TIMEZONE = "UTC"
+# The freshness policy counts a materialization in this span before each deadline, so
+# deadlines must be at least this far apart.
+FRESHNESS_LOOKBACK = dt.timedelta(days=1)
 
 
 class SettingsError(ValueError):
@@ -129,6 +137,36 @@ def _memory_limit_problem(value: str) -> str | None:
     finally:
         con.close()
     return None
+
+
+@functools.lru_cache(maxsize=16)
+def _deadline_problem(cron: str) -> str | None:
+    """Why `cron` cannot be a daily freshness deadline, or None."""
+    problem = _cron_problem(cron)
+    if problem:
+        return problem
+    minute, hour = cron.split()[:2]
+    # One minute of one hour: the policy's look-back (a day) must not span two deadlines.
+    if not (minute.isdigit() and hour.isdigit()):
+        return "it fires more than once a day; give the minute and the hour as single numbers"
+    return None
+
+
+def _check_freshness(s: Settings) -> None:
+    try:
+        zoneinfo.ZoneInfo(s.freshness_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"BALLAST_FRESHNESS_TIMEZONE={s.freshness_timezone!r} is not a known time zone;"
+            " set an IANA name such as UTC or Europe/Berlin"
+        ) from None
+    problem = _deadline_problem(s.freshness_deadline_cron)
+    if problem:
+        raise SettingsError(
+            f"BALLAST_FRESHNESS_DEADLINE_CRON={s.freshness_deadline_cron!r} cannot be used ({problem});"
+            " set a cron expression of five fields (minute hour day-of-month month day-of-week) that fires at most"
+            " once a day, such as '0 9 * * *' (09:00 every day)"
+        )
 
 
 def _check_values(s: Settings) -> None:
@@ -332,6 +370,8 @@ class Settings:
     landing_cron: str = "0 2 * * *"
     # `ballast dev --automation` (BALLAST_AUTOMATION=on): Ballast's sensors and schedules start RUNNING.
     automation: bool = False
+    freshness_deadline_cron: str = FRESHNESS_DEADLINE_CRON
+    freshness_timezone: str = FRESHNESS_TIMEZONE
 
     def __post_init__(self) -> None:
         if self.feature_engine not in FEATURE_ENGINES:
@@ -377,6 +417,7 @@ class Settings:
                 f"BALLAST_LANDING_CRON={self.landing_cron!r} {problem}; e.g. '0 2 * * *' (02:00 UTC every day)"
             )
         _check_openlineage(self)
+        _check_freshness(self)
         _check_values(self)
         _check_paths(self)
 
@@ -458,6 +499,10 @@ class Settings:
             kwargs["landing_cron"] = " ".join(env["BALLAST_LANDING_CRON"].split())
         if AUTOMATION_ENV in env:
             kwargs["automation"] = _parse_switch(AUTOMATION_ENV, env[AUTOMATION_ENV])
+        if "BALLAST_FRESHNESS_DEADLINE_CRON" in env:
+            kwargs["freshness_deadline_cron"] = " ".join(env["BALLAST_FRESHNESS_DEADLINE_CRON"].split())
+        if "BALLAST_FRESHNESS_TIMEZONE" in env:
+            kwargs["freshness_timezone"] = env["BALLAST_FRESHNESS_TIMEZONE"].strip()
         if "BALLAST_SEGMENT_COLUMN" in env:
             kwargs["segment_column"] = env["BALLAST_SEGMENT_COLUMN"].strip()
         for name, key in (

@@ -19,6 +19,7 @@ from ballast.monitoring.alerts import (
     error_line,
 )
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
+from ballast.monitoring.freshness import EXPECTED_PARTITION_KEY
 from ballast.settings import Settings
 
 RETRAIN_JOB = "retrain_churn_model_job"
@@ -269,7 +270,11 @@ def _alert(record, settings: Settings) -> Alert | None:
         return None
     metadata = {k: v.value for k, v in evaluation.metadata.items()}
     partition = str(
-        metadata.get("window") or metadata.get("feature_date") or record.event.dagster_event.partition or "all"
+        metadata.get("window")
+        or metadata.get("feature_date")
+        or metadata.get(EXPECTED_PARTITION_KEY)
+        or record.event.dagster_event.partition
+        or "all"
     )
     shown = ", ".join(f"{k}={v}" for k, v in list(metadata.items())[:6] if not isinstance(v, (dict, list)))
     asset = evaluation.asset_key.to_user_string()
