@@ -19,6 +19,7 @@ MONITORING_LAYER = "monitoring"
 QUALITY_HISTORY_TABLE = f"{MONITORING_LAYER}.quality_history"
 QUALITY_OPEN_FAILURES_TABLE = f"{MONITORING_LAYER}.quality_open_failures"
 QUALITY_RECOVERIES_TABLE = f"{MONITORING_LAYER}.quality_recoveries"
+TABLES = (QUALITY_HISTORY_TABLE, QUALITY_OPEN_FAILURES_TABLE, QUALITY_RECOVERIES_TABLE)
 # The days `ballast report` sums pass rates over.
 REPORT_DAYS = 7
 # The checks the report, the worst-checks table and the plot list at most.
@@ -134,7 +135,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, evaluations: pd.DataFrame, as_of: dt
     con.execute(_EPISODES)
     con.execute("begin transaction")
     try:
-        for table in (QUALITY_HISTORY_TABLE, QUALITY_OPEN_FAILURES_TABLE, QUALITY_RECOVERIES_TABLE):
+        for table in TABLES:
             con.execute(f"delete from {table}")
         con.execute(
             f"insert into {QUALITY_HISTORY_TABLE} by name"
@@ -227,3 +228,78 @@ def plot_png(daily: pd.DataFrame, worst: list[str]) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def report(con: duckdb.DuckDBPyConnection, now: dt.datetime, days: int = REPORT_DAYS) -> dict:
+    """What `ballast report` shows: each check's pass rate over the last `days` UTC days (worst first), the open
+    failures with their age at `now` (naive UTC), and each check's time to recovery."""
+    since = now.date() - dt.timedelta(days=days - 1)
+    checks = per_check(con, since)
+    label = checks["asset_key"] + ":" + checks["check_name"]
+    open_failures = con.execute(
+        f"select asset_key || ':' || check_name, partition_key, severity, failing_since, failed_evaluations,"
+        f" {_hours('cast(? as timestamp)', 'failing_since')} from {QUALITY_OPEN_FAILURES_TABLE}"
+        " order by failing_since, 1, 2",
+        [now],
+    ).fetchall()
+    recovery = con.execute(
+        f"select asset_key || ':' || check_name, count(*), median(recovery_hours), max(recovery_hours)"
+        f" from {QUALITY_RECOVERIES_TABLE} group by 1 order by 4 desc, 1"
+    ).fetchall()
+    return {
+        "days": days,
+        "since": since.isoformat(),
+        "evaluations": int(checks["executions"].sum()),
+        "passed": int(checks["passed"].sum()),
+        "checks": [
+            {"check": name, "executions": int(row.executions), "passed": int(row.passed), "pass_rate": row.pass_rate}
+            for name, row in zip(label, checks.itertuples(), strict=True)
+        ],
+        "open_failures": [
+            {
+                "check": name,
+                "partition": partition,
+                "severity": severity,
+                "failing_since": since_.isoformat(),
+                "failed_evaluations": count,
+                "age_hours": age,
+            }
+            for name, partition, severity, since_, count, age in open_failures
+        ],
+        "recovery": [
+            {"check": name, "episodes": n, "median_hours": median, "max_hours": longest}
+            for name, n, median, longest in recovery
+        ],
+    }
+
+
+def format_report(quality: dict | None) -> list[str]:
+    """The report's lines on check quality (None: no history built yet)."""
+    if quality is None:
+        return ["Check quality: no history yet (`ballast run` builds monitoring/quality_history)"]
+    evaluated, passed = quality["evaluations"], quality["passed"]
+    rate = f", {passed / evaluated:.1%} passed" if evaluated else ""
+    lines = [
+        f"Check quality since {quality['since']} ({quality['days']} days): {evaluated:,} evaluations"
+        f" of {len(quality['checks'])} checks{rate}"
+    ]
+    failing = [c for c in quality["checks"] if c["passed"] < c["executions"]]
+    lines += [
+        f"  {c['check']}: {c['pass_rate']:.1%} passed ({c['passed']} of {c['executions']})" for c in failing[:LISTED]
+    ]
+    if len(failing) > LISTED:
+        lines.append(f"  … and {len(failing) - LISTED} more below 100%")
+    lines.append(f"  open failures: {len(quality['open_failures']) or 'none'}")
+    for f in quality["open_failures"][:LISTED]:
+        where = f" [{f['partition']}]" if f["partition"] else ""
+        lines.append(
+            f"    {f['check']}{where} {f['severity']}: failing for {f['age_hours']:.1f} h"
+            f" (since {f['failing_since'][:16].replace('T', ' ')} UTC, {f['failed_evaluations']} evaluation(s))"
+        )
+    if quality["recovery"]:
+        lines.append("  time to recovery, all history (median, max):")
+        lines += [
+            f"    {r['check']}: {r['median_hours']:.1f} h, {r['max_hours']:.1f} h over {r['episodes']} episode(s)"
+            for r in quality["recovery"][:LISTED]
+        ]
+    return lines

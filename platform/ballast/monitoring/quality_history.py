@@ -105,10 +105,7 @@ def _metadata(con: duckdb.DuckDBPyConnection, checks: int) -> dict:
         "dagster/row_count": int(con.execute(f"select count(*) from {QUALITY_HISTORY_TABLE}").fetchone()[0]),
         "worst_checks": dg.MetadataValue.md(_markdown(summary.head(LISTED))),
         "open_failures_by_age": dg.MetadataValue.md(_markdown(open_failures.head(LISTED))),
-        "tables": ", ".join(
-            warehouse_table_name(t)
-            for t in (QUALITY_HISTORY_TABLE, QUALITY_OPEN_FAILURES_TABLE, QUALITY_RECOVERIES_TABLE)
-        ),
+        "tables": ", ".join(warehouse_table_name(t) for t in check_history.TABLES),
     }
     if days:
         labels = (worst["asset_key"] + ":" + worst["check_name"]).tolist()
