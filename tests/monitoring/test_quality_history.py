@@ -193,28 +193,24 @@ def test_the_counts_are_the_sequence_s_executions(sequence) -> None:
 
 def test_the_quality_history_counts_match_the_check_executions_in_the_instance(platform: Platform) -> None:
     dagster_instance = instance(platform.settings)
-    latest = dagster_instance.get_latest_materialization_event(QUALITY_HISTORY)
-    assert latest is not None, "the whole-graph run materializes the quality history"
+    built = dagster_instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=QUALITY_HISTORY), 100).records
+    assert built, "the whole-graph run materializes the quality history"
     evaluations = evaluations_by_run(dagster_instance)
-    # Every evaluation recorded before the history's latest materialization, and only those.
-    before = [r for r in evaluations if r.storage_id < latest.storage_id]
+    # Every evaluation recorded before the history's latest materialization, and only those (by time: a run's
+    # event records are numbered in a database of their own).
+    before = [r for r in evaluations if r.timestamp < built[0].timestamp]
     expected = _instance_counts(before)
     assert len(expected) > 50 and sum(v[0] for v in expected.values()) == len(before)
     assert _table_counts(platform.settings) == expected
     # In the whole-graph run the history came after every other check of the graph, and counted them all.
-    [built] = [
-        r
-        for r in dagster_instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=QUALITY_HISTORY), 100).records
-        if r.run_id == platform.result.run_id
-    ]
+    [in_run] = [r for r in built if r.run_id == platform.result.run_id]
     after = {
-        _evaluation(r).check_name for r in evaluations if r.run_id == built.run_id and r.storage_id > built.storage_id
+        _evaluation(r).check_name for r in evaluations if r.run_id == in_run.run_id and r.timestamp > in_run.timestamp
     }
     assert after == {STALE_FAILURE_CHECK}
     [materialization] = platform.result.asset_materializations_for_node("monitoring__quality_history")
-    assert materialization.metadata["evaluations"].value == sum(
-        1 for r in evaluations if r.storage_id < built.storage_id
-    )
+    counted = sum(1 for r in evaluations if r.timestamp < in_run.timestamp)
+    assert materialization.metadata["evaluations"].value == counted
 
 
 def test_the_report_shows_pass_rates_open_failures_and_recovery(platform: Platform) -> None:
