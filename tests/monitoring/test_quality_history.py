@@ -163,6 +163,23 @@ def test_the_history_counts_its_own_run_s_evaluations(sequence) -> None:
     assert stale.passed
 
 
+def test_the_report_names_the_open_failures_and_the_times_to_recovery(sequence) -> None:
+    settings, dagster_instance, _ = sequence
+    toy = _times(dagster_instance, TOY_CHECK)
+    quality = build_report(settings)["quality"]
+    assert (quality["evaluations"], quality["passed"]) == (8, 3)
+    assert [(c["check"], c["passed"], c["executions"]) for c in quality["checks"]] == [
+        ("toy/checked:toy_ok", 1, 4),
+        ("toy/daily:daily_ok", 2, 4),
+    ]
+    text = format_report(build_report(settings))
+    hours = (toy[2][0] - toy[0][0]).total_seconds() / 3600
+    assert "  toy/checked:toy_ok: 25.0% passed (1 of 4)" in text
+    assert "  open failures: 2" in text
+    assert "    toy/daily:daily_ok [b] WARN: failing for " in text
+    assert f"    toy/checked:toy_ok: {hours:.1f} h, {hours:.1f} h over 1 episode(s)" in text
+
+
 def _table_counts(settings) -> dict[tuple[str, str, dt.date], tuple[int, int, int, int]]:
     rows = query(
         settings,
