@@ -2,6 +2,10 @@
 a check made to fail, pass and fail again gives the open failure and the time to recovery the instance implies."""
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from ballast.resources import WarehouseResource
 from ballast.runs import instance
 from tests.conftest import Platform, make_settings, query
 
+BALLAST = str(Path(sys.executable).parent / "ballast")
 EVALUATION = dg.DagsterEventType.ASSET_CHECK_EVALUATION
 # Step keys sort after the history's (monitoring__quality_history): without its priority it would run first.
 TOY = dg.AssetKey(["toy", "checked"])
@@ -163,16 +168,23 @@ def test_the_history_counts_its_own_run_s_evaluations(sequence) -> None:
     assert stale.passed
 
 
-def test_the_report_names_the_open_failures_and_the_times_to_recovery(sequence) -> None:
+def _ballast_report(home: Path, *args: str) -> str:
+    env = {**os.environ, "BALLAST_HOME": str(home)}
+    return subprocess.run(
+        [BALLAST, "report", *args], capture_output=True, text=True, env=env, timeout=300, check=True
+    ).stdout
+
+
+def test_ballast_report_names_the_open_failures_and_the_times_to_recovery(sequence) -> None:
     settings, dagster_instance, _ = sequence
     toy = _times(dagster_instance, TOY_CHECK)
-    quality = build_report(settings)["quality"]
+    quality = json.loads(_ballast_report(settings.home, "--json"))["quality"]
     assert (quality["evaluations"], quality["passed"]) == (8, 3)
     assert [(c["check"], c["passed"], c["executions"]) for c in quality["checks"]] == [
         ("toy/checked:toy_ok", 1, 4),
         ("toy/daily:daily_ok", 2, 4),
     ]
-    text = format_report(build_report(settings))
+    text = _ballast_report(settings.home)
     hours = (toy[2][0] - toy[0][0]).total_seconds() / 3600
     assert "  toy/checked:toy_ok: 25.0% passed (1 of 4)" in text
     assert "  open failures: 2" in text
