@@ -17,6 +17,7 @@ from ballast.common.metadata import NO_RETRY_REASON, table_metadata, warehouse_t
 from ballast.monitoring import check_history
 from ballast.monitoring.check_history import (
     LISTED,
+    MONITORING_LAYER,
     PLOTTED,
     QUALITY_HISTORY_COLUMNS,
     QUALITY_HISTORY_TABLE,
@@ -26,7 +27,7 @@ from ballast.monitoring.check_history import (
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL
 
-QUALITY_HISTORY = dg.AssetKey(["monitoring", "quality_history"])
+QUALITY_HISTORY = dg.AssetKey([MONITORING_LAYER, "quality_history"])
 STALE_FAILURE_CHECK = "no_stale_open_failures"
 # An open failure older than this is one nobody is fixing: the history's own check warns.
 STALE_FAILURE_DAYS = 7
@@ -114,7 +115,8 @@ def _metadata(con: duckdb.DuckDBPyConnection, checks: int) -> dict:
     return metadata
 
 
-def _stale_check(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+def stale_check(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """WARN naming the open failures older than STALE_FAILURE_DAYS (their age as of the history's build)."""
     stale = con.execute(
         f"select asset_key || ':' || check_name || coalesce(' [' || partition_key || ']', ''), age_hours"
         f" from {QUALITY_OPEN_FAILURES_TABLE} where age_hours > ? order by age_hours desc",
@@ -135,7 +137,7 @@ def _stale_check(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
 def quality_history_asset(repository: Repository) -> dg.AssetsDefinition:
     @dg.asset(
         key=QUALITY_HISTORY,
-        group_name="monitoring",
+        group_name=MONITORING_LAYER,
         pool=WAREHOUSE_POOL,
         kinds={"duckdb"},
         op_tags={PRIORITY_TAG: LAST},
@@ -161,7 +163,7 @@ def quality_history_asset(repository: Repository) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             check_history.rebuild(con, frame, as_of)
             metadata = _metadata(con, len(keys))
-            stale = _stale_check(con)
+            stale = stale_check(con)
         yield dg.MaterializeResult(metadata=metadata)
         yield stale
 
