@@ -208,6 +208,7 @@ def plot_png(daily: pd.DataFrame, worst: list[str]) -> bytes:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.dates import DateFormatter, DayLocator
 
     fig, axes = plt.subplots(figsize=(9, 4), dpi=80)
     for check in ["all checks", *worst]:
@@ -220,7 +221,14 @@ def plot_png(daily: pd.DataFrame, worst: list[str]) -> bytes:
             linewidth=2.5 if check == "all checks" else 1.2,
             label=check,
         )
+    days = pd.to_datetime(daily["day"])
+    # A day on each side: a history of one day would otherwise span years of empty axis.
+    margin = pd.Timedelta(days=1)
     axes.set(title="Asset-check pass rate per day", xlabel="day (UTC)", ylabel="pass rate (%)", ylim=(-5, 105))
+    axes.set_xlim(days.min() - margin, days.max() + margin)
+    # Whole days only, at most about ten labels.
+    axes.xaxis.set_major_locator(DayLocator(interval=max(1, (days.max() - days.min()).days // 8)))
+    axes.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
     axes.legend(loc="best", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
