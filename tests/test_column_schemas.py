@@ -39,6 +39,7 @@ TABLE_ASSETS = {
         "model/training_set",
         "model/churn_scores",
         "audit/debt_scorecard",
+        "monitoring/quality_history",
     }
 }
 TABLE_ASSETS["spark"] = TABLE_ASSETS["duckdb"] | {"clean/transactions_parquet"}

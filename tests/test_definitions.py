@@ -40,6 +40,7 @@ EXPECTED = {
     "monitoring/feature_profiles": ("monitoring", {"features/customer_daily_features"}),
     "monitoring/score_profiles": ("monitoring", {"features/customer_daily_features", "model/champion"}),
     "monitoring/drift_report": ("monitoring", {"monitoring/feature_profiles", "monitoring/score_profiles"}),
+    "monitoring/quality_history": ("monitoring", set()),
     "audit/debt_scorecard": ("audit", set()),
 }
 

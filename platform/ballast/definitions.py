@@ -102,7 +102,7 @@ def _build_defs(
         clean_assets.build_defs(settings, project, partitions_def),
         features_assets.build_defs(settings, project, partitions_def),
         model_assets.build_defs(settings, project),
-        monitoring_assets.build_defs(settings, partitions_def),
+        monitoring_assets.build_defs(settings, partitions_def, repository),
         audit_assets.build_defs(settings, project.manifest_path, repository, load_warnings),
     )
     # Freshness is judged against the wall clock, by its sensor: a refresh run leaves it out.

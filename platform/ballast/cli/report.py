@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry
 from ballast.model.keys import LABELS_TABLE, SCORES_TABLE, TRAINING_SET_TABLE
 from ballast.model.training import MODEL_NAME
+from ballast.monitoring import check_history
 from ballast.raw import health_checks
 from ballast.raw.tables import RAW_REJECTED_FILES_TABLE, RAW_TRANSACTIONS_TABLE
 from ballast.settings import Settings
@@ -112,7 +114,22 @@ def build_report(settings: Settings) -> dict[str, Any]:
         "ingestion_lag": _ingestion_lag(settings),
         "feature_store": feast_repo.online_status(settings.home),
         "model": model,
+        "quality": _quality(settings),
     }
+
+
+def _quality(settings: Settings) -> dict[str, Any] | None:
+    """Check pass rates, open failures and recoveries from monitoring/quality_history's tables; None before it ran."""
+    if not settings.warehouse_path.exists():
+        return None
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
+        if not set(check_history.TABLES) <= tables:
+            return None
+        return check_history.report(con, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    finally:
+        con.close()
 
 
 class ReportError(Exception):
@@ -238,4 +255,5 @@ def format_report(report: dict[str, Any]) -> str:
         failed = [g for g in latest["gates"] or [] if not g["passed"]]
         because = "; ".join(f"{g['name']}: {g['note']}" for g in failed) or "it has not been through the gates"
         lines.append(f"Candidate {latest['version']} was not promoted ({because})")
+    lines += check_history.format_report(report["quality"])
     return "\n".join(lines)

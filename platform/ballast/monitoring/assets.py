@@ -21,6 +21,7 @@ from ballast.model import registry, training
 from ballast.model.keys import CHAMPION_KEY, EVALUATION_KEY
 from ballast.model.lineage import FEATURE_LOOKBACK_DAYS
 from ballast.model.reference import REFERENCE_FEATURES, REFERENCE_SCORES, SCORE
+from ballast.monitoring.quality_history import Repository, quality_history_asset
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
@@ -366,12 +367,14 @@ def drift_report_asset(
     return drift_report
 
 
-def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
+def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition, repository: Repository) -> dg.Definitions:
+    """`repository` gives the code location once built: the quality history reads the history of its checks."""
     engine = profiling.WhylogsEngine()
     return dg.Definitions(
         assets=[
             feature_profiles_asset(settings, partitions_def, engine),
             score_profiles_asset(settings, partitions_def, engine),
             drift_report_asset(settings, partitions_def, engine),
+            quality_history_asset(repository),
         ]
     )
