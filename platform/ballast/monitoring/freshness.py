@@ -18,6 +18,7 @@ import dagster as dg
 from ballast.clean.tables import CLEAN_LAYER
 from ballast.common.automation import sensor_status
 from ballast.features.tables import FEATURES_LAYER
+from ballast.monitoring.check_executions import evaluated
 from ballast.raw.tables import RAW_LAYER
 from ballast.settings import FRESHNESS_LOOKBACK, Settings
 
@@ -193,11 +194,11 @@ def _latest_update(instance: dg.DagsterInstance, key: dg.AssetKey) -> float:
 def _reason_to_run(instance: dg.DagsterInstance, key: dg.AssetCheckKey, deadline: dt.datetime) -> str | None:
     """Why the check should run now, or None: running, evaluated for this deadline, or failed with no update since."""
     history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
-    if history and not _evaluated(history[0]):
+    if history and not evaluated(history[0]):
         run = instance.get_run_by_id(history[0].run_id)
         if run is not None and not run.is_finished:
             return None
-    latest = next((r for r in history if _evaluated(r)), None)
+    latest = next((r for r in history if evaluated(r)), None)
     if latest is None:
         return "never evaluated"
     evaluation = latest.event.dagster_event.event_specific_data
@@ -207,8 +208,3 @@ def _reason_to_run(instance: dg.DagsterInstance, key: dg.AssetCheckKey, deadline
     if not evaluation.passed and _latest_update(instance, key.asset_key) > latest.event.timestamp:
         return "it failed, and the asset has been materialized since"
     return None
-
-
-def _evaluated(record) -> bool:
-    """An execution that has reported its result (the others are planned: running, or skipped)."""
-    return record.event is not None and record.event.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION

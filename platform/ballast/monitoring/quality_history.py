@@ -15,6 +15,7 @@ import pandas as pd
 
 from ballast.common.metadata import NO_RETRY_REASON, table_metadata, warehouse_table_name
 from ballast.monitoring import check_history
+from ballast.monitoring.check_executions import evaluated, executions_after
 from ballast.monitoring.check_history import (
     LISTED,
     MONITORING_LAYER,
@@ -31,8 +32,6 @@ QUALITY_HISTORY = dg.AssetKey([MONITORING_LAYER, "quality_history"])
 STALE_FAILURE_CHECK = "no_stale_open_failures"
 # An open failure older than this is one nobody is fixing: the history's own check warns.
 STALE_FAILURE_DAYS = 7
-# Executions read per request; every page is read.
-PAGE = 1000
 # Steps of a run start by priority (Dagster's default 0): the history runs after every other ready step, so it
 # counts the checks its own run evaluated.
 PRIORITY_TAG = "dagster/priority"
@@ -41,20 +40,9 @@ LAST = "-1"
 Repository = Callable[[], dg.RepositoryDefinition]
 
 
-def _evaluated(record) -> bool:
-    """An execution that reported its result (the others are planned: running, or skipped)."""
-    return record.event is not None and record.event.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-
-
 def executions(instance: dg.DagsterInstance, key: dg.AssetCheckKey) -> list:
-    """Every evaluated execution of `key`, newest first, read a page at a time."""
-    found, before = [], None
-    while True:
-        page = instance.event_log_storage.get_asset_check_execution_history(key, limit=PAGE, cursor=before)
-        found += [r for r in page if _evaluated(r)]
-        if len(page) < PAGE:
-            return found
-        before = page[-1].id
+    """Every evaluated execution of `key`, newest first."""
+    return [r for r in executions_after(instance.event_log_storage, key) if evaluated(r)]
 
 
 def evaluations(instance: dg.DagsterInstance, keys: list[dg.AssetCheckKey]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from ballast.monitoring.alerts import (
     error_line,
 )
 from ballast.monitoring.assets import DRIFT_REPORT, FEATURE_PSI_CHECK
+from ballast.monitoring.check_executions import evaluated, executions_after
 from ballast.monitoring.freshness import EXPECTED_PARTITION_KEY
 from ballast.settings import Settings
 
@@ -117,7 +118,7 @@ def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
         cursor = json.loads(context.cursor) if context.cursor else {}
         # The latest execution may be one still running (or skipped): judge the latest evaluation.
         history = context.instance.event_log_storage.get_asset_check_execution_history(DRIFT_ERROR, limit=PAGE)
-        record = next((r for r in history if _evaluated(r)), None)
+        record = next((r for r in history if evaluated(r)), None)
         failed_run = _failed_retraining(context, cursor)
         request, reason, cursor = retraining_decision(record, cursor, dt.datetime.now(dt.UTC), cooldown)
         context.update_cursor(json.dumps(cursor))
@@ -147,13 +148,13 @@ def alert_sensor(settings: Settings) -> dg.SensorDefinition:
         executions = [
             r
             for key in context.repository_def.asset_graph.asset_check_keys
-            for r in _executions_after(storage, key, after)
+            for r in executions_after(storage, key, after)
         ]
-        records = sorted((r for r in executions if _evaluated(r)), key=lambda r: r.id)
+        records = sorted((r for r in executions if evaluated(r)), key=lambda r: r.id)
         # A check of a run still in progress keeps its id when it reports: hold the cursor
         # before it (the outbox drops the repeats). Checks planned in finished runs were skipped.
         finished: dict[str, bool] = {}
-        live = [r.id for r in executions if not _evaluated(r) and not _run_finished(context, r.run_id, finished)]
+        live = [r.id for r in executions if not evaluated(r) and not _run_finished(context, r.run_id, finished)]
         alerts = [a for a in (_alert(r, settings) for r in records) if a is not None]
         sent, failed = Outbox(settings.alert_outbox).deliver(alerts, alert_sinks.sinks())
         if live:
@@ -228,23 +229,6 @@ def _error(error) -> tuple[str, str]:
     cls_name = error.cls_name or ""
     message = error.message.split(f"{cls_name}: ", 1)[-1] if cls_name else error.message
     return cls_name, message
-
-
-def _evaluated(record) -> bool:
-    """An execution that has reported its result (the others are planned: running, or skipped)."""
-    return record.event is not None and record.event.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-
-
-def _executions_after(storage, key: dg.AssetCheckKey, after: int) -> list:
-    """Every execution of `key` (planned or evaluated) with an id above `after`, newest first, read a page at a time."""
-    found, before = [], None
-    while True:
-        page = storage.get_asset_check_execution_history(key, limit=PAGE, cursor=before)
-        newer = [r for r in page if r.id > after]
-        found += newer
-        if len(page) < PAGE or len(newer) < len(page):
-            return found
-        before = page[-1].id
 
 
 def _run_finished(context: dg.SensorEvaluationContext, run_id: str, cache: dict[str, bool]) -> bool:
