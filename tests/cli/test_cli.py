@@ -155,3 +155,38 @@ def test_too_little_data_to_train_is_one_clear_line(tmp_path: Path) -> None:
         f"ballast: error: the run failed (1 failed step(s)); full log: {tmp_path / 'logs' / 'last_run.log'}",
     ]
     assert (tmp_path / "logs" / "last_run.log").stat().st_size > 0
+
+
+def test_a_run_names_each_check_that_failed_without_stopping_it(capsys) -> None:
+    import dagster as dg
+
+    from ballast.cli import main as cli
+
+    @dg.asset(
+        check_specs=[
+            dg.AssetCheckSpec("no_missing_days", asset="loaded"),
+            dg.AssetCheckSpec("row_count_in_expected_range", asset="loaded"),
+            dg.AssetCheckSpec("rows_parse", asset="loaded", blocking=True),
+        ]
+    )
+    def loaded():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(
+            check_name="no_missing_days",
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="2 day(s) have no landing file: 2025-01-20..2025-01-21\nmore context",
+        )
+        yield dg.AssetCheckResult(check_name="row_count_in_expected_range", passed=True)
+        # A blocking check stops the run; the error line names it, not a warning.
+        yield dg.AssetCheckResult(check_name="rows_parse", passed=False)
+
+    result = dg.materialize([loaded], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert len([e for e in result.get_asset_check_evaluations() if not e.passed]) == 2
+    capsys.readouterr()  # Dagster's own log lines
+    cli._warn_failed_checks([result])
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "ballast: warning: check loaded:no_missing_days failed (ERROR):"
+        " 2 day(s) have no landing file: 2025-01-20..2025-01-21"
+    ]

@@ -22,6 +22,9 @@ DEMO_DAYS = 180
 DEMO_SEED = 7
 DEMO_FAULT_RATE = 0.005
 GATES_STEP = "promotion_gates"
+# After a run: at most this many failed non-blocking checks, each in at most WARNING_CHARS characters.
+MAX_CHECK_WARNINGS = 10
+WARNING_CHARS = 300
 # Exit status for a fault in Ballast itself (BSD sysexits EX_SOFTWARE), apart from user errors (1).
 INTERNAL_ERROR = 70
 
@@ -252,6 +255,7 @@ def _run(settings: Settings, announce: str, full: bool = False, dates: tuple[dt.
         dagster_instance.dispose()
     if results:
         print(f"run log: {log_path}")
+        _warn_failed_checks(results)
         _check_result(results[-1], log_path, settings)
     from ballast.cli.report import build_report, format_report
 
@@ -275,6 +279,22 @@ def _landing_window(settings: Settings, dates: tuple[dt.date, dt.date] | None) -
             " choose days in that range"
         )
     return window.start, window.end
+
+
+def _warn_failed_checks(results: list) -> None:
+    """One line per check that failed without stopping the run (a missing day, a volume jump, drift): what it found."""
+    failed = [e for result in results for e in result.get_asset_check_evaluations() if not e.passed and not e.blocking]
+    for e in failed[:MAX_CHECK_WARNINGS]:
+        found = f": {_one_line(e.description)[:WARNING_CHARS]}" if e.description else ""
+        print(
+            f"ballast: warning: check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}){found}",
+            file=sys.stderr,
+        )
+    if len(failed) > MAX_CHECK_WARNINGS:
+        print(
+            f"ballast: warning: {len(failed) - MAX_CHECK_WARNINGS} more check(s) failed; `ballast report` lists them",
+            file=sys.stderr,
+        )
 
 
 def _check_result(result, log_path: Path, settings: Settings) -> None:
@@ -327,7 +347,9 @@ def _failed_checks(result) -> str:
     import dagster as dg
 
     failed = [
-        e for e in result.get_asset_check_evaluations() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+        e
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR and e.blocking is not False
     ]
     return "; ".join(
         f"blocking check {e.asset_key.to_user_string()}:{e.check_name} failed"
