@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ballast.definitions import AUTOMATION_SENSOR, build_defs
-from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_SENSOR
+from ballast.definitions import AUTOMATION_SENSOR, load_defs
+from ballast.monitoring.freshness import FRESHNESS_SENSOR
+from ballast.monitoring.sensors import ALERT_SENSOR, RETRAIN_SENSOR, RUN_ALERT_SENSOR
 from ballast.raw.sensors import LANDING_SCHEDULE, LANDING_SENSOR
 from ballast.settings import AUTOMATION_ENV, Settings
 
@@ -91,9 +92,11 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
         proc.wait(timeout=20)
     groups = {n["groupName"] for n in nodes}
     assert groups == {"raw", "clean", "features", "model", "monitoring", "audit"}
-    assert len(nodes) == 19
-    # Every check of the code location, as the Definitions built from the same settings have them.
-    graph = build_defs(Settings.from_env(env)).resolve_asset_graph()
+    # Every asset and check of the code location (freshness checks included), as the
+    # Definitions `dagster dev` loads from the same settings have them.
+    graph = load_defs(Settings.from_env(env))[0].resolve_asset_graph()
+    assert {tuple(n["assetKey"]["path"]) for n in nodes} == {tuple(k.path) for k in graph.get_all_asset_keys()}
+    assert len(nodes) >= 20
     served = {
         (tuple(n["assetKey"]["path"]), c["name"]) for n in nodes for c in n["assetChecksOrError"].get("checks", [])
     }
@@ -101,5 +104,12 @@ def test_dev_server_shows_every_layer(tmp_path: Path) -> None:
     assert len(served) > 50
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()
     # Started with --automation: all on but the declarative automation sensor, a choice made in the UI.
-    assert {LANDING_SENSOR, LANDING_SCHEDULE, RETRAIN_SENSOR, ALERT_SENSOR} <= statuses.keys()
+    assert {
+        LANDING_SENSOR,
+        LANDING_SCHEDULE,
+        RETRAIN_SENSOR,
+        ALERT_SENSOR,
+        RUN_ALERT_SENSOR,
+        FRESHNESS_SENSOR,
+    } <= statuses.keys()
     assert {name for name, status in statuses.items() if status != "RUNNING"} == {AUTOMATION_SENSOR}
