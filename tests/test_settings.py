@@ -1,7 +1,9 @@
-"""Settings of the scale path (Spark's properties, DuckDB's memory limit), the anomaly thresholds and the freshness deadline."""
+"""Settings of the scale path (Spark's properties, DuckDB's memory limit), the anomaly thresholds, the freshness deadline and the owners."""
 
+import re
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from ballast.cli import main as cli
@@ -121,3 +123,28 @@ def test_a_bad_freshness_deadline_ends_the_cli_in_one_line_not_a_traceback(
     assert code != 0 and "Traceback" not in err
     assert err.startswith("ballast: error: ") and err.count("\n") == 1, err
     assert "BALLAST_FRESHNESS_DEADLINE_CRON='every morning'" in err
+
+
+def test_owners_come_from_the_environment(tmp_path: Path) -> None:
+    assert Settings.from_env({"BALLAST_HOME": str(tmp_path)}).owners == ("team:data-platform",)
+    chosen = Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_OWNERS": " team:ml , jane.doe@example.com,"})
+    assert chosen.owners == ("team:ml", "jane.doe@example.com")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "BALLAST_OWNERS lists no owner"),
+        (" , ", "BALLAST_OWNERS lists no owner"),
+        ("team:ml,data-platform", "BALLAST_OWNERS has 'data-platform'; each entry must be an e-mail address"),
+        ("team:", "BALLAST_OWNERS has 'team:';"),
+        ("jane@localhost,ml team", "BALLAST_OWNERS has 'jane@localhost', 'ml team';"),
+    ],
+)
+def test_an_owner_dagster_refuses_is_refused_by_name(tmp_path: Path, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_OWNERS": value})
+    # Dagster itself refuses each entry named: the setting holds no rule of its own.
+    for bad in re.findall(r"'([^']*)'", message):
+        with pytest.raises(dg.DagsterInvalidDefinitionError):
+            dg.AssetSpec("a", owners=[bad])

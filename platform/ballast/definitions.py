@@ -7,6 +7,7 @@ from dagster_dbt import DbtProject
 
 from ballast.audit import assets as audit_assets
 from ballast.audit.warning_capture import WarningRecord, capture
+from ballast.catalogue import with_catalogue
 from ballast.clean import assets as clean_assets
 from ballast.common.automation import schedule_status, sensor_status
 from ballast.common.history_sync import set_history_sync
@@ -113,8 +114,14 @@ def _build_defs(
         description="Materialize every layer, raw to model, for a range of daily partitions.",
     )
     return dg.Definitions(
-        assets=dg.map_asset_specs(
-            lambda spec: freshness.with_freshness_policy(_with_automation(spec), settings), layers.assets or []
+        # Code references: each asset's Python function (dbt models add their .sql: resources.dbt_translator).
+        assets=dg.with_source_code_references(
+            dg.map_asset_specs(
+                lambda spec: with_catalogue(
+                    freshness.with_freshness_policy(_with_automation(spec), settings), settings
+                ),
+                layers.assets or [],
+            )
         ),
         # The column lineage of every layer is known here, before any run: the policy checks it.
         asset_checks=[

@@ -234,4 +234,5 @@ class LayerTranslator(DagsterDbtTranslator):
 
 
 def dbt_translator() -> LayerTranslator:
-    return LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    # Code references point the catalogue at each model's .sql file.
+    return LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=True))

@@ -282,6 +282,32 @@ def _parse_switch(name: str, value: str) -> bool:
     return switch
 
 
+@functools.lru_cache(maxsize=16)
+def _dagster_accepts_owner(owner: str) -> bool:
+    """Whether Dagster takes `owner` as an asset owner: its own rule, not a copy of it."""
+    import dagster as dg
+
+    try:
+        dg.AssetSpec("owner_probe", owners=[owner])
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
+
+
+def _check_owners(s: Settings) -> None:
+    if not s.owners:
+        raise SettingsError(
+            "BALLAST_OWNERS lists no owner; set it to e-mail addresses or team names such as team:data-platform"
+            " (or unset it)"
+        )
+    bad = [o for o in s.owners if not _dagster_accepts_owner(o)]
+    if bad:
+        raise SettingsError(
+            f"BALLAST_OWNERS has {', '.join(repr(o) for o in bad)}; each entry must be an e-mail address"
+            " (jane@example.com) or a team name prefixed with team: (team:data-platform)"
+        )
+
+
 def _check_anomaly(s: Settings) -> None:
     if not (math.isfinite(s.anomaly_z) and s.anomaly_z > 0):
         raise SettingsError(f"BALLAST_ANOMALY_Z={s.anomaly_z} must be a finite number above 0 (e.g. 3.5)")
@@ -372,6 +398,8 @@ class Settings:
     automation: bool = False
     freshness_deadline_cron: str = FRESHNESS_DEADLINE_CRON
     freshness_timezone: str = FRESHNESS_TIMEZONE
+    # The owners of every asset in Dagster's catalogue: e-mail addresses or team:<name>.
+    owners: tuple[str, ...] = ("team:data-platform",)
 
     def __post_init__(self) -> None:
         if self.feature_engine not in FEATURE_ENGINES:
@@ -418,6 +446,7 @@ class Settings:
             )
         _check_openlineage(self)
         _check_freshness(self)
+        _check_owners(self)
         _check_values(self)
         _check_paths(self)
 
@@ -503,6 +532,8 @@ class Settings:
             kwargs["freshness_deadline_cron"] = " ".join(env["BALLAST_FRESHNESS_DEADLINE_CRON"].split())
         if "BALLAST_FRESHNESS_TIMEZONE" in env:
             kwargs["freshness_timezone"] = env["BALLAST_FRESHNESS_TIMEZONE"].strip()
+        if "BALLAST_OWNERS" in env:
+            kwargs["owners"] = tuple(o.strip() for o in env["BALLAST_OWNERS"].split(",") if o.strip())
         if "BALLAST_SEGMENT_COLUMN" in env:
             kwargs["segment_column"] = env["BALLAST_SEGMENT_COLUMN"].strip()
         for name, key in (
