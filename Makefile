@@ -11,7 +11,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast lint audit dev bench bench-more clean
+.PHONY: setup demo test test-fast lint audit dev ui-check bench bench-more clean
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -48,6 +48,13 @@ audit: setup
 
 dev: setup
 	$(VENV)/bin/ballast dev
+
+# Screenshots of the UI's main pages on the demo's home (after `make demo`) into $(BALLAST_HOME)/ui-check,
+# for review; installs Debian's chromium package when missing (apt-get, through sudo unless root).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+ui-check: setup
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+	$(VENV)/bin/python tools/ui_check.py
 
 # Issue 16's targets table (bench/results/targets.md); about 20-25 minutes on 2 quiet cores.
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--only demo --repeats 3" or "--quick".
