@@ -39,18 +39,11 @@ def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
-@pytest.mark.full  # a whole-graph run on a small demo (about 40-90 s)
-@pytest.mark.parametrize("start_from", ["days", "BALLAST_START_DATE"])
-def test_the_demo_ends_yesterday_and_later_processes_see_every_partition_materialized(
-    tmp_path: Path, start_from: str
-) -> None:
+@pytest.mark.full  # two whole-graph runs on a small demo (about 40-90 s each)
+def test_the_demo_ends_yesterday_and_later_processes_see_every_partition_materialized(tmp_path: Path) -> None:
     before = _yesterday()
     first = before - dt.timedelta(days=DAYS - 1)
-    if start_from == "days":
-        proc = _demo(tmp_path, "--days", str(DAYS))
-    else:
-        proc = _demo(tmp_path, BALLAST_START_DATE=first.isoformat())
-        assert f"the start date is set ({first}, from BALLAST_START_DATE): generating it to {before}" in proc.stdout
+    proc = _demo(tmp_path, "--days", str(DAYS))
     assert proc.returncode == 0, proc.stderr
     if _yesterday() != before:
         pytest.skip("the UTC day changed during the demo")
@@ -85,16 +78,31 @@ def test_the_demo_ends_yesterday_and_later_processes_see_every_partition_materia
     finally:
         dagster_instance.dispose()
 
+    # An explicit start date wins over the recorded one: the data runs from it to yesterday, and the home records it.
+    later = first + dt.timedelta(days=10)
+    again = _demo(tmp_path, BALLAST_START_DATE=later.isoformat())
+    assert again.returncode == 0, again.stderr
+    assert f"the start date is set ({later}, from BALLAST_START_DATE): generating it to {before}" in again.stdout
+    files = json.loads((tmp_path / "landing" / "_manifest.json").read_text())["files"]
+    assert files[0] == f"transactions_{later}.csv" and files[-1] == f"transactions_{before}.csv"
+    assert Settings.from_env({"BALLAST_HOME": str(tmp_path)}).start_date == later
 
-def test_the_demo_refuses_days_when_the_start_date_is_set(tmp_path: Path) -> None:
+
+def test_the_demo_refuses_days_or_a_start_without_a_complete_day_when_the_start_date_is_set(tmp_path: Path) -> None:
     proc = _demo(tmp_path, "--days", "5", BALLAST_START_DATE="2025-01-01")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (
         "ballast: error: --days cannot be used when the start date is set (2025-01-01, from BALLAST_START_DATE):"
         " the demo's data runs from it to yesterday; drop --days, or unset BALLAST_START_DATE"
     )
+    recorded = tmp_path / START_DATE_FILE
+    recorded.write_text("2025-01-01\n")
+    proc = _demo(tmp_path, "--days", "5")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"(2025-01-01, from {recorded}, recorded by an earlier demo)" in proc.stderr
+    assert proc.stderr.strip().endswith("drop --days, or use a new BALLAST_HOME")
     today = _yesterday() + dt.timedelta(days=1)
-    (tmp_path / START_DATE_FILE).write_text(f"{today}\n")
+    recorded.write_text(f"{today}\n")
     proc = _demo(tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"the start date {today} (from {tmp_path / START_DATE_FILE}, recorded by an earlier demo)" in proc.stderr
