@@ -1,5 +1,7 @@
 """Settings of the scale path (Spark's properties, DuckDB's memory limit), the anomaly thresholds, the freshness deadline and the owners."""
 
+import dataclasses
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import pytest
 
 from ballast.cli import main as cli
 from ballast.resources import WarehouseResource, write_dbt_profile
-from ballast.settings import Settings, SettingsError
+from ballast.settings import START_DATE_FILE, Settings, SettingsError
 
 
 def test_spark_properties_come_from_the_environment_over_ballasts_defaults(tmp_path: Path) -> None:
@@ -148,3 +150,35 @@ def test_an_owner_dagster_refuses_is_refused_by_name(tmp_path: Path, value: str,
     for bad in re.findall(r"'([^']*)'", message):
         with pytest.raises(dg.DagsterInvalidDefinitionError):
             dg.AssetSpec("a", owners=[bad])
+
+
+def test_the_homes_recorded_start_date_is_the_default_and_the_variable_wins(tmp_path: Path) -> None:
+    assert Settings.from_env({"BALLAST_HOME": str(tmp_path)}).start_date == dt.date(2025, 1, 1)
+    dataclasses.replace(
+        Settings.from_env({"BALLAST_HOME": str(tmp_path)}), start_date=dt.date(2026, 3, 4)
+    ).record_start_date()
+    assert (tmp_path / START_DATE_FILE).read_text() == "2026-03-04\n"
+    later = Settings.from_env({"BALLAST_HOME": str(tmp_path)})
+    assert (later.start_date, later.start_date_origin) == (dt.date(2026, 3, 4), START_DATE_FILE)
+    explicit = Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_START_DATE": "2025-02-01"})
+    assert (explicit.start_date, explicit.start_date_origin) == (dt.date(2025, 2, 1), "BALLAST_START_DATE")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("soon\n", "holds 'soon', not a date"),
+        ("2999-01-01\n", "holds 2999-01-01, a day in the future"),
+        (None, "cannot be read"),
+    ],
+)
+def test_a_broken_recorded_start_date_is_named(tmp_path: Path, content: str | None, message: str) -> None:
+    recorded = tmp_path / START_DATE_FILE
+    if content is None:
+        recorded.mkdir()
+    else:
+        recorded.write_text(content)
+    with pytest.raises(SettingsError, match=f"^{re.escape(str(recorded))} {message}"):
+        Settings.from_env({"BALLAST_HOME": str(tmp_path)})
+    # The variable overrides the file, so a home with a broken one stays usable.
+    Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_START_DATE": "2025-01-01"})

@@ -61,6 +61,9 @@ FRESHNESS_TIMEZONE = "UTC"
 # The freshness policy counts a materialization in this span before each deadline, so
 # deadlines must be at least this far apart.
 FRESHNESS_LOOKBACK = dt.timedelta(days=1)
+# The home's own start date: `ballast demo` writes its first day here, and it is the default of
+# BALLAST_START_DATE for every later process on the home (`ballast dev`, `dagster dev`, `ballast run`).
+START_DATE_FILE = "start_date"
 
 
 class SettingsError(ValueError):
@@ -72,6 +75,26 @@ def _parse_date(name: str, value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise SettingsError(f"{name}={value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _recorded_start_date(home: Path) -> dt.date | None:
+    """The start date recorded in the home (START_DATE_FILE), or None when it has none."""
+    path = home / START_DATE_FILE
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise SettingsError(
+            f"{path} cannot be read ({exc.strerror}); it holds this home's start date: fix its permissions or delete it"
+        ) from None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise SettingsError(
+            f"{path} holds {text.strip()[:40]!r}, not a date (expected YYYY-MM-DD); it holds this home's start date"
+            " (written by `ballast demo`): fix or delete it, or set BALLAST_START_DATE"
+        ) from None
 
 
 def _parse_int(name: str, value: str) -> int:
@@ -201,6 +224,11 @@ def _check_values(s: Settings) -> None:
             raise SettingsError(f"{name}={value} must be {bounds}")
     today = dt.datetime.now(dt.UTC).date()
     if s.start_date > today:
+        if s.start_date_origin == START_DATE_FILE:
+            raise SettingsError(
+                f"{s.start_date_file} holds {s.start_date}, a day in the future (today is {today}, UTC); it holds"
+                " this home's start date: delete it, or set BALLAST_START_DATE to the first event date of your data"
+            )
         raise SettingsError(
             f"BALLAST_START_DATE={s.start_date} is in the future (today is {today}, UTC);"
             " set it to the first event date of your data"
@@ -334,6 +362,8 @@ class Settings:
     home: Path
     landing_dir: Path
     start_date: dt.date = dt.date(2025, 1, 1)
+    # Where start_date came from: "default", "BALLAST_START_DATE" or START_DATE_FILE (the home's).
+    start_date_origin: str = "default"
     currencies: tuple[str, ...] = ("USD", "EUR", "GBP")
     feature_engine: str = "duckdb"
     executor: str = "in_process"
@@ -473,6 +503,10 @@ class Settings:
             kwargs["contracts_dir"] = Path(env["BALLAST_CONTRACTS_DIR"]).expanduser().resolve()
         if "BALLAST_START_DATE" in env:
             kwargs["start_date"] = _parse_date("BALLAST_START_DATE", env["BALLAST_START_DATE"])
+            kwargs["start_date_origin"] = "BALLAST_START_DATE"
+        elif (recorded := _recorded_start_date(home)) is not None:
+            kwargs["start_date"] = recorded
+            kwargs["start_date_origin"] = START_DATE_FILE
         if "BALLAST_CURRENCIES" in env:
             kwargs["currencies"] = tuple(c.strip().upper() for c in env["BALLAST_CURRENCIES"].split(",") if c.strip())
         if "BALLAST_FEATURE_ENGINE" in env:
@@ -548,6 +582,18 @@ class Settings:
             if key in env:
                 kwargs[name] = _parse_int(key, env[key])
         return cls(**kwargs)
+
+    @cached_property
+    def start_date_file(self) -> Path:
+        """The home's start date, the default of BALLAST_START_DATE (written by `ballast demo`)."""
+        return self.home / START_DATE_FILE
+
+    def record_start_date(self) -> None:
+        """Make start_date the home's default, so processes started later on it share the partitions."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        partial = self.start_date_file.with_name(f".{START_DATE_FILE}.{os.getpid()}.tmp")
+        partial.write_text(f"{self.start_date.isoformat()}\n")
+        partial.replace(self.start_date_file)
 
     @cached_property
     def warehouse_path(self) -> Path:

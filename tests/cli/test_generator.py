@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -35,6 +36,20 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path) -> None:
     c = generate(_spec(tmp_path / "c", seed=4))
     assert [p.read_bytes() for p in a.files] == [p.read_bytes() for p in b.files]
     assert [p.read_bytes() for p in a.files] != [p.read_bytes() for p in c.files]
+
+
+def test_the_start_date_moves_only_the_dates(tmp_path: Path) -> None:
+    """`ballast demo` starts wherever yesterday puts it: a seed must give the same data on any start date."""
+    a = generate(_spec(tmp_path / "a", faults=0.05))
+    # Another year, month and weekday.
+    b = generate(_spec(tmp_path / "b", faults=0.05, start=START + dt.timedelta(days=400)))
+
+    def undated(path: Path) -> str:
+        return re.sub(r"\d{4}-\d{2}-\d{2}|T\d{8}-", "<date>", path.read_text())
+
+    assert a.rows == b.rows and a.faults == b.faults
+    assert [undated(p) for p in a.files] == [undated(p) for p in b.files]
+    assert [p.read_text() for p in a.files] != [p.read_text() for p in b.files]
 
 
 def test_files_follow_the_input_contract(tmp_path: Path) -> None:

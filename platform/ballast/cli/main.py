@@ -117,7 +117,12 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="generate a small dataset into BALLAST_HOME and run every asset on it")
     demo.add_argument("--customers", type=_positive_int, default=DEMO_CUSTOMERS)
-    demo.add_argument("--days", type=_positive_int, default=DEMO_DAYS)
+    demo.add_argument(
+        "--days",
+        type=_positive_int,
+        help=f"how many days of data, ending yesterday (default {DEMO_DAYS}); on a home whose start date is set"
+        " (BALLAST_START_DATE, or an earlier demo's) the data runs from that date instead",
+    )
     demo.add_argument("--seed", type=int, default=DEMO_SEED)
 
     run = commands.add_parser(
@@ -365,13 +370,41 @@ def _one_line(text: str) -> str:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> None:
+    """Generate data ending yesterday, so every partition up to yesterday is materialized, and run every asset on it.
+
+    The first day is the home's start date when one is set (BALLAST_START_DATE, or the one an
+    earlier demo recorded), else `--days` before yesterday; the home records it, so the
+    partitions of processes started later on it (`ballast dev`) begin there too.
+    """
     from ballast.cli.generator import GenerateSpec, generate
 
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    if settings.start_date_origin == "default":
+        days = args.days or DEMO_DAYS
+        settings = dataclasses.replace(settings, start_date=yesterday - dt.timedelta(days=days - 1))
+        print(f"demo: this home's partitions start on {settings.start_date} (recorded in {settings.start_date_file})")
+    else:
+        from_env = settings.start_date_origin == "BALLAST_START_DATE"
+        origin = "BALLAST_START_DATE" if from_env else f"{settings.start_date_file}, recorded by an earlier demo"
+        if args.days is not None:
+            raise UserError(
+                f"--days cannot be used when the start date is set ({settings.start_date}, from {origin}):"
+                " the demo's data runs from it to yesterday; drop --days, or "
+                + ("unset BALLAST_START_DATE" if from_env else "use a new BALLAST_HOME")
+            )
+        if settings.start_date > yesterday:
+            raise UserError(
+                f"the start date {settings.start_date} (from {origin}) leaves no complete day before today"
+                f" ({yesterday + dt.timedelta(days=1)}, UTC) for the demo; set an earlier BALLAST_START_DATE"
+            )
+        days = (yesterday - settings.start_date).days + 1
+        print(f"demo: the start date is set ({settings.start_date}, from {origin}): generating it to {yesterday}")
     settings.ensure_dirs()
+    settings.record_start_date()
     spec = GenerateSpec(
         out=settings.landing_dir,
         customers=args.customers,
-        days=args.days,
+        days=days,
         start=settings.start_date,
         seed=args.seed,
         faults=DEMO_FAULT_RATE,
