@@ -59,7 +59,7 @@ class RunProgress:
         self._built = step_keys(defs)
         self._runs = runs
         self._index = 0
-        self._started = time.monotonic()
+        self._started = time.time()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,11 +104,12 @@ class RunProgress:
         while True:
             page = self._instance.get_records_for_run(run_id, cursor=cursor, of_type=STEP_EVENTS)
             for record in page.records:
-                event = record.event_log_entry.dagster_event
+                entry = record.event_log_entry
+                event = entry.dagster_event
                 if event.event_type == dg.DagsterEventType.STEP_START:
-                    view.started(event.step_key)
+                    view.started(event.step_key, entry.timestamp)
                 else:
-                    view.ended(event.step_key, OUTCOMES[event.event_type])
+                    view.ended(event.step_key, OUTCOMES[event.event_type], entry.timestamp)
             cursor = page.cursor
             if not page.has_more:
                 view.tick()
@@ -134,18 +135,19 @@ class _RunView:
             else None
         )
 
-    def started(self, step_key: str) -> None:
+    # `at`: when Dagster recorded the event (epoch seconds), not when it was read.
+    def started(self, step_key: str, at: float) -> None:
         name = label(step_key, self._built, self._selection)
-        self._running[step_key] = (name, time.monotonic())
-        self._show(f"{name} started")
+        self._running[step_key] = (name, at)
+        self._show(f"{name} started", at)
 
-    def ended(self, step_key: str, outcome: str) -> None:
-        name, since = self._running.pop(step_key, (label(step_key, self._built, self._selection), time.monotonic()))
+    def ended(self, step_key: str, outcome: str, at: float) -> None:
+        name, since = self._running.pop(step_key, (label(step_key, self._built, self._selection), at))
         self._ended += 1
         self._failed += outcome == "failed"
         if self._bar is not None:
             self._bar.update(1)
-        self._show(f"{name} {outcome} ({time.monotonic() - since:.1f}s)")
+        self._show(f"{name} {outcome} ({at - since:.1f}s)", at)
 
     def tick(self) -> None:
         if self._bar is not None:
@@ -156,11 +158,11 @@ class _RunView:
             self._bar.set_postfix_str(f"{self._failed} failed" if self._failed else "", refresh=False)
             self._bar.close()
 
-    def _show(self, what: str) -> None:
+    def _show(self, what: str, at: float) -> None:
         if self._bar is not None:
             self._bar.set_postfix_str(", ".join(name for name, _ in self._running.values()))
             return
-        elapsed = int(time.monotonic() - self._started)
+        elapsed = max(0, int(at - self._started))
         run = f"{self._name} " if self._name else ""
         print(
             f"[{run}{self._ended}/{self._total} {elapsed // 60}m{elapsed % 60:02d}s] {what}", file=self._out, flush=True
