@@ -15,6 +15,7 @@ order, stopping at the first run that fails.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -363,13 +364,17 @@ def execute(
     dagster_instance: dg.DagsterInstance,
     plan: IncrementalPlan,
     log_level: str = "INFO",
-    on_step: Callable[[Step], None] | None = None,
+    on_run: Callable[[Step, str], None] | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
-    """The plan's runs in order, stopping after the first that fails; their results."""
+    """The plan's runs in order, stopping after the first that fails; their results.
+
+    `on_run` hears of each run and its id before it starts (live progress reads its events).
+    """
     results = []
     for step in plan.steps:
-        if on_step is not None:
-            on_step(step)
+        run_id = str(uuid.uuid4())
+        if on_run is not None:
+            on_run(step, run_id)
         result = refresh(
             settings,
             step.start,
@@ -378,6 +383,7 @@ def execute(
             selection=dg.AssetSelection.assets(*step.assets),
             log_level=log_level,
             defs=defs,
+            run_id=run_id,
         )
         results.append(result)
         if not result.success:

@@ -75,11 +75,12 @@ def refresh(
     log_level: str = "DEBUG",
     op_config: dict | None = None,
     defs: dg.Definitions | None = None,
+    run_id: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize the selected assets (default: all) for the days [start, end] in one run.
 
     `op_config` is run config per op, e.g. {"model__churn_model": {"shuffle_labels": True}}.
-    `defs`: definitions already built (a sequence of runs builds them once).
+    `defs`: definitions already built (a sequence of runs builds them once); `run_id`: the run's id, chosen by the caller.
     """
     defs = defs or build_defs(settings)
     job = defs.resolve_job_def(REFRESH_JOB)
@@ -103,6 +104,7 @@ def refresh(
                 instance=dagster_instance,
                 tags=tags,
                 asset_selection=asset_keys,
+                run_id=run_id,
                 raise_on_error=False,
             )
         append_run_warnings(settings.run_warnings_log, captured.attributed, result.run_id)

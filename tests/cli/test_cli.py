@@ -1,9 +1,14 @@
 """The `ballast` command as a user runs it: errors, generate, run and report."""
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -141,14 +146,44 @@ def test_unknown_feature_engine_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "BALLAST_FEATURE_ENGINE='pandas' is not one of duckdb" in proc.stderr
 
 
+def _ballast_on_a_terminal(*args: str, home: Path, **env: str) -> tuple[int, str]:
+    """Run the command with stderr on a pseudo-terminal of 120 columns; its exit code and what the terminal got."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    full_env = {**os.environ, **env, "BALLAST_HOME": str(home)}
+    proc = subprocess.Popen([BALLAST, *args], stdout=subprocess.DEVNULL, stderr=follower, env=full_env)
+    os.close(follower)
+    received = b""
+    # Read until the child closes the terminal (EIO on Linux), then collect its exit code.
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(leader)
+    return proc.wait(timeout=600), received.decode().replace("\r\n", "\n")
+
+
 @pytest.mark.full
 def test_too_little_data_to_train_is_one_clear_line(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     gen = _ballast("generate", "--out", str(landing), "--customers", "50", "--days", "5", "--start", "2025-01-01")
     assert gen.returncode == 0, gen.stderr
-    proc = _ballast("run", home=tmp_path, BALLAST_START_DATE="2025-01-01")
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
-    assert proc.stderr.strip().splitlines() == [
+    # On a terminal: a progress bar, closed on a line of its own before the error lines.
+    code, stderr = _ballast_on_a_terminal("run", home=tmp_path, BALLAST_START_DATE="2025-01-01")
+    assert code == 1 and "Traceback" not in stderr
+    bar, _, rest = stderr.partition("\n")
+    frames = [f for f in bar.split("\r") if f]
+    assert len(frames) > 2 and all(
+        re.fullmatch(r"run: +\d+%\|.*\| \d+/\d+ steps \[\d\d:\d\d.*\]", f) for f in frames
+    ), bar
+    counts = [int(re.search(r"(\d+)/\d+ steps", f)[1]) for f in frames]
+    assert counts == sorted(counts) and 0 < counts[-1] < int(re.search(r"/(\d+) steps", frames[-1])[1])
+    assert "model/churn_model" in bar and frames[-1].endswith(", 1 failed]")
+    assert rest.strip().splitlines() == [
         "ballast: error: step model__churn_model failed: cannot train churn_model: the training set has"
         " 0 snapshot date(s); a time-based holdout needs 2 or more (a snapshot gets a label only once"
         " 30 days of later data have arrived)",

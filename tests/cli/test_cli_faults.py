@@ -25,6 +25,7 @@ from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE
 from ballast.model import registry, training
 from ballast.settings import CONTRACTS_DIR
 from ballast.transform import dbt_failures
+from tests.cli.test_progress import progress_and_rest
 from tests.conftest import START, make_settings
 
 pytestmark = pytest.mark.full  # `ballast` commands run end to end
@@ -402,7 +403,8 @@ def test_a_failed_run_prints_its_root_cause_and_the_log(tmp_path: Path, capsys) 
     code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home), BALLAST_START_DATE=START.isoformat())
     log = settings.home / "logs" / "last_run.log"
     assert code == 1 and "Traceback" not in err
-    lines = err.strip().splitlines()
+    progress, lines = progress_and_rest(err)
+    assert [m["step"] for m in progress if m["what"].startswith("failed")] == ["clean/transactions +1"]
     assert lines[-1] == f"ballast: error: the run failed (1 failed step(s)); full log: {log}"
     [step] = lines[:-1]
     assert step.startswith("ballast: error: step clean_dbt_models failed: dbt build of the clean layer failed")
@@ -422,7 +424,9 @@ def test_a_run_stopped_by_a_blocking_check_names_the_check_and_the_days(tmp_path
     (settings.landing_dir / f"resend_{day}.csv").write_text("\n".join([header, *rows]) + "\n")
     code, err = _ballast(capsys, "run", BALLAST_HOME=str(settings.home), BALLAST_START_DATE=START.isoformat())
     assert code == 1 and "Traceback" not in err
-    lines = err.strip().splitlines()
+    progress, lines = progress_and_rest(err)
+    failed = [m["step"] for m in progress if m["what"].startswith("failed")]
+    assert failed == ["clean/transactions:quarantine_share_within_limit"]
     assert lines[-1].startswith("ballast: error: the run failed (1 failed step(s)); full log: ")
     [step] = lines[:-1]
     assert step == (

@@ -231,6 +231,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 def _run(settings: Settings, announce: str, full: bool = False, dates: tuple[dt.date, dt.date] | None = None) -> None:
     """Refresh what the landing files changed (default), every partition (`full`) or the days `dates`."""
+    from ballast.cli.progress import RunProgress
     from ballast.definitions import build_defs
     from ballast.incremental import execute, plan_run
     from ballast.runs import instance, prepare_run
@@ -254,8 +255,10 @@ def _run(settings: Settings, announce: str, full: bool = False, dates: tuple[dt.
             if not full:
                 for line in todo.summary():
                     print(f"{announce}: {line}" if not line.startswith("note:") else line)
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                results = execute(settings, defs, dagster_instance, todo, log_level="INFO")
+            # Progress goes to the real stderr, and ends before the results are printed.
+            progress = RunProgress(sys.stderr, dagster_instance, defs, len(todo.steps))
+            with progress, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                results = execute(settings, defs, dagster_instance, todo, log_level="INFO", on_run=progress.follow)
     finally:
         dagster_instance.dispose()
     if results:
