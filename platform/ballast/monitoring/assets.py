@@ -305,12 +305,8 @@ def _drift_checks(settings: Settings, per_day: list[dict], window: str, version:
 DRIFT_DAYS_LISTED = 30
 
 
-def _drift_metadata(
-    settings: Settings, per_day: list[dict], latest: pd.DataFrame, judged_from: dt.date, report: Path
-) -> dict:
+def _drift_metadata(per_day: list[dict], latest: pd.DataFrame, judged_from: dt.date, report: Path) -> dict:
     frame = pd.DataFrame(per_day)
-    # The latest day's HTML report, opened from the UI through `ballast dev`'s file server.
-    link = {"latest_report_url": dg.MetadataValue.url(file_url(settings, report))} if report.is_file() else {}
     return {
         "partitions": len(per_day),
         "judged_from": str(judged_from),
@@ -318,7 +314,6 @@ def _drift_metadata(
         "top_drifted_features_latest": dg.MetadataValue.md(
             latest.head(10).round(4).to_markdown(index=False) if len(latest) else ""
         ),
-        **link,
         "latest_report": dg.MetadataValue.path(str(report)),
         # Dagster copies this into every partition's event: the latest days only (each day's report stays on disk).
         "drift_share_by_day": dg.MetadataValue.md(
@@ -374,7 +369,12 @@ def drift_report_asset(
         report = drift_path(settings, last, "html")
         yield dg.MaterializeResult(
             metadata=readable(
-                {"champion_version": current.version, **_drift_metadata(settings, per_day, latest, judged_from, report)}
+                {
+                    "champion_version": current.version,
+                    # The latest day's HTML report, opened from the UI through `ballast dev`'s file server.
+                    "latest_report_url": dg.MetadataValue.url(file_url(settings, report)) if report.is_file() else None,
+                    **_drift_metadata(per_day, latest, judged_from, report),
+                }
             )
         )
         yield from _drift_checks(settings, per_day, f"{first} to {last}", current.version)
