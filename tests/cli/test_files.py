@@ -163,6 +163,8 @@ def test_ballast_dev_stops_cleanly_with_its_children(tmp_path: Path, stop: str) 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # As a script's background job (`ballast dev &`) starts: SIGINT ignored, which exec passes on.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     children: list[psutil.Process] = []
     try:

@@ -615,7 +615,7 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     workspace = REPO_ROOT / "workspace.yaml"
     argv = [str(bin_dir / "dagster"), "dev", "-w", str(workspace), "--port", str(args.port)]
     # Its own process group: a Ctrl-C (or a signal to this process's group) reaches dagster dev once, forwarded.
-    child = subprocess.Popen(argv, env=env, process_group=0, preexec_fn=_death_signal())
+    child = subprocess.Popen(argv, env=env, process_group=0, preexec_fn=_child_setup())
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, _frame: _forward(child, received))
     if server is not None:
@@ -659,18 +659,27 @@ def _forward(child, signum: int) -> None:
         os.killpg(child.pid, signum)
 
 
-def _death_signal():
-    """What the child runs before exec: on Linux it gets SIGTERM if `ballast dev` is killed outright (not orphaned).
+def _child_setup():
+    """What dagster dev's process runs before exec: it acts on the signals forwarded to it and, on Linux, gets
+    SIGTERM if `ballast dev` is killed outright (not orphaned).
 
-    Looked up here, in the parent: the child of a process with threads must not import or allocate.
+    A background job of a script starts with SIGINT ignored, which exec would pass on (and dagster dev copies
+    SIGINT's handling to SIGTERM). prctl is looked up here, in the parent: the child must not import.
     """
     import ctypes
 
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return None
-    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl = None
+
+    def setup() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
 
 
 def _preflight(command: str, settings: Settings) -> None:
