@@ -105,7 +105,8 @@ def bound_server(settings: Settings, port: int) -> ThreadingHTTPServer:
 
 
 def serve_in_background(server: ThreadingHTTPServer) -> None:
-    threading.Thread(target=server.serve_forever, name="ballast-files", daemon=True).start()
+    # A short poll: shutdown() waits for the loop to notice.
+    threading.Thread(target=server.serve_forever, args=(0.1,), name="ballast-files", daemon=True).start()
 
 
 def dbt_docs_command(settings: Settings) -> list[str]:

@@ -27,6 +27,8 @@ GATES_STEP = "promotion_gates"
 # After a run: at most this many failed non-blocking checks, each in at most WARNING_CHARS characters.
 MAX_CHECK_WARNINGS = 10
 WARNING_CHARS = 300
+# How long `ballast dev` waits at exit for a dbt docs build still running.
+DOCS_WAIT_SECONDS = 60
 # Linux prctl option: the signal a child receives when its parent dies.
 PR_SET_PDEATHSIG = 1
 # Exit status for a fault in Ballast itself (BSD sysexits EX_SOFTWARE), apart from user errors (1).
@@ -618,14 +620,17 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     child = subprocess.Popen(argv, env=env, process_group=0, preexec_fn=_child_setup())
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, _frame: _forward(child, received))
+    docs = threading.Thread(target=_dbt_docs, args=(settings,), name="dbt-docs", daemon=True)
     if server is not None:
         files.serve_in_background(server)
-        threading.Thread(target=_dbt_docs, args=(settings,), name="dbt-docs", daemon=True).start()
+        docs.start()
     try:
         code = child.wait()
     finally:
         if server is not None:
             server.shutdown()
+            # dbt takes seconds: let it finish rather than leave it running alone.
+            docs.join(timeout=DOCS_WAIT_SECONDS)
     return 128 - code if code < 0 else code
 
 
