@@ -182,3 +182,29 @@ def test_a_broken_recorded_start_date_is_named(tmp_path: Path, content: str | No
         Settings.from_env({"BALLAST_HOME": str(tmp_path)})
     # The variable overrides the file, so a home with a broken one stays usable.
     Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_START_DATE": "2025-01-01"})
+
+
+def test_the_file_server_address_comes_from_the_environment(tmp_path: Path) -> None:
+    default = Settings.from_env({"BALLAST_HOME": str(tmp_path)})
+    assert default.files_base_url == "http://127.0.0.1:3001"
+    assert Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_FILES_PORT": "3104"}).files_base_url == (
+        "http://127.0.0.1:3104"
+    )
+    behind_a_proxy = Settings.from_env(
+        {"BALLAST_HOME": str(tmp_path), "BALLAST_FILES_PORT": "3104", "BALLAST_FILES_URL": "https://reports.example/"}
+    )
+    assert (behind_a_proxy.files_base_url, behind_a_proxy.files_port) == ("https://reports.example", 3104)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BALLAST_FILES_PORT": "0"}, "BALLAST_FILES_PORT='0' must be at least 1"),
+        ({"BALLAST_FILES_PORT": "70000"}, "BALLAST_FILES_PORT=70000 must be a TCP port between 1 and 65535"),
+        ({"BALLAST_FILES_PORT": "http"}, "BALLAST_FILES_PORT='http' is not a whole number"),
+        ({"BALLAST_FILES_URL": "127.0.0.1:3001"}, "BALLAST_FILES_URL='127.0.0.1:3001' must start with http://"),
+    ],
+)
+def test_a_bad_file_server_address_is_refused_by_name(tmp_path: Path, env: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"BALLAST_HOME": str(tmp_path), **env})

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from ballast import contracts
+from ballast.common.metadata import readable
 from ballast.common.partitions import run_window
 from ballast.resources import WarehouseResource, feature_windows
 from ballast.settings import WAREHOUSE_POOL, Settings
@@ -15,7 +16,7 @@ def _metadata(outcome: contracts.CheckOutcome, window: tuple[str, str]) -> dict:
     if outcome.value is not None:
         metadata["value"] = outcome.value
     metadata.update({k: v for k, v in outcome.metrics.items() if isinstance(v, int | float)})
-    return metadata
+    return readable(metadata)
 
 
 def contract_checks(

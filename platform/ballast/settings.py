@@ -350,6 +350,13 @@ def _check_anomaly(s: Settings) -> None:
         )
 
 
+def _check_files(s: Settings) -> None:
+    if not 1 <= s.files_port <= 65535:
+        raise SettingsError(f"BALLAST_FILES_PORT={s.files_port} must be a TCP port between 1 and 65535")
+    if s.files_url and not s.files_url.startswith(("http://", "https://")):
+        raise SettingsError(f"BALLAST_FILES_URL={s.files_url!r} must start with http:// or https://")
+
+
 def _parse_float(name: str, value: str) -> float:
     try:
         return float(value)
@@ -395,6 +402,9 @@ class Settings:
     drift_exempt: tuple[str, ...] = ("tenure_days",)
     reference_days: int = 28
     ui_url: str = "http://127.0.0.1:3000"
+    # `ballast dev`'s file server (drift reports, plots, dbt docs) and the address metadata links name ("" = local).
+    files_port: int = 3001
+    files_url: str = ""
     # Which alert sinks are on (their addresses are secrets, read only through dagster.EnvVar).
     alert_sinks: tuple[str, ...] = ()
     retrain_cooldown_hours: float = 24.0
@@ -478,6 +488,7 @@ class Settings:
         _check_freshness(self)
         _check_owners(self)
         _check_values(self)
+        _check_files(self)
         _check_paths(self)
 
     def audit_targets_by_env(self) -> dict[str, float]:
@@ -546,6 +557,8 @@ class Settings:
             kwargs["drift_exempt"] = tuple(c.strip() for c in env["BALLAST_DRIFT_EXEMPT"].split(",") if c.strip())
         if "BALLAST_UI_URL" in env:
             kwargs["ui_url"] = env["BALLAST_UI_URL"].rstrip("/")
+        if "BALLAST_FILES_URL" in env:
+            kwargs["files_url"] = env["BALLAST_FILES_URL"].strip().rstrip("/")
         if "BALLAST_ALERT_SINKS" in env:
             kwargs["alert_sinks"] = tuple(c.strip() for c in env["BALLAST_ALERT_SINKS"].split(",") if c.strip())
         if "BALLAST_OPENLINEAGE_TRANSPORT" in env:
@@ -578,6 +591,7 @@ class Settings:
             ("reference_days", "BALLAST_REFERENCE_DAYS"),
             ("anomaly_window_days", "BALLAST_ANOMALY_WINDOW_DAYS"),
             ("anomaly_min_history_days", "BALLAST_ANOMALY_MIN_HISTORY_DAYS"),
+            ("files_port", "BALLAST_FILES_PORT"),
         ):
             if key in env:
                 kwargs[name] = _parse_int(key, env[key])
@@ -640,6 +654,21 @@ class Settings:
     def openlineage_outbox(self) -> Path:
         """OpenLineage delivery state: every event built, whether it was sent, and what it covers."""
         return self.lineage_dir / "openlineage_outbox.sqlite"
+
+    @cached_property
+    def files_base_url(self) -> str:
+        """Where `ballast dev` serves the home's reports: BALLAST_FILES_URL, else this machine at BALLAST_FILES_PORT."""
+        return self.files_url or f"http://127.0.0.1:{self.files_port}"
+
+    @cached_property
+    def plots_dir(self) -> Path:
+        """Plots shown on asset pages (PNG), served by `ballast dev`."""
+        return self.home / "plots"
+
+    @cached_property
+    def dbt_docs_dir(self) -> Path:
+        """dbt's documentation site of this home (`dbt docs generate`, a dbt target folder), served by `ballast dev`."""
+        return self.dbt_runs_dir / "docs"
 
     @cached_property
     def dagster_home(self) -> Path:

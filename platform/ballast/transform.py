@@ -10,7 +10,7 @@ import duckdb
 from dagster_dbt import DbtCliResource, DbtProject, build_dbt_asset_specs, dbt_assets
 
 from ballast.common.columns import Column
-from ballast.common.metadata import COLUMN_SCHEMA, NO_RETRY_REASON, TRANSFORMATION
+from ballast.common.metadata import COLUMN_SCHEMA, NO_RETRY_REASON, TRANSFORMATION, readable
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
 from ballast.common.retries import LOCK_RETRY_NOTE, warehouse_locked
@@ -73,7 +73,11 @@ def dbt_layer_assets(
                 if isinstance(event, dg.Output):
                     key = context.asset_key_for_output(event.output_name)
                     found = window_metadata(con, key, *window) if window else (table_metadata or row_count)(con, key)
-                    event = event.with_metadata({**event.metadata, **found, **lineage_metadata(lineage.get(key))})
+                    event = event.with_metadata(
+                        readable({**event.metadata, **found, **lineage_metadata(lineage.get(key))})
+                    )
+                elif isinstance(event, dg.AssetCheckResult):
+                    event = event.with_metadata(readable(event.metadata))
                 yield event
         if not invocation.is_successful():
             target = settings.dbt_runs_dir / layer

@@ -11,6 +11,7 @@ from ballast.audit import facts
 from ballast.audit.assets import DEBT_INDEX_CHECK, DEBT_INDEX_HISTORY_TABLE, DEBT_SCORECARD, MODEL_PATH_CHECK
 from ballast.audit.scoring import MTTR_BUDGET_HOURS, score_assets
 from ballast.audit.warning_capture import capture
+from ballast.common.metadata import readable_float
 from ballast.common.partitions import range_tags
 from ballast.definitions import REFRESH_JOB, load_defs
 from ballast.model.keys import MODEL_KEY
@@ -54,7 +55,7 @@ def test_each_evaluation_adds_one_overall_row_and_one_row_per_scope(evaluated) -
             f"select debt_index from {DEBT_INDEX_HISTORY_TABLE} where evaluation_id = ? and scope_kind = 'overall'",
             [evaluation_id],
         )
-        assert materialization.metadata["debt_index"].value == pytest.approx(index)
+        assert materialization.metadata["debt_index"].value == readable_float(index)
 
 
 def test_checks_warn_under_the_threshold_and_name_unchecked_assets_upstream_of_the_model(evaluated) -> None:

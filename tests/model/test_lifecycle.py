@@ -134,7 +134,7 @@ def test_the_first_model_is_promoted(platform: Platform) -> None:
     [entry] = registry.champion_history(platform.settings.registry_dir, training.MODEL_NAME)
     assert entry["reason"] == "passed every gate" and entry["override"] is False
     evaluation = platform.result.asset_materializations_for_node("model__churn_evaluation")[0].metadata
-    assert evaluation["roc_and_calibration"].value.startswith("![ROC and calibration](data:image/png;base64,")
+    assert evaluation["roc_and_calibration_embedded"].value.startswith("![ROC and calibration](data:image/png;base64,")
     assert "positive_rate_by_home_country" in evaluation and evaluation["champion_version"].value == "none"
     [(versions,)] = platform.query("select list(distinct model_version) from model.churn_scores")
     assert versions == ["v0001"]

@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from ballast.cli.report import build_report, format_report
+from ballast.common.metadata import INLINE_MARKDOWN_CHARS, file_url
 from ballast.monitoring.check_history import (
     QUALITY_HISTORY_TABLE,
     QUALITY_OPEN_FAILURES_TABLE,
@@ -21,6 +22,7 @@ from ballast.monitoring.check_history import (
 from ballast.monitoring.quality_history import QUALITY_HISTORY, STALE_FAILURE_CHECK, quality_history_asset
 from ballast.resources import WarehouseResource
 from ballast.runs import instance
+from ballast.settings import Settings
 from tests.conftest import Platform, make_settings, query
 
 BALLAST = str(Path(sys.executable).parent / "ballast")
@@ -52,7 +54,7 @@ def _evaluation(record) -> dg.AssetCheckEvaluation:
     return record.event_log_entry.dagster_event.event_specific_data
 
 
-def _toy_defs(verdicts: Path, warehouse: Path) -> dg.Definitions:
+def _toy_defs(verdicts: Path, settings: Settings) -> dg.Definitions:
     """An asset whose ERROR check and a daily asset whose per-partition WARN check pass or fail as `verdicts` says."""
 
     def verdict(name: str) -> bool:
@@ -80,8 +82,8 @@ def _toy_defs(verdicts: Path, warehouse: Path) -> dg.Definitions:
 
     built: list[dg.Definitions] = []
     defs = dg.Definitions(
-        assets=[checked, daily, quality_history_asset(lambda: built[0].get_repository_def())],
-        resources={"warehouse": WarehouseResource(path=str(warehouse))},
+        assets=[checked, daily, quality_history_asset(settings, lambda: built[0].get_repository_def())],
+        resources={"warehouse": WarehouseResource(path=str(settings.warehouse_path))},
     )
     built.append(defs)
     return defs
@@ -95,7 +97,7 @@ def sequence(tmp_path_factory: pytest.TempPathFactory):
     settings.ensure_dirs()
     verdicts = settings.home / "verdicts"
     verdicts.mkdir()
-    defs = _toy_defs(verdicts, settings.warehouse_path)
+    defs = _toy_defs(verdicts, settings)
     job = defs.resolve_implicit_global_asset_job_def()
     dagster_instance = instance(settings)
     steps = [
@@ -163,7 +165,12 @@ def test_the_history_counts_its_own_run_s_evaluations(sequence) -> None:
     assert materialization.metadata["evaluations"].value == 8
     assert materialization.metadata["open_failures"].value == 2
     assert materialization.metadata["recoveries"].value == 2
-    assert "data:image/png;base64," in materialization.metadata["pass_rate_over_time"].value
+    assert "data:image/png;base64," in materialization.metadata["pass_rate_over_time_embedded"].value
+    # The plot inline on the asset page: a short markdown image of a PNG file `ballast dev` serves.
+    inline = materialization.metadata["pass_rate_over_time"].value
+    [plot] = list(sequence[0].plots_dir.glob("quality_history_*.png"))
+    assert len(inline) < INLINE_MARKDOWN_CHARS and file_url(sequence[0], plot) in inline
+    assert plot.read_bytes().startswith(b"\x89PNG")
     [stale] = [e for e in results[-1].get_asset_check_evaluations() if e.check_name == STALE_FAILURE_CHECK]
     assert stale.passed
 

@@ -13,7 +13,7 @@ from ballast.audit.scoring import DIMENSIONS, INDEX
 from ballast.audit.tables import AUDIT_LAYER, DEBT_INDEX_HISTORY_COLUMNS, DEBT_INDEX_HISTORY_TABLE
 from ballast.audit.warning_capture import WarningRecord
 from ballast.common.columns import create_table_sql
-from ballast.common.metadata import NO_RETRY_REASON, table_metadata, warehouse_table_name
+from ballast.common.metadata import NO_RETRY_REASON, readable, table_metadata, warehouse_table_name
 from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.model.keys import MODEL_KEY
 from ballast.resources import WarehouseResource
@@ -68,7 +68,7 @@ def _metadata(card: Scorecard) -> dict:
             "dagster/row_count": len(card.assets) + len(card.layers) + 1,
         }
     )
-    return metadata
+    return readable(metadata)
 
 
 def _checks(card: Scorecard) -> list[dg.AssetCheckResult]:
@@ -81,7 +81,7 @@ def _checks(card: Scorecard) -> list[dg.AssetCheckResult]:
             description=None
             if index >= card.min_index
             else f"overall debt index {index:.3f} is below {card.min_index:g}: review the worst assets",
-            metadata={"debt_index": index, "threshold": card.min_index},
+            metadata=readable({"debt_index": index, "threshold": card.min_index}),
         ),
         dg.AssetCheckResult(
             check_name=MODEL_PATH_CHECK,

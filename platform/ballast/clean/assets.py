@@ -10,7 +10,14 @@ from ballast.clean.quarantine import quarantine_shares, shares_markdown
 from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
 from ballast.common.columns import Column
-from ballast.common.metadata import COLUMN_LINEAGE, NO_RETRY_REASON, column_lineage, lake_table_name, table_metadata
+from ballast.common.metadata import (
+    COLUMN_LINEAGE,
+    NO_RETRY_REASON,
+    column_lineage,
+    lake_table_name,
+    readable,
+    table_metadata,
+)
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, run_window, single_run_asset
 from ballast.quality import contract_checks
@@ -75,7 +82,7 @@ def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
             passed=over.empty,
             severity=dg.AssetCheckSeverity.ERROR,
             description=f"quarantined share above {limit:.1%} on {failing}" if failing else None,
-            metadata=metadata,
+            metadata=readable(metadata),
         )
 
     return quarantine_share_within_limit

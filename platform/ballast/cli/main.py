@@ -8,7 +8,9 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -25,6 +27,10 @@ GATES_STEP = "promotion_gates"
 # After a run: at most this many failed non-blocking checks, each in at most WARNING_CHARS characters.
 MAX_CHECK_WARNINGS = 10
 WARNING_CHARS = 300
+# How long `ballast dev` waits at exit for a dbt docs build still running.
+DOCS_WAIT_SECONDS = 60
+# Linux prctl option: the signal a child receives when its parent dies.
+PR_SET_PDEATHSIG = 1
 # Exit status for a fault in Ballast itself (BSD sysexits EX_SOFTWARE), apart from user errors (1).
 INTERNAL_ERROR = 70
 
@@ -188,6 +194,11 @@ def _parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="start `dagster dev` on the workspace with all state under BALLAST_HOME")
     dev.add_argument("--port", type=_positive_int, default=3000)
+    dev.add_argument(
+        "--files-port",
+        type=_positive_int,
+        help="port of the file server for drift reports, plots and dbt docs (default: BALLAST_FILES_PORT, 3001)",
+    )
     dev.add_argument(
         "--automation",
         action="store_true",
@@ -613,7 +624,11 @@ def _lineage(args: argparse.Namespace, settings: Settings) -> None:
         print(f"    {key}  {version}")
 
 
-def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    """`dagster dev` as a child, beside the file server; its exit code is this command's."""
+    import subprocess
+
+    from ballast.cli import files
     from ballast.runs import PLANNED_EVENTS_ENV, prepare_dev, write_dagster_yaml
 
     write_dagster_yaml(settings)
@@ -630,9 +645,82 @@ def _dev(args: argparse.Namespace, settings: Settings) -> NoReturn:
     if args.automation:
         # Read by Settings in the code location's processes: every Ballast sensor and schedule defaults to RUNNING.
         env[AUTOMATION_ENV] = "on"
+    # Alerts link to this UI, metadata to this file server (unless set otherwise).
+    env.setdefault("BALLAST_UI_URL", f"http://127.0.0.1:{args.port}")
+    files_port = args.files_port or settings.files_port
+    env["BALLAST_FILES_PORT"] = str(files_port)
+    server = _file_server(settings, files_port)
     workspace = REPO_ROOT / "workspace.yaml"
-    argv = ["dagster", "dev", "-w", str(workspace), "--port", str(args.port)]
-    os.execve(str(bin_dir / "dagster"), argv, env)
+    argv = [str(bin_dir / "dagster"), "dev", "-w", str(workspace), "--port", str(args.port)]
+    # Its own process group: a Ctrl-C (or a signal to this process's group) reaches dagster dev once, forwarded.
+    child = subprocess.Popen(argv, env=env, process_group=0, preexec_fn=_child_setup())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, _frame: _forward(child, received))
+    docs = threading.Thread(target=_dbt_docs, args=(settings,), name="dbt-docs", daemon=True)
+    if server is not None:
+        files.serve_in_background(server)
+        docs.start()
+    try:
+        code = child.wait()
+    finally:
+        if server is not None:
+            server.shutdown()
+            # dbt takes seconds: let it finish rather than leave it running alone.
+            docs.join(timeout=DOCS_WAIT_SECONDS)
+    return 128 - code if code < 0 else code
+
+
+def _file_server(settings: Settings, port: int):
+    """The file server of `ballast dev` (listening, not serving yet), or None with a warning when its port is taken."""
+    from ballast.cli import files
+
+    try:
+        server = files.bound_server(settings, port)
+    except OSError as exc:
+        print(
+            f"ballast: warning: the file server cannot listen on 127.0.0.1:{port} ({exc.strerror}); drift reports,"
+            " plots and dbt docs are not served: choose another port with --files-port or BALLAST_FILES_PORT",
+            file=sys.stderr,
+        )
+        return None
+    print(f"ballast: drift reports, plots and dbt docs on http://127.0.0.1:{port}/", file=sys.stderr)
+    return server
+
+
+def _dbt_docs(settings: Settings) -> None:
+    from ballast.cli import files
+
+    problem = files.generate_dbt_docs(settings)
+    if problem:
+        print(f"ballast: warning: {problem}", file=sys.stderr)
+
+
+def _forward(child, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
+
+
+def _child_setup():
+    """What dagster dev's process runs before exec: it acts on the signals forwarded to it and, on Linux, gets
+    SIGTERM if `ballast dev` is killed outright (not orphaned).
+
+    A background job of a script starts with SIGINT ignored, which exec would pass on (and dagster dev copies
+    SIGINT's handling to SIGTERM). prctl is looked up here, in the parent: the child must not import.
+    """
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        prctl = None
+
+    def setup() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
 
 
 def _preflight(command: str, settings: Settings) -> None:
@@ -652,7 +740,7 @@ def _preflight(command: str, settings: Settings) -> None:
         preflight.dagster_instance(settings)
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         _demo(args, settings)
     elif args.command == "run":
@@ -668,7 +756,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "lineage":
         _lineage(args, settings)
     elif args.command == "dev":
-        _dev(args, settings)
+        return _dev(args, settings)
+    return 0
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -714,7 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run" and args.landing is not None:
             settings = dataclasses.replace(settings, landing_dir=args.landing)
         _preflight(args.command, settings)
-        _dispatch(args, settings)
+        return _dispatch(args, settings)
     except (UserError, SettingsError, PreflightError) as exc:
         print(f"ballast: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)

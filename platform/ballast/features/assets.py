@@ -17,6 +17,7 @@ from ballast.common.metadata import (
     NO_RETRY_REASON,
     column_lineage,
     lake_table_name,
+    readable,
     table_metadata,
     warehouse_table_name,
 )
@@ -246,12 +247,14 @@ def online_store_asset(settings: Settings, partitions_def: dg.PartitionsDefiniti
         seconds = time.perf_counter() - started
         status = feast_repo.online_status(settings.home) or {}
         return dg.MaterializeResult(
-            metadata={
-                "window": f"{first} to {last}",
-                "entities_online": status.get("entities_online", 0),
-                "last_materialized_partition": str(status.get("last_materialized_partition")),
-                "materialize_seconds": round(seconds, 3),
-            }
+            metadata=readable(
+                {
+                    "window": f"{first} to {last}",
+                    "entities_online": status.get("entities_online", 0),
+                    "last_materialized_partition": status.get("last_materialized_partition"),
+                    "materialize_seconds": seconds,
+                }
+            )
         )
 
     return online_store
@@ -344,14 +347,16 @@ def spark_feature_assets(
                 )
             metadata = window_metadata(con, CUSTOMER_DAILY_FEATURES, first, last)
         return dg.MaterializeResult(
-            metadata={
-                **metadata,
-                "engine": "spark",
-                "spark_master": pyspark.spark_session.sparkContext.master,
-                "spark_seconds": round(spark_seconds, 3),
-                "path": dg.MetadataValue.path(str(spark.output_dir(settings.lake_dir))),
-                COLUMN_LINEAGE: lineage,
-            }
+            metadata=readable(
+                {
+                    **metadata,
+                    "engine": "spark",
+                    "spark_master": pyspark.spark_session.sparkContext.master,
+                    "spark_seconds": spark_seconds,
+                    "path": dg.MetadataValue.path(str(spark.output_dir(settings.lake_dir))),
+                    COLUMN_LINEAGE: lineage,
+                }
+            )
         )
 
     return customer_daily_features

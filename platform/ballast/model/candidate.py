@@ -9,7 +9,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from ballast.common import code_version
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.atomic import write_atomic
+from ballast.common.metadata import NO_RETRY_REASON, file_url, image_markdown, readable
 from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.features.feast_repo import FEATURE_SERVICE
 from ballast.model import evaluation, lineage, reference, registry, training
@@ -103,19 +104,21 @@ def _model_metadata(trained: training.TrainedModel, saved: registry.ModelVersion
         "train dates": " to ".join(trained.train_dates),
         "holdout dates": " to ".join(trained.holdout_dates),
     }
-    return {
-        "model_version": saved.version,
-        "roc_auc": metrics["roc_auc"],
-        "pr_auc": metrics["pr_auc"],
-        "brier": metrics["brier"],
-        "train_rows": metrics["train_rows"],
-        "holdout_rows": metrics["holdout_rows"],
-        "training_set_fingerprint": saved.metadata["training_set"]["fingerprint"],
-        "raw_files": len(traced.get("raw_files", [])),
-        "metrics": dg.MetadataValue.md(_md_table(table)),
-        "shuffled_labels": shuffled,
-        "path": dg.MetadataValue.path(str(saved.path)),
-    }
+    return readable(
+        {
+            "model_version": saved.version,
+            "roc_auc": metrics["roc_auc"],
+            "pr_auc": metrics["pr_auc"],
+            "brier": metrics["brier"],
+            "train_rows": metrics["train_rows"],
+            "holdout_rows": metrics["holdout_rows"],
+            "training_set_fingerprint": saved.metadata["training_set"]["fingerprint"],
+            "raw_files": len(traced.get("raw_files", [])),
+            "metrics": dg.MetadataValue.md(_md_table(table)),
+            "shuffled_labels": shuffled,
+            "path": dg.MetadataValue.path(str(saved.path)),
+        }
+    )
 
 
 def churn_model_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -187,11 +190,13 @@ def churn_model_asset(settings: Settings) -> dg.AssetsDefinition:
                     check_name=REGISTRY_CHECK,
                     passed=abs(reloaded - trained.metrics["roc_auc"]) < 1e-9,
                     severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "model_version": saved.version,
-                        "trained_roc_auc": trained.metrics["roc_auc"],
-                        "reloaded_roc_auc": reloaded,
-                    },
+                    metadata=readable(
+                        {
+                            "model_version": saved.version,
+                            "trained_roc_auc": trained.metrics["roc_auc"],
+                            "reloaded_roc_auc": reloaded,
+                        }
+                    ),
                 )
             ],
         )
@@ -234,29 +239,36 @@ def churn_evaluation_asset(settings: Settings) -> dg.AssetsDefinition:
             evaluation=found,
             champion_evaluation=None if current is None else {"version": current.version, **against},
         )
-        plot = base64.b64encode(
-            evaluation.plot_png(found, against, (version.version, current.version if current else "champion"))
-        ).decode()
+        png = evaluation.plot_png(found, against, (version.version, current.version if current else "champion"))
+        plot_path = settings.plots_dir / f"{training.MODEL_NAME}_{version.version}_evaluation.png"
+        write_atomic(plot_path, png)
+        plot = base64.b64encode(png).decode()
         return dg.MaterializeResult(
-            metadata={
-                "candidate_version": version.version,
-                "champion_version": current.version if current else "none",
-                "roc_auc": found["roc_auc"],
-                "pr_auc": found["pr_auc"],
-                "brier": found["brier"],
-                "champion_roc_auc": against["roc_auc"] if against else None,
-                "baseline_roc_auc": found["baseline_roc_auc"],
-                "baseline_margin": found["baseline_margin"],
-                "baseline_rule": found["baseline_rule"],
-                "holdout_rows": found["holdout_rows"],
-                "calibration": dg.MetadataValue.md(
-                    pd.DataFrame(found["calibration"]).round(4).to_markdown(index=False)
-                ),
-                f"positive_rate_by_{settings.segment_column}": dg.MetadataValue.md(
-                    pd.DataFrame(found["segments"]).round(4).to_markdown(index=False)
-                ),
-                "roc_and_calibration": dg.MetadataValue.md(f"![ROC and calibration](data:image/png;base64,{plot})"),
-            }
+            metadata=readable(
+                {
+                    "candidate_version": version.version,
+                    "champion_version": current.version if current else "none",
+                    "roc_auc": found["roc_auc"],
+                    "pr_auc": found["pr_auc"],
+                    "brier": found["brier"],
+                    "champion_roc_auc": against["roc_auc"] if against else None,
+                    "baseline_roc_auc": found["baseline_roc_auc"],
+                    "baseline_margin": found["baseline_margin"],
+                    "baseline_rule": found["baseline_rule"],
+                    "holdout_rows": found["holdout_rows"],
+                    "calibration": dg.MetadataValue.md(
+                        pd.DataFrame(found["calibration"]).round(4).to_markdown(index=False)
+                    ),
+                    f"positive_rate_by_{settings.segment_column}": dg.MetadataValue.md(
+                        pd.DataFrame(found["segments"]).round(4).to_markdown(index=False)
+                    ),
+                    # Inline on the asset page through `ballast dev`'s file server; embedded for anywhere else.
+                    "roc_and_calibration": image_markdown("ROC and calibration", file_url(settings, plot_path)),
+                    "roc_and_calibration_embedded": dg.MetadataValue.md(
+                        f"![ROC and calibration](data:image/png;base64,{plot})"
+                    ),
+                }
+            )
         )
 
     return churn_evaluation
@@ -298,14 +310,16 @@ def promotion_gates_check(settings: Settings) -> dg.AssetChecksDefinition:
                 passed=gate.passed or override is not None,
                 severity=dg.AssetCheckSeverity.ERROR,
                 description=gate.note,
-                metadata={
-                    "candidate_version": version.version,
-                    "value": gate.value,
-                    "threshold": gate.threshold,
-                    "gate_passed": gate.passed,
-                    "overridden": override is not None and not gate.passed,
-                    "override_reason": override["reason"] if override else "",
-                },
+                metadata=readable(
+                    {
+                        "candidate_version": version.version,
+                        "value": gate.value,
+                        "threshold": gate.threshold,
+                        "gate_passed": gate.passed,
+                        "overridden": override is not None and not gate.passed,
+                        "override_reason": override["reason"] if override else "",
+                    }
+                ),
             )
 
     return promotion_gates

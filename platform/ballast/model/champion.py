@@ -11,6 +11,7 @@ from ballast.common.metadata import (
     COLUMN_LINEAGE,
     NO_RETRY_REASON,
     column_lineage,
+    readable,
     table_metadata,
     warehouse_table_name,
 )
@@ -85,14 +86,16 @@ def champion_asset(settings: Settings) -> dg.AssetsDefinition:
         current = registry.champion(settings.registry_dir, training.MODEL_NAME)
         profiles = [name for name in (REFERENCE_FEATURES, REFERENCE_SCORES) if (version.path / name).is_file()]
         return dg.MaterializeResult(
-            metadata={
-                "champion_version": version.version,
-                "previous_champion": previous.version if previous else "none",
-                "roc_auc": version.metadata["evaluation"]["roc_auc"],
-                "baseline_margin": version.metadata["evaluation"].get("baseline_margin"),
-                "reason": reason,
-                "override": bool(failed),
-            },
+            metadata=readable(
+                {
+                    "champion_version": version.version,
+                    "previous_champion": previous.version if previous else "none",
+                    "roc_auc": version.metadata["evaluation"]["roc_auc"],
+                    "baseline_margin": version.metadata["evaluation"].get("baseline_margin"),
+                    "reason": reason,
+                    "override": bool(failed),
+                }
+            ),
             check_results=[
                 dg.AssetCheckResult(
                     check_name=REFERENCE_CHECK,
@@ -162,13 +165,15 @@ def churn_scores_asset(settings: Settings) -> dg.AssetsDefinition:
                 f" from {SCORES_TABLE}"
             ).fetchone()
         return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": len(scores),
-                "feature_date": str(frame["feature_date"].max()) if len(frame) else "",
-                "model_version": model_version.version,
-                "mean_score": float(scores["churn_score"].mean()) if len(scores) else 0.0,
-                COLUMN_LINEAGE: SCORES_LINEAGE,
-            },
+            metadata=readable(
+                {
+                    "dagster/row_count": len(scores),
+                    "feature_date": str(frame["feature_date"].max()) if len(frame) else "",
+                    "model_version": model_version.version,
+                    "mean_score": float(scores["churn_score"].mean()) if len(scores) else 0.0,
+                    COLUMN_LINEAGE: SCORES_LINEAGE,
+                }
+            ),
             check_results=[
                 dg.AssetCheckResult(
                     check_name=SCORES_CHECK,

@@ -12,6 +12,7 @@ from ballast.common.metadata import (
     COLUMN_LINEAGE,
     NO_RETRY_REASON,
     column_lineage,
+    readable,
     table_metadata,
     warehouse_table_name,
 )
@@ -139,14 +140,16 @@ def training_set_asset(settings: Settings, columns: Sequence[Column]) -> dg.Asse
             ).df()
         table = summary.assign(churn_rate=summary.churn_rate.round(3)).to_markdown(index=False) if len(summary) else ""
         return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": int(summary["rows"].sum()),
-                "snapshots": len(summary),
-                "feature_service": FEATURE_SERVICE,
-                "rows_without_features": missing,
-                "rows_per_snapshot": dg.MetadataValue.md(table),
-                COLUMN_LINEAGE: LINEAGE,
-            },
+            metadata=readable(
+                {
+                    "dagster/row_count": int(summary["rows"].sum()),
+                    "snapshots": len(summary),
+                    "feature_service": FEATURE_SERVICE,
+                    "rows_without_features": missing,
+                    "rows_per_snapshot": dg.MetadataValue.md(table),
+                    COLUMN_LINEAGE: LINEAGE,
+                }
+            ),
             check_results=[
                 dg.AssetCheckResult(
                     check_name=FEATURES_FOUND_CHECK,

@@ -12,7 +12,7 @@ import pandas as pd
 from ballast import profiling
 from ballast.common import code_version
 from ballast.common.atomic import write_atomic
-from ballast.common.metadata import NO_RETRY_REASON
+from ballast.common.metadata import NO_RETRY_REASON, file_url, readable
 from ballast.common.partitions import partition_dates, single_run_asset
 from ballast.common.retries import LOCK_RETRY_NOTE
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
@@ -95,7 +95,7 @@ def _profiled_result(short_days: list[str], days: int) -> dg.AssetCheckResult:
         check_name=PROFILED_CHECK,
         passed=not short_days,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"days_profiled": days, "days_miscounted": len(short_days), "days": ", ".join(short_days)},
+        metadata=readable({"days_profiled": days, "days_miscounted": len(short_days), "days": ", ".join(short_days)}),
     )
 
 
@@ -131,14 +131,16 @@ def feature_profiles_asset(
             ).df()
         short, summary, profiled = _profile_window(settings, engine, "features", frame)
         return dg.MaterializeResult(
-            metadata={
-                "partitions_profiled": profiled,
-                "dagster/row_count": len(frame),
-                "summary_of_last_day": dg.MetadataValue.md(
-                    summary.round(3).to_markdown(index=False) if len(summary) else ""
-                ),
-                "path": dg.MetadataValue.path(str(settings.monitoring_dir / "profiles" / "features")),
-            },
+            metadata=readable(
+                {
+                    "partitions_profiled": profiled,
+                    "dagster/row_count": len(frame),
+                    "summary_of_last_day": dg.MetadataValue.md(
+                        summary.round(3).to_markdown(index=False) if len(summary) else ""
+                    ),
+                    "path": dg.MetadataValue.path(str(settings.monitoring_dir / "profiles" / "features")),
+                }
+            ),
             check_results=[_profiled_result(short, profiled)],
         )
 
@@ -173,13 +175,15 @@ def score_profiles_asset(
         scores = pd.DataFrame({DAY_COLUMN: frame[DAY_COLUMN], SCORE: training.score(pipeline, frame)})
         short, summary, profiled = _profile_window(settings, engine, "scores", scores)
         return dg.MaterializeResult(
-            metadata={
-                "champion_version": current.version,
-                "dagster/row_count": len(frame),
-                "summary_of_last_day": dg.MetadataValue.md(
-                    summary.round(4).to_markdown(index=False) if len(summary) else ""
-                ),
-            },
+            metadata=readable(
+                {
+                    "champion_version": current.version,
+                    "dagster/row_count": len(frame),
+                    "summary_of_last_day": dg.MetadataValue.md(
+                        summary.round(4).to_markdown(index=False) if len(summary) else ""
+                    ),
+                }
+            ),
             check_results=[_profiled_result(short, profiled)],
         )
 
@@ -271,7 +275,9 @@ def _drift_checks(settings: Settings, per_day: list[dict], window: str, version:
             description=f"drift share above {settings.drift_share_warn} on {len(warn_days)} partition(s)"
             if warn_days
             else None,
-            metadata={"window": window, **_partitions_over(warn_days), "threshold": settings.drift_share_warn},
+            metadata=readable(
+                {"window": window, **_partitions_over(warn_days), "threshold": settings.drift_share_warn}
+            ),
         ),
         dg.AssetCheckResult(
             check_name=FEATURE_PSI_CHECK,
@@ -283,12 +289,14 @@ def _drift_checks(settings: Settings, per_day: list[dict], window: str, version:
             )
             if error_days
             else None,
-            metadata={
-                "window": window,
-                **_partitions_over(error_days),
-                "threshold": settings.psi_error,
-                "champion_version": version,
-            },
+            metadata=readable(
+                {
+                    "window": window,
+                    **_partitions_over(error_days),
+                    "threshold": settings.psi_error,
+                    "champion_version": version,
+                }
+            ),
         ),
     ]
 
@@ -360,7 +368,14 @@ def drift_report_asset(
         latest = found[-1][1] if found else pd.DataFrame()
         report = drift_path(settings, last, "html")
         yield dg.MaterializeResult(
-            metadata={"champion_version": current.version, **_drift_metadata(per_day, latest, judged_from, report)}
+            metadata=readable(
+                {
+                    "champion_version": current.version,
+                    # The latest day's HTML report, opened from the UI through `ballast dev`'s file server.
+                    "latest_report_url": dg.MetadataValue.url(file_url(settings, report)) if report.is_file() else None,
+                    **_drift_metadata(per_day, latest, judged_from, report),
+                }
+            )
         )
         yield from _drift_checks(settings, per_day, f"{first} to {last}", current.version)
 
@@ -375,6 +390,6 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition, repo
             feature_profiles_asset(settings, partitions_def, engine),
             score_profiles_asset(settings, partitions_def, engine),
             drift_report_asset(settings, partitions_def, engine),
-            quality_history_asset(repository),
+            quality_history_asset(settings, repository),
         ]
     )

@@ -7,13 +7,22 @@ Public Dagster API only: the code location's check keys and each check's executi
 
 import base64
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
-from ballast.common.metadata import NO_RETRY_REASON, table_metadata, warehouse_table_name
+from ballast.common.atomic import write_atomic
+from ballast.common.metadata import (
+    NO_RETRY_REASON,
+    file_url,
+    image_markdown,
+    readable,
+    table_metadata,
+    warehouse_table_name,
+)
 from ballast.monitoring import check_history
 from ballast.monitoring.check_executions import evaluated, executions_after
 from ballast.monitoring.check_history import (
@@ -26,7 +35,7 @@ from ballast.monitoring.check_history import (
     QUALITY_RECOVERIES_TABLE,
 )
 from ballast.resources import WarehouseResource
-from ballast.settings import WAREHOUSE_POOL
+from ballast.settings import WAREHOUSE_POOL, Settings
 
 QUALITY_HISTORY = dg.AssetKey([MONITORING_LAYER, "quality_history"])
 STALE_FAILURE_CHECK = "no_stale_open_failures"
@@ -72,7 +81,19 @@ def _markdown(frame: pd.DataFrame) -> str:
     return frame.round(3).to_markdown(index=False) if len(frame) else "none"
 
 
-def _metadata(con: duckdb.DuckDBPyConnection, checks: int) -> dict:
+def _plot_metadata(settings: Settings, png: bytes) -> dict:
+    """The pass-rate plot inline (a file named by its content, so each event keeps its own plot) and embedded."""
+    path = settings.plots_dir / f"quality_history_{hashlib.sha256(png).hexdigest()[:16]}.png"
+    write_atomic(path, png)
+    return {
+        "pass_rate_over_time": image_markdown("Pass rate per day", file_url(settings, path)),
+        "pass_rate_over_time_embedded": dg.MetadataValue.md(
+            f"![Pass rate per day](data:image/png;base64,{base64.b64encode(png).decode()})"
+        ),
+    }
+
+
+def _metadata(settings: Settings, con: duckdb.DuckDBPyConnection, checks: int) -> dict:
     summary = check_history.per_check(con)
     open_failures = con.execute(
         f"select asset_key, check_name, partition_key, severity, failing_since, failed_evaluations, age_hours"
@@ -98,9 +119,8 @@ def _metadata(con: duckdb.DuckDBPyConnection, checks: int) -> dict:
     }
     if days:
         labels = (worst["asset_key"] + ":" + worst["check_name"]).tolist()
-        plot = base64.b64encode(check_history.plot_png(check_history.daily_pass_rate(con), labels)).decode()
-        metadata["pass_rate_over_time"] = dg.MetadataValue.md(f"![Pass rate per day](data:image/png;base64,{plot})")
-    return metadata
+        metadata |= _plot_metadata(settings, check_history.plot_png(check_history.daily_pass_rate(con), labels))
+    return readable(metadata)
 
 
 def stale_check(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
@@ -118,11 +138,11 @@ def stale_check(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         f" {STALE_FAILURE_DAYS} days: " + ", ".join(f"{name} ({hours / 24:.1f} d)" for name, hours in stale[:LISTED])
         if stale
         else None,
-        metadata={"stale_open_failures": len(stale), "threshold_days": STALE_FAILURE_DAYS},
+        metadata=readable({"stale_open_failures": len(stale), "threshold_days": STALE_FAILURE_DAYS}),
     )
 
 
-def quality_history_asset(repository: Repository) -> dg.AssetsDefinition:
+def quality_history_asset(settings: Settings, repository: Repository) -> dg.AssetsDefinition:
     @dg.asset(
         key=QUALITY_HISTORY,
         group_name=MONITORING_LAYER,
@@ -150,7 +170,7 @@ def quality_history_asset(repository: Repository) -> dg.AssetsDefinition:
         as_of = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with warehouse.connect() as con:
             check_history.rebuild(con, frame, as_of)
-            metadata = _metadata(con, len(keys))
+            metadata = _metadata(settings, con, len(keys))
             stale = stale_check(con)
         yield dg.MaterializeResult(metadata=metadata)
         yield stale
