@@ -1,7 +1,15 @@
 """A failing blocking contract on the clean layer stops the features layer in the same run."""
 
 import datetime as dt
+import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +26,11 @@ pytestmark = pytest.mark.full  # raw, clean and features materialized, twice
 
 FEATURES = dg.AssetKey(["features", "customer_daily_features"])
 CLEAN = dg.AssetKey(["clean", "transactions"])
+WORKSPACE = Path(__file__).resolve().parents[2] / "workspace.yaml"
+# What the UI's catalogue reads for each check: its execution for the asset's latest materialization.
+CHECKS_QUERY = """{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name
+  executionForLatestMaterialization { status evaluation { success severity description metadataEntries { label } } }
+} } } } }"""
 
 
 @dataclass(frozen=True)
@@ -98,3 +111,80 @@ def test_automation_waits_for_the_contract(strict_run: StrictRun, tmp_path: Path
     assert len(requested) == 10
     strict = _automation_tick(strict_run.settings, strict_run.automation_cursor)
     assert strict.get_requested_partitions(FEATURES) == set()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _asset_nodes(port: int) -> list[dict] | None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": CHECKS_QUERY}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)["data"]["assetNodes"]
+    except (OSError, KeyError, TypeError):
+        return None
+
+
+def _served_checks(settings: Settings) -> dict[tuple[str, str], dict | None]:
+    """Every check's latest execution as the webserver serves it to the UI, on the home's instance."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BALLAST_HOME": str(settings.home),
+        "BALLAST_START_DATE": settings.start_date.isoformat(),
+        "BALLAST_CONTRACTS_DIR": str(settings.contracts_dir),
+        "DAGSTER_HOME": str(settings.dagster_home),
+    }
+    webserver = Path(sys.executable).parent / "dagster-webserver"
+    proc = subprocess.Popen(
+        [str(webserver), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        nodes = None
+        deadline = time.monotonic() + 120
+        while nodes is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+            nodes = _asset_nodes(port)
+        assert nodes, "the webserver did not serve the code location within 120 s"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+    return {
+        ("/".join(n["assetKey"]["path"]), c["name"]): c["executionForLatestMaterialization"]
+        for n in nodes
+        for c in n["assetChecksOrError"].get("checks", [])
+    }
+
+
+def test_the_catalogue_shows_the_blocking_check_failed_and_the_checks_it_stopped_as_not_run(
+    strict_run: StrictRun,
+) -> None:
+    served = _served_checks(strict_run.settings)
+    failed = served[(CLEAN.to_user_string(), "contract_amount_invalid")]
+    assert failed["status"] == "FAILED"
+    assert failed["evaluation"]["success"] is False and failed["evaluation"]["severity"] == "ERROR"
+    assert "valid_max=50" in failed["evaluation"]["description"]
+    assert "invalid_count" in {m["label"] for m in failed["evaluation"]["metadataEntries"]}
+    # The features' checks never ran: no result of theirs is shown. Dagster fails a run that
+    # a blocking check stops, and resolves the checks a failed run did not reach as
+    # EXECUTION_FAILED ("Execution failed" in the UI), never SKIPPED; the README says so.
+    stopped = {check: execution for (asset, check), execution in served.items() if asset == FEATURES.to_user_string()}
+    contract = {name: e for name, e in stopped.items() if name.startswith("contract_")}
+    assert len(contract) > 10
+    assert {e["status"] for e in contract.values()} == {"EXECUTION_FAILED"}
+    assert all(e["evaluation"] is None for e in contract.values())

@@ -190,3 +190,35 @@ def test_a_run_names_each_check_that_failed_without_stopping_it(capsys) -> None:
         "ballast: warning: check loaded:no_missing_days failed (ERROR):"
         " 2 day(s) have no landing file: 2025-01-20..2025-01-21"
     ]
+
+
+@pytest.mark.parametrize("blocked", [True, False])
+def test_a_run_a_blocking_check_stopped_says_what_the_ui_shows_for_the_checks_that_did_not_run(
+    blocked: bool, tmp_path: Path, capsys
+) -> None:
+    import dagster as dg
+
+    from ballast.cli import main as cli
+    from tests.conftest import make_settings
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("rows_parse", asset="loaded", blocking=True)])
+    def loaded():
+        if not blocked:
+            raise ValueError("the landing folder is unreadable")
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="rows_parse", passed=False)
+
+    @dg.asset(deps=[loaded], check_specs=[dg.AssetCheckSpec("has_rows", asset="features")])
+    def features():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="has_rows", passed=True)
+
+    result = dg.materialize([loaded, features], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    capsys.readouterr()  # Dagster's own log lines
+    with pytest.raises(cli.UserError):
+        cli._check_result(result, tmp_path / "last_run.log", make_settings(tmp_path))
+    captured = capsys.readouterr()
+    # The error lines are unchanged; the note (on stdout) appears only when a blocking check stopped the run.
+    assert (cli.BLOCKED_NOTE in captured.out.splitlines()) is blocked
+    assert ("blocking check loaded:rows_parse failed" in captured.err) is blocked

@@ -22,6 +22,12 @@ DEMO_DAYS = 180
 DEMO_SEED = 7
 DEMO_FAULT_RATE = 0.005
 GATES_STEP = "promotion_gates"
+# Dagster fails a run that a blocking check stops and resolves the checks that did not
+# run in a failed run as "Execution failed"; the UI cannot show them as skipped.
+BLOCKED_NOTE = (
+    "note: what depends on a failed blocking check was not built and its checks did not run;"
+    ' the UI shows those checks as "Execution failed" (the run failed), the blocking check as "Failed"'
+)
 # After a run: at most this many failed non-blocking checks, each in at most WARNING_CHARS characters.
 MAX_CHECK_WARNINGS = 10
 WARNING_CHARS = 300
@@ -307,6 +313,8 @@ def _check_result(result, log_path: Path, settings: Settings) -> None:
     # A candidate that fails a promotion gate is the platform working, not failing:
     # the data layers are built and the champion stays. The report says which gate.
     gates_only = bool(failures) and all(e.step_key == GATES_STEP for e in failures)
+    if any(_blocked_by_checks(e.step_failure_data) for e in failures):
+        print(BLOCKED_NOTE)
     if not result.success and not gates_only:
         for event in failures:
             reason = _failure_reason(event.step_failure_data)
