@@ -36,8 +36,9 @@ AUTOMATION_SENSOR = "contracts_passed_automation"
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 # Cross-layer policy: like AutomationCondition.eager() (refresh what is missing or whose
-# inputs changed) over every partition, not only the latest, and never while an upstream
-# blocking contract fails, so bad data does not flow on by itself either.
+# inputs changed) over every partition, not only the latest. A failed blocking contract
+# withholds its asset's days (ballast.common.gates), so what is below waits on missing
+# inputs; the last term keeps that for checks declared blocking (the promotion gates).
 DOWNSTREAM_AUTOMATION = (
     (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
     & ~dg.AutomationCondition.any_deps_missing()

@@ -9,7 +9,7 @@ transaction however old), and the same days for what is built from the features.
 run) and assets whose code version changed since their last materialization are added,
 and every unpartitioned asset downstream is rebuilt whole. Execution is a short sequence
 of single-run backfills, one per contiguous range of days that assets share, in graph
-order, stopping at the first run that fails.
+order, stopping at the first run that fails or that a blocking check stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from ballast.common.gates import withholding_checks
 from ballast.definitions import REFRESH_JOB
 from ballast.features.assets import CUSTOMER_DAILY_FEATURES
 from ballast.raw.landing import survey
@@ -366,7 +367,7 @@ def execute(
     log_level: str = "INFO",
     on_run: Callable[[Step, str], None] | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
-    """The plan's runs in order, stopping after the first that fails; their results.
+    """The plan's runs in order, stopping after the first that fails or that a blocking check stopped; their results.
 
     `on_run` hears of each run and its id before it starts (live progress reads its events).
     """
@@ -386,6 +387,6 @@ def execute(
             run_id=run_id,
         )
         results.append(result)
-        if not result.success:
+        if not result.success or withholding_checks(result):
             break
     return results

@@ -2,7 +2,7 @@
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +10,7 @@ import duckdb
 from dagster_dbt import DbtCliResource, DbtProject, build_dbt_asset_specs, dbt_assets
 
 from ballast.common.columns import Column
+from ballast.common.gates import Gate, judge
 from ballast.common.metadata import COLUMN_SCHEMA, NO_RETRY_REASON, TRANSFORMATION, readable
 from ballast.common.naming import key_table
 from ballast.common.partitions import partition_dates
@@ -31,6 +32,7 @@ def dbt_layer_assets(
     layer: str,
     partitions_def: dg.PartitionsDefinition | None,
     table_metadata: TableMetadata | None = None,
+    gates: Sequence[Gate] = (),
 ) -> dg.AssetsDefinition:
     """The dbt models under `models/<layer>/`, with their dbt tests as asset checks.
 
@@ -38,6 +40,8 @@ def dbt_layer_assets(
     backfill policy), so dbt's start-up is paid once, not once per day. An unpartitioned
     layer rebuilds its tables whole; `table_metadata` gives their figures (default: rows). Each
     model's column lineage (ballast.dbt_lineage) is on its spec and on every materialization.
+    The `gates` (ballast.common.gates) are verified in the same step once dbt is done; one
+    that fails withholds its asset's output.
     """
     lineage = dbt_column_lineage(project, settings)
 
@@ -52,6 +56,9 @@ def dbt_layer_assets(
         pool=WAREHOUSE_POOL,
     )
     def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        yield from build(context, dbt, warehouse)
+
+    def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         window = partition_dates(context) if partitions_def else ()
         invoked_at = dt.datetime.now(dt.UTC)
         # dbt holds the DuckDB write lock while it runs: read the window's figures after it exits.
@@ -68,10 +75,18 @@ def dbt_layer_assets(
             target_path=settings.dbt_runs_dir / layer,
         )
         events = list(invocation.stream())
+        withheld, results = set(), []
+        for gate in gates if invocation.is_successful() else ():
+            if gate.asset_key in context.selected_asset_keys:
+                blocked, verified = judge(gate.asset_key, gate.verify(context.run.tags, warehouse))
+                withheld |= {gate.asset_key} if blocked else set()
+                results += verified
         with warehouse.connect(read_only=True) as con:
             for event in events:
                 if isinstance(event, dg.Output):
                     key = context.asset_key_for_output(event.output_name)
+                    if key in withheld:
+                        continue
                     found = window_metadata(con, key, *window) if window else (table_metadata or row_count)(con, key)
                     event = event.with_metadata(
                         readable({**event.metadata, **found, **lineage_metadata(lineage.get(key))})
@@ -79,6 +94,7 @@ def dbt_layer_assets(
                 elif isinstance(event, dg.AssetCheckResult):
                     event = event.with_metadata(readable(event.metadata))
                 yield event
+        yield from results
         if not invocation.is_successful():
             target = settings.dbt_runs_dir / layer
             cause = dbt_failures(target / "run_results.json", invoked_at) or f"see {target / 'dbt.log'}"
@@ -92,11 +108,26 @@ def dbt_layer_assets(
                 raise warehouse.lock_retry() from failure
             raise failure
 
+    def _gated(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        yield from build(context, dbt, warehouse)
+
     def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
         model = lineage.get(spec.key)
         known = {TRANSFORMATION: transformation(model), **lineage_metadata(model)} if model else {}
         return spec.merge_attributes(metadata={NO_RETRY_REASON: NO_RETRY, **known})
 
+    if gates:
+        # dagster-dbt declares only dbt's own tests as checks: the same op, with the gates' checks added.
+        _layer = dg.multi_asset(
+            name=_layer.op.name,
+            specs=list(_layer.specs),
+            check_specs=[*_layer.check_specs, *(spec for gate in gates for spec in gate.specs)],
+            can_subset=True,
+            partitions_def=partitions_def,
+            backfill_policy=_layer.backfill_policy,
+            op_tags=_layer.op.tags,
+            pool=WAREHOUSE_POOL,
+        )(_gated)
     [described] = dg.map_asset_specs(describe, [_layer])
     return described
 

@@ -1,8 +1,8 @@
 """A broken delivery does not flow on thin: a day mostly quarantined stops the run's features.
 
 Data at the demo's fault rate (0.5 % broken rows) plus one bad re-send on one day, run
-with the default limit: only that day fails the blocking check, and features are not
-built. The data is small (the check's rule does not depend on size): 500 customers over
+with the default limit: only that day fails the blocking check, which withholds the clean
+layer, so features are not built. The data is small (the check's rule does not depend on size): 500 customers over
 40 days, about 170 rows a day.
 """
 
@@ -94,9 +94,10 @@ def test_the_thin_day_fails_the_blocking_check_and_is_named(thin_run: ThinRun) -
 @pytest.mark.full
 def test_features_are_not_built_from_a_thin_day(thin_run: ThinRun) -> None:
     materialized = {e.materialization.asset_key for e in thin_run.result.get_asset_materialization_events()}
-    assert CLEAN_TRANSACTIONS in materialized and CUSTOMER_DAILY_FEATURES not in materialized
+    assert CLEAN_TRANSACTIONS not in materialized and CUSTOMER_DAILY_FEATURES not in materialized
     started = {e.step_key for e in thin_run.result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
     assert "features_dbt_models" not in started
+    assert "withheld" in _check(thin_run).metadata
     assert query(
         thin_run.settings, "select count(*) from information_schema.tables where table_schema = 'features'"
     ) == [(0,)]

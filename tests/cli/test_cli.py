@@ -225,3 +225,50 @@ def test_a_run_names_each_check_that_failed_without_stopping_it(capsys) -> None:
         "ballast: warning: check loaded:no_missing_days failed (ERROR):"
         " 2 day(s) have no landing file: 2025-01-20..2025-01-21"
     ]
+
+
+@pytest.mark.parametrize("blocked", [True, False])
+def test_a_run_a_blocking_check_stopped_fails_and_says_what_the_ui_shows(blocked: bool, tmp_path: Path, capsys) -> None:
+    import dagster as dg
+
+    from ballast.cli import main as cli
+    from ballast.common.gates import judge
+    from tests.conftest import make_settings
+
+    @dg.multi_asset(
+        specs=[dg.AssetSpec("loaded", skippable=True)],
+        check_specs=[dg.AssetCheckSpec("rows_parse", asset="loaded")],
+    )
+    def loaded():
+        if not blocked:
+            raise ValueError("the landing folder is unreadable")
+        # A gate as the dbt steps run it: the failed check withholds the asset.
+        withheld, results = judge(
+            dg.AssetKey("loaded"),
+            [
+                dg.AssetCheckResult(
+                    asset_key="loaded", check_name="rows_parse", passed=False, description="3 rows do not parse"
+                )
+            ],
+        )
+        assert withheld
+        yield from results
+
+    @dg.asset(deps=[loaded], check_specs=[dg.AssetCheckSpec("has_rows", asset="features")])
+    def features():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="has_rows", passed=True)
+
+    result = dg.materialize([loaded, features], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    # Dagster sees a blocked run succeed (features skipped); ballast run still fails it, naming the check.
+    assert result.success is blocked
+    capsys.readouterr()  # Dagster's own log lines
+    with pytest.raises(cli.UserError, match="stopped by 1 blocking check" if blocked else "1 failed step"):
+        cli._check_result(result, tmp_path / "last_run.log", make_settings(tmp_path))
+    captured = capsys.readouterr()
+    assert (cli.BLOCKED_NOTE in captured.out.splitlines()) is blocked
+    named = "ballast: error: blocking check loaded:rows_parse failed (3 rows do not parse)"
+    assert (named in captured.err.splitlines()) is blocked
+    # Not repeated as a warning: it is the error.
+    cli._warn_failed_checks([result])
+    assert capsys.readouterr().err == ""

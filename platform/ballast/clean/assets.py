@@ -1,6 +1,7 @@
 """Clean layer: typed, validated, deduplicated transactions and their quarantine (dbt)."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +21,7 @@ from ballast.common.metadata import (
 )
 from ballast.common.naming import table_key
 from ballast.common.partitions import partition_dates, run_window, single_run_asset
-from ballast.quality import contract_checks
+from ballast.quality import blocking_contract
 from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 from ballast.transform import dbt_layer_assets, dbt_model_columns
@@ -32,38 +33,40 @@ WORST_DAYS_SHOWN = 5
 
 
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
-    assets: list = [dbt_layer_assets(settings, project, CLEAN_LAYER, partitions_def)]
+    # Both withhold clean/transactions when they fail: the features wait for a clean window.
+    gates = [
+        blocking_contract(settings, "clean_transactions.yml", CLEAN_TRANSACTIONS),
+        QuarantineShareGate(settings.max_quarantine_share),
+    ]
+    assets: list = [dbt_layer_assets(settings, project, CLEAN_LAYER, partitions_def, gates=gates)]
     if settings.feature_engine == "spark":
         assets.append(
             transactions_parquet(settings, partitions_def, dbt_model_columns(project, CLEAN_TRANSACTIONS_TABLE))
         )
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=[
-            contract_checks(settings, "clean_transactions.yml", CLEAN_TRANSACTIONS, blocking=True),
-            quarantine_share_check(settings),
-        ],
-    )
+    return dg.Definitions(assets=assets)
 
 
-def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
-    limit = settings.max_quarantine_share
+@dataclass(frozen=True)
+class QuarantineShareGate:
+    """Every partition day of the run has at most the configured share of its raw rows quarantined.
 
-    @dg.asset_check(
-        asset=CLEAN_TRANSACTIONS,
-        name=QUARANTINE_SHARE_CHECK,
-        description=(
-            f"Every partition day of the run has at most {limit:.1%} of its raw rows quarantined "
+    A gate (ballast.common.gates), verified in the clean layer's dbt step.
+    """
+
+    limit: float
+    asset_key: dg.AssetKey = CLEAN_TRANSACTIONS
+
+    @property
+    def specs(self) -> tuple[dg.AssetCheckSpec, ...]:
+        description = (
+            f"Every partition day of the run has at most {self.limit:.1%} of its raw rows quarantined "
             "(BALLAST_MAX_QUARANTINE_SHARE); a broken delivery stops here instead of thinning the features."
-        ),
-        blocking=True,
-        pool=WAREHOUSE_POOL,
-    )
-    def quarantine_share_within_limit(
-        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-    ) -> dg.AssetCheckResult:
-        """Every partition day of the run has at most the configured share of its raw rows quarantined."""
-        first, last = run_window(context.run.tags)
+        )
+        return (dg.AssetCheckSpec(QUARANTINE_SHARE_CHECK, asset=self.asset_key, description=description),)
+
+    def verify(self, run_tags: dict[str, str], warehouse: WarehouseResource) -> list[dg.AssetCheckResult]:
+        limit = self.limit
+        first, last = run_window(run_tags)
         with warehouse.connect(read_only=True) as con:
             days = quarantine_shares(con, first, last)
         over = days[days["share"] > limit]
@@ -78,14 +81,16 @@ def quarantine_share_check(settings: Settings) -> dg.AssetChecksDefinition:
             "days": dg.MetadataValue.md(shares_markdown(shown)),
         }
         failing = ", ".join(over["event_date"].dt.strftime("%Y-%m-%d"))
-        return dg.AssetCheckResult(
-            passed=over.empty,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=f"quarantined share above {limit:.1%} on {failing}" if failing else None,
-            metadata=readable(metadata),
-        )
-
-    return quarantine_share_within_limit
+        return [
+            dg.AssetCheckResult(
+                asset_key=self.asset_key,
+                check_name=QUARANTINE_SHARE_CHECK,
+                passed=over.empty,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"quarantined share above {limit:.1%} on {failing}" if failing else None,
+                metadata=readable(metadata),
+            )
+        ]
 
 
 def transactions_parquet(

@@ -24,6 +24,13 @@ DEMO_DAYS = 180
 DEMO_SEED = 7
 DEMO_FAULT_RATE = 0.005
 GATES_STEP = "promotion_gates"
+# A failed blocking check withholds its asset (ballast.common.gates): the run succeeds, the
+# steps below it are skipped, and Dagster resolves their checks as "Skipped".
+BLOCKED_NOTE = (
+    "note: what depends on a failed blocking check was not built and its checks did not run;"
+    ' the UI shows those checks as "Skipped", the blocking check as "Failed";'
+    " the next ballast run builds those days again and re-verifies them"
+)
 # After a run: at most this many failed non-blocking checks, each in at most WARNING_CHARS characters.
 MAX_CHECK_WARNINGS = 10
 WARNING_CHARS = 300
@@ -302,7 +309,14 @@ def _landing_window(settings: Settings, dates: tuple[dt.date, dt.date] | None) -
 
 def _warn_failed_checks(results: list) -> None:
     """One line per check that failed without stopping the run (a missing day, a volume jump, drift): what it found."""
-    failed = [e for result in results for e in result.get_asset_check_evaluations() if not e.passed and not e.blocking]
+    from ballast.common.gates import WITHHELD
+
+    failed = [
+        e
+        for result in results
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and not e.blocking and WITHHELD not in e.metadata
+    ]
     for e in failed[:MAX_CHECK_WARNINGS]:
         found = f": {_one_line(e.description)[:WARNING_CHARS]}" if e.description else ""
         print(
@@ -318,6 +332,7 @@ def _warn_failed_checks(results: list) -> None:
 
 def _check_result(result, log_path: Path, settings: Settings) -> None:
     """Say why the run failed, in one line per failed step; a failed promotion gate alone is not a failure."""
+    from ballast.common.gates import withholding_checks
     from ballast.lineage.export import undelivered
 
     if waiting := undelivered(settings):
@@ -326,14 +341,23 @@ def _check_result(result, log_path: Path, settings: Settings) -> None:
     # A candidate that fails a promotion gate is the platform working, not failing:
     # the data layers are built and the champion stays. The report says which gate.
     gates_only = bool(failures) and all(e.step_key == GATES_STEP for e in failures)
+    withheld = withholding_checks(result)
+    if withheld:
+        print(BLOCKED_NOTE)
     if not result.success and not gates_only:
         for event in failures:
             reason = _failure_reason(event.step_failure_data)
             if _blocked_by_checks(event.step_failure_data):
                 reason = _failed_checks(result) or reason
             print(f"ballast: error: step {event.step_key} failed: {reason}", file=sys.stderr)
+    # A run a blocking check stopped succeeds in Dagster (the check withheld its asset); not here.
+    for e in withheld:
+        print(f"ballast: error: {_describe_check(e)}", file=sys.stderr)
+    if not result.success and not gates_only:
         steps = f"{len(failures)} failed step(s)" if failures else "no step failed; the run itself did"
         raise UserError(f"the run failed ({steps}); full log: {log_path}")
+    if withheld:
+        raise UserError(f"the run was stopped by {len(withheld)} blocking check(s); full log: {log_path}")
 
 
 def _failure_reason(failure) -> str:
@@ -370,11 +394,12 @@ def _failed_checks(result) -> str:
         for e in result.get_asset_check_evaluations()
         if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR and e.blocking is not False
     ]
-    return "; ".join(
-        f"blocking check {e.asset_key.to_user_string()}:{e.check_name} failed"
-        + (f" ({_one_line(e.description)})" if e.description else "")
-        for e in failed
-    )
+    return "; ".join(_describe_check(e) for e in failed)
+
+
+def _describe_check(e) -> str:
+    found = f" ({_one_line(e.description)})" if e.description else ""
+    return f"blocking check {e.asset_key.to_user_string()}:{e.check_name} failed{found}"
 
 
 def _one_line(text: str) -> str:

@@ -51,17 +51,20 @@ def single_run_asset(
     deps: Iterable[dg.AssetKey] = (),
     kinds: set[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    skippable: bool = False,
     **options: Any,
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """One asset whose partitions a single run materializes: @asset's arguments, on @multi_asset.
 
     The backfill policy is beta on @asset and stable on @multi_asset. As with @asset, the op
     is named after the key (run config and job selections use that name) and the function's
-    docstring is the asset's description.
+    docstring is the asset's description. A `skippable` asset may end its step without output.
     """
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
-        spec = dg.AssetSpec(key, deps=deps, description=inspect.getdoc(fn), kinds=kinds, metadata=metadata)
+        spec = dg.AssetSpec(
+            key, deps=deps, description=inspect.getdoc(fn), kinds=kinds, metadata=metadata, skippable=skippable
+        )
         return dg.multi_asset(
             specs=[spec],
             name=key.to_python_identifier(),

@@ -12,6 +12,7 @@ from tabulate import tabulate
 from ballast.clean.assets import CLEAN_TRANSACTIONS_PARQUET
 from ballast.common import code_version, lake
 from ballast.common.columns import Column
+from ballast.common.gates import judge
 from ballast.common.metadata import (
     COLUMN_LINEAGE,
     NO_RETRY_REASON,
@@ -26,7 +27,7 @@ from ballast.common.partitions import partition_dates, single_run_asset
 from ballast.dbt_lineage import dbt_column_lineage
 from ballast.features import feast_repo, spark
 from ballast.features.tables import CUSTOMER_DAILY_FEATURES_TABLE, EXPORT_CREATED_COLUMN, FEATURES_LAYER
-from ballast.quality import contract_checks
+from ballast.quality import Contract, blocking_contract
 from ballast.resources import WarehouseResource, dbt_invoke
 from ballast.settings import FEAST_POOL, WAREHOUSE_POOL, Settings
 from ballast.transform import dbt_layer_assets, dbt_model_columns, window_metadata
@@ -81,10 +82,11 @@ REGISTRY_AUTOMATION = (
 def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition) -> dg.Definitions:
     # The feature table's columns: their home is the dbt model's .yml, whichever engine computes it.
     columns = dbt_model_columns(project, CUSTOMER_DAILY_FEATURES_TABLE)
+    contract = blocking_contract(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES)
     if settings.feature_engine == "spark":
-        features = spark_feature_assets(settings, project, partitions_def, columns)
+        features = spark_feature_assets(settings, project, partitions_def, columns, contract)
     else:
-        features = dbt_layer_assets(settings, project, FEATURES_LAYER, partitions_def)
+        features = dbt_layer_assets(settings, project, FEATURES_LAYER, partitions_def, gates=[contract])
     return dg.Definitions(
         assets=[
             features,
@@ -92,10 +94,7 @@ def build_defs(settings: Settings, project: DbtProject, partitions_def: dg.Parti
             feature_registry_asset(settings),
             online_store_asset(settings, partitions_def),
         ],
-        asset_checks=[
-            contract_checks(settings, "customer_daily_features.yml", CUSTOMER_DAILY_FEATURES, blocking=True),
-            parity_check(settings),
-        ],
+        asset_checks=[parity_check(settings)],
     )
 
 
@@ -295,7 +294,11 @@ def parity_check(settings: Settings) -> dg.AssetChecksDefinition:
 
 
 def spark_feature_assets(
-    settings: Settings, project: DbtProject, partitions_def: dg.PartitionsDefinition, columns: Sequence[Column]
+    settings: Settings,
+    project: DbtProject,
+    partitions_def: dg.PartitionsDefinition,
+    columns: Sequence[Column],
+    contract: Contract,
 ) -> dg.AssetsDefinition:
     """features/customer_daily_features computed by PySpark: the dbt model compiled for the window and transpiled."""
     # The dbt model's lineage, read from the clean layer's Parquet copy as Spark reads it.
@@ -325,8 +328,11 @@ def spark_feature_assets(
         retry_policy=SPARK_RETRY,
         # By key: the PySparkResource class is imported only when the Spark engine is chosen.
         required_resource_keys={"dbt", "pyspark", "warehouse"},
+        # A failed contract withholds the output: what is below is skipped, the days stay missing.
+        check_specs=list(contract.specs),
+        skippable=True,
     )
-    def customer_daily_features(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def customer_daily_features(context: dg.AssetExecutionContext):
         """Per-customer daily features from the dbt model, run by Spark over the clean layer's Parquet."""
         dbt: DbtCliResource = context.resources.dbt
         warehouse: WarehouseResource = context.resources.warehouse
@@ -346,18 +352,21 @@ def spark_feature_assets(
                     "Spark's Parquet, and days not rebuilt by Spark are gone from it"
                 )
             metadata = window_metadata(con, CUSTOMER_DAILY_FEATURES, first, last)
-        return dg.MaterializeResult(
-            metadata=readable(
-                {
-                    **metadata,
-                    "engine": "spark",
-                    "spark_master": pyspark.spark_session.sparkContext.master,
-                    "spark_seconds": spark_seconds,
-                    "path": dg.MetadataValue.path(str(spark.output_dir(settings.lake_dir))),
-                    COLUMN_LINEAGE: lineage,
-                }
+        blocked, results = judge(CUSTOMER_DAILY_FEATURES, contract.verify(context.run.tags, warehouse))
+        if not blocked:
+            yield dg.MaterializeResult(
+                metadata=readable(
+                    {
+                        **metadata,
+                        "engine": "spark",
+                        "spark_master": pyspark.spark_session.sparkContext.master,
+                        "spark_seconds": spark_seconds,
+                        "path": dg.MetadataValue.path(str(spark.output_dir(settings.lake_dir))),
+                        COLUMN_LINEAGE: lineage,
+                    }
+                )
             )
-        )
+        yield from results
 
     return customer_daily_features
 

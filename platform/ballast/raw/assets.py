@@ -192,7 +192,7 @@ def build_defs(settings: Settings, partitions_def: dg.PartitionsDefinition) -> d
 
     return dg.Definitions(
         assets=[raw_transactions],
-        asset_checks=[contract_checks(settings, "raw_transactions.yml", RAW_TRANSACTIONS, blocking=False)],
+        asset_checks=[contract_checks(settings, "raw_transactions.yml", RAW_TRANSACTIONS)],
     )
 
 
