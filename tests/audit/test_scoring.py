@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from ballast.audit import facts
-from ballast.audit.register import Register, debts
+from ballast.audit.register import REGISTER_FILE, Register, RegisterError, debts, load_register
 from ballast.audit.scoring import (
     DIMENSIONS,
     INDEX,
@@ -186,3 +186,15 @@ def test_thresholds_and_targets_are_settings(tmp_path: Path) -> None:
     assert settings.audit_target_documentation == 0.8  # the issue's target, by default
     with pytest.raises(SettingsError, match=r"BALLAST_AUDIT_TARGET_FRESHNESS=1\.5 must be between 0 and 1"):
         Settings.from_env({"BALLAST_HOME": str(tmp_path), "BALLAST_AUDIT_TARGET_FRESHNESS": "1.5"})
+
+
+def test_a_register_entry_with_a_key_twice_is_refused_naming_the_key_and_line(tmp_path: Path) -> None:
+    """YAML would keep the second reason silently: the entry would show another warning's text."""
+    shipped = load_register()
+    assert shipped.warnings and all(entry["reason"] for entry in shipped.warnings)
+    doubled = tmp_path / "register.yaml"
+    doubled.write_text(
+        REGISTER_FILE.read_text().replace("    plan: >-\n", "    reason: first\n    reason: second\n    plan: >-\n", 1)
+    )
+    with pytest.raises(RegisterError, match=r"register\.yaml cannot be read \(duplicate key 'reason' at line \d+\)$"):
+        load_register(doubled)

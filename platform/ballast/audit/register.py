@@ -21,6 +21,19 @@ class RegisterError(ValueError):
     """The register file cannot be read; the message names the file and the entry."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys; in the register that hides an entry's own reason or plan."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 @dataclass(frozen=True)
 class Register:
     dependencies: tuple[dict, ...]
@@ -48,11 +61,18 @@ def _entries(doc: dict, section: str, fields: tuple[str, ...], path: Path) -> tu
     return tuple(entries)
 
 
+def _one_line(exc: Exception) -> str:
+    """A YAML error as its problem and line; PyYAML's own text quotes the source over several lines."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        return f"{exc.problem} at line {exc.problem_mark.line + 1}"
+    return str(exc)
+
+
 def load_register(path: Path = REGISTER_FILE) -> Register:
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise RegisterError(f"the debt register {path} cannot be read ({exc})") from None
+        raise RegisterError(f"the debt register {path} cannot be read ({_one_line(exc)})") from None
     if not isinstance(doc, dict):
         raise RegisterError(f"{path}: expected a mapping with 'dependencies' and 'warnings'")
     register = Register(
