@@ -6,12 +6,9 @@ GraphQL API as the UI reads it: what it shows, and one partition launched throug
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +26,7 @@ from ballast.raw.sensors import LANDING_SCHEDULE, LANDING_SENSOR
 from ballast.raw.tables import RAW_LAYER
 from ballast.settings import AUTOMATION_ENV, Settings
 from tests.conftest import START
+from tests.dagster_ui import free_port, graphql, stop_session, wait_for_asset_nodes
 from tests.test_column_schemas import TABLE_ASSETS
 
 pytestmark = pytest.mark.full  # the dev server: `ballast dev` started for real
@@ -67,40 +65,9 @@ class DevServer:
     statuses: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
-
-
-def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    """The answer's data; a GraphQL error fails the test with its messages."""
-    answer = _post(port, query, variables)
-    assert not answer.get("errors"), [e["message"] for e in answer["errors"]]
-    return answer["data"]
-
-
-def _asset_nodes(port: int) -> list[dict] | None:
-    """The served asset nodes, or None while the server is not up yet."""
-    try:
-        return _post(port, QUERY)["data"]["assetNodes"] or None
-    except (OSError, KeyError, TypeError):
-        return None
-
-
 def _instigators(port: int) -> dict[str, dict]:
     """Every sensor's and schedule's state (id, status) as the UI shows it, with the mutation that stops it."""
-    (repository,) = _graphql(port, STATUS_QUERY)["repositoriesOrError"]["nodes"]
+    (repository,) = graphql(port, STATUS_QUERY)["repositoriesOrError"]["nodes"]
     found = {s["name"]: {**s["sensorState"], "stop": "stopSensor"} for s in repository["sensors"]}
     return found | {s["name"]: {**s["scheduleState"], "stop": "stopRunningSchedule"} for s in repository["schedules"]}
 
@@ -119,17 +86,8 @@ def _processes_of(home: Path) -> list[str]:
 
 
 def _stop(proc: subprocess.Popen, home: Path) -> None:
-    """Stop `dagster dev` and every process of its session: SIGINT, then SIGKILL after 20 s."""
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=20)
+    """Stop `dagster dev` and every process of its session, and check none outlives it."""
+    stop_session(proc)
     deadline = time.monotonic() + 10
     while _processes_of(home) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -140,7 +98,7 @@ def _stop(proc: subprocess.Popen, home: Path) -> None:
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """`ballast dev --automation` on an empty home, stopped with all its processes at the end."""
     home = tmp_path_factory.mktemp("dev_home")
-    port = _free_port()
+    port = free_port()
     # Missing days are judged from the start date: the launched day is the first, whatever the shell sets.
     env = {**os.environ, "BALLAST_HOME": str(home), "BALLAST_START_DATE": START.isoformat()}
     env.pop(AUTOMATION_ENV, None)
@@ -153,12 +111,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
         start_new_session=True,
     )
     try:
-        nodes = None
-        deadline = time.monotonic() + 180
-        while nodes is None and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(2)
-            nodes = _asset_nodes(port)
-        assert nodes, "the UI did not serve the code location within 180 s"
+        nodes = wait_for_asset_nodes(port, proc, QUERY, timeout_s=180)
         statuses = {name: state["status"] for name, state in _instigators(port).items()}
         yield DevServer(port, home, env, nodes, statuses)
     finally:
@@ -201,9 +154,9 @@ def _owner(owner: dict) -> str:
 
 def _served(server: DevServer) -> dict[str, dict]:
     """The catalogue's asset nodes by key, from a code location that loaded without error."""
-    (location,) = _graphql(server.port, LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
+    (location,) = graphql(server.port, LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
     assert (location["loadStatus"], location["locationOrLoadError"]["__typename"]) == ("LOADED", "RepositoryLocation")
-    return {"/".join(n["assetKey"]["path"]): n for n in _graphql(server.port, CATALOG_QUERY)["assetNodes"]}
+    return {"/".join(n["assetKey"]["path"]): n for n in graphql(server.port, CATALOG_QUERY)["assetNodes"]}
 
 
 def test_ui_shows_configured_owners(dev_server: DevServer) -> None:
@@ -249,7 +202,7 @@ def _stop_automation(port: int) -> None:
     """Stop every running sensor and schedule, as a user who launches by hand would: the run is then the only one."""
     for state in _instigators(port).values():
         if state["status"] == "RUNNING":
-            _graphql(
+            graphql(
                 port, f"mutation($id: String!) {{ {state['stop']}(id: $id) {{ __typename }} }}", {"id": state["id"]}
             )
     assert {name for name, state in _instigators(port).items() if state["status"] == "RUNNING"} == set()
@@ -259,7 +212,7 @@ def _wait_for_run(port: int, run_id: str, timeout: float = 300) -> str:
     deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:
-        status = _graphql(port, RUN_QUERY, {"id": run_id})["runOrError"]["status"]
+        status = graphql(port, RUN_QUERY, {"id": run_id})["runOrError"]["status"]
         if status in DONE:
             return status
         time.sleep(2)
@@ -289,11 +242,11 @@ def test_ui_launches_a_partition_whose_checks_pass(dev_server: DevServer) -> Non
         },
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": START.isoformat()}]},
     }
-    launched = _graphql(port, LAUNCH, {"params": params})["launchRun"]
+    launched = graphql(port, LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     assert _wait_for_run(port, run_id) == "SUCCESS"
-    events = _graphql(port, RUN_CHECKS_QUERY, {"id": run_id})["logsForRun"]["events"]
+    events = graphql(port, RUN_CHECKS_QUERY, {"id": run_id})["logsForRun"]["events"]
     planned = {
         ("/".join(e["assetKey"]["path"]), e["checkName"])
         for e in events
@@ -314,7 +267,7 @@ def test_ui_launches_a_partition_whose_checks_pass(dev_server: DevServer) -> Non
         " limit: 1) { runId status }"
         for alias, (key, name) in aliases.items()
     )
-    latest = {aliases[alias]: found for alias, found in _graphql(port, f"{{ {query} }}").items()}
+    latest = {aliases[alias]: found for alias, found in graphql(port, f"{{ {query} }}").items()}
     assert {
         check: found for check, found in latest.items() if found != [{"runId": run_id, "status": "SUCCEEDED"}]
     } == {}

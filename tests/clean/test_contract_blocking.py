@@ -5,11 +5,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from ballast.monitoring.sensors import ALERT_SENSOR
 from ballast.runs import instance, refresh
 from ballast.settings import CONTRACTS_DIR, Settings
 from tests.conftest import START, make_settings
+from tests.dagster_ui import free_port, stop_session, wait_for_asset_nodes
 
 pytestmark = pytest.mark.full  # raw, clean and features materialized, twice
 
@@ -129,28 +127,9 @@ def test_the_failed_contract_is_alerted_though_the_run_succeeded(strict_run: Str
     assert f"clean/transactions:contract_amount_invalid@{START} to {START + dt.timedelta(days=9)}" in keys
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _asset_nodes(port: int) -> list[dict] | None:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": CHECKS_QUERY}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)["data"]["assetNodes"]
-    except (OSError, KeyError, TypeError):
-        return None
-
-
 def _served_checks(settings: Settings) -> dict[tuple[str, str], dict | None]:
     """Every check's latest execution as the webserver serves it to the UI, on the home's instance."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "BALLAST_HOME": str(settings.home),
@@ -167,19 +146,9 @@ def _served_checks(settings: Settings) -> dict[tuple[str, str], dict | None]:
         start_new_session=True,
     )
     try:
-        nodes = None
-        deadline = time.monotonic() + 120
-        while nodes is None and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(1)
-            nodes = _asset_nodes(port)
-        assert nodes, "the webserver did not serve the code location within 120 s"
+        nodes = wait_for_asset_nodes(port, proc, CHECKS_QUERY, timeout_s=120)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
+        stop_session(proc, signal.SIGTERM)
     return {
         ("/".join(n["assetKey"]["path"]), c["name"]): c["executionForLatestMaterialization"]
         for n in nodes
