@@ -1,6 +1,8 @@
 """Live progress of `ballast run`: a line per step started or ended without a terminal, a bar with one."""
 
 import io
+import os
+import pty
 import re
 import uuid
 from pathlib import Path
@@ -8,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ballast.cli.progress import RunProgress
+from ballast.cli.progress import RunProgress, draws_a_bar
 from tests.cli.test_cli import _ballast
 
 # [run 2/3 12/48 1m03s] clean/transactions +1 done (9.4s); the run part only when a plan has several.
@@ -90,6 +92,19 @@ def test_each_run_of_a_plan_is_counted_in_the_users_names_of_its_steps() -> None
         ("2", "3/5", "clean/orders: 2 checks", "started"),
         ("2", "4/5", "clean/orders: 2 checks", "done"),
     ], shown
+
+
+def test_a_terminal_that_reports_no_width_gets_the_lines_not_a_bar() -> None:
+    """tqdm draws nothing at 0 columns: a pty nobody sized (`script`, `docker exec -t`) would show no progress at all."""
+    leader, follower = pty.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as out:
+            assert out.isatty() and os.get_terminal_size(follower).columns == 0
+            assert not draws_a_bar(out)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert not draws_a_bar(io.StringIO())
 
 
 @pytest.mark.full  # one `ballast run` of every layer on 45 small days (about 80 s)

@@ -8,6 +8,8 @@ ended, for CI logs.
 
 from __future__ import annotations
 
+import io
+import os
 import threading
 import time
 from typing import TextIO
@@ -116,6 +118,14 @@ class RunProgress:
                 return cursor
 
 
+def draws_a_bar(out: TextIO) -> bool:
+    """A terminal with a width: tqdm draws nothing on one that reports 0 columns (a pty nobody sized)."""
+    try:
+        return out.isatty() and os.get_terminal_size(out.fileno()).columns > 0
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
 class _RunView:
     """One run on the screen: a bar on a terminal, else a line per step started or ended."""
 
@@ -131,7 +141,7 @@ class _RunView:
         self._running: dict[str, tuple[str, float]] = {}
         self._bar = (
             tqdm(total=self._total, desc=name or "run", file=out, dynamic_ncols=True, bar_format=BAR_FORMAT)
-            if out.isatty()
+            if draws_a_bar(out)
             else None
         )
 
