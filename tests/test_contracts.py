@@ -46,26 +46,26 @@ def test_each_declared_check_has_a_stable_unique_name() -> None:
     names = [c.name for c in contracts.contract_checks(CLEAN)]
     assert len(names) == len(set(names))
     assert {
-        "contract_transaction_id_duplicate",
-        "contract_amount_invalid",
-        "contract_row_count",
-        "contract_failed_rows_currency",
-        "contract_schema",
+        "transaction_id_duplicate",
+        "amount_invalid",
+        "row_count",
+        "failed_rows_currency",
+        "schema",
     } <= set(names)
 
 
 def test_a_clean_partition_passes_although_another_is_bad(con) -> None:
     outcomes = _outcomes(con, "2025-01-01", "2025-01-01")
     assert all(o.passed for o in outcomes.values()), [o.name for o in outcomes.values() if not o.passed]
-    assert outcomes["contract_row_count"].value == 2
+    assert outcomes["row_count"].value == 2
 
 
 def test_the_bad_partition_fails_with_its_metrics(con) -> None:
     outcomes = _outcomes(con, "2025-01-02", "2025-01-02")
     failed = {name for name, o in outcomes.items() if not o.passed}
-    assert failed == {"contract_transaction_id_duplicate", "contract_amount_invalid", "contract_failed_rows_currency"}
-    assert outcomes["contract_amount_invalid"].metrics["invalid_count"] == 1
-    assert outcomes["contract_transaction_id_duplicate"].metrics["duplicate_count"] == 1
+    assert failed == {"transaction_id_duplicate", "amount_invalid", "failed_rows_currency"}
+    assert outcomes["amount_invalid"].metrics["invalid_count"] == 1
+    assert outcomes["transaction_id_duplicate"].metrics["duplicate_count"] == 1
 
 
 def test_verification_never_opens_a_network_connection(con, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +74,7 @@ def test_verification_never_opens_a_network_connection(con, monkeypatch: pytest.
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    assert _outcomes(con, "2025-01-01", "2025-01-01")["contract_row_count"].passed
+    assert _outcomes(con, "2025-01-01", "2025-01-01")["row_count"].passed
 
 
 def test_a_contract_on_a_missing_table_is_an_error(tmp_path: Path) -> None:
@@ -114,8 +114,8 @@ def test_the_raw_contract_fails_on_a_line_loaded_twice(tmp_path: Path) -> None:
         )
         for day, passed in (("2025-01-01", True), ("2025-01-02", False)):
             outcomes = {o.name: o for o in contracts.verify(RAW, con, {"start_date": day, "end_date": day})}
-            assert set(outcomes) == {"contract_schema", "contract_duplicate"}
-            assert outcomes["contract_duplicate"].passed is passed, day
+            assert set(outcomes) == {"schema", "duplicate"}
+            assert outcomes["duplicate"].passed is passed, day
     finally:
         con.close()
 
@@ -140,7 +140,7 @@ def test_the_features_contract_fails_on_a_customer_outside_the_long_window(tmp_p
         for day, passed in (("2025-04-10", True), ("2025-04-11", False)):
             variables = {"start_date": day, "end_date": day, "long_window_days": str(long)}
             outcomes = {o.name: o for o in contracts.verify(FEATURES, con, variables)}
-            assert all(o.passed for name, o in outcomes.items() if name != "contract_failed_rows_recency")
-            assert outcomes["contract_failed_rows_recency"].passed is passed, day
+            assert all(o.passed for name, o in outcomes.items() if name != "failed_rows_recency")
+            assert outcomes["failed_rows_recency"].passed is passed, day
     finally:
         con.close()

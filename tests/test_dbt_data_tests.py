@@ -15,7 +15,7 @@ DAY = "2025-01-10"
 EXPECTED_FAILURES = {
     "amount_as_received",
     "churned_matches_transactions",
-    "next_event_date_is_next_purchase",
+    "next_event_is_next_purchase",
 }
 
 

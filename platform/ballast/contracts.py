@@ -42,7 +42,7 @@ class CheckOutcome:
 
 def check_name(check_type: str, column: str | None, qualifier: str | None) -> str:
     parts = [column, check_type, qualifier]
-    return "contract_" + "_".join(p for p in parts if p)
+    return "_".join(p for p in parts if p)
 
 
 def _describe(check_type: str, column: str | None, body: dict) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from ballast import contracts
+from ballast.common.gates import gate_spec
 from ballast.common.metadata import readable
 from ballast.common.partitions import run_window
 from ballast.resources import WarehouseResource, feature_windows
@@ -36,7 +37,7 @@ class Contract:
 
 def blocking_contract(settings: Settings, contract_file: str, asset_key: dg.AssetKey) -> Contract:
     declared = contracts.contract_checks(settings.contracts_dir / contract_file)
-    specs = tuple(dg.AssetCheckSpec(c.name, asset=asset_key, description=c.description) for c in declared)
+    specs = tuple(gate_spec(c.name, asset_key, c.description) for c in declared)
     return Contract(settings, contract_file, asset_key, specs)
 
 

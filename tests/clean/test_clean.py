@@ -109,5 +109,5 @@ def test_accounting_and_contract_checks_passed(platform: Platform) -> None:
     evaluations = platform.result.get_asset_check_evaluations()
     by_name = {e.check_name: e.passed for e in evaluations}
     assert by_name["assert_rows_accounted_for"] is True
-    assert by_name["contract_transaction_id_duplicate"] is True
+    assert by_name["transaction_id_duplicate"] is True
     assert all(by_name.values()), [k for k, v in by_name.items() if not v]

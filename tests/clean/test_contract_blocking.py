@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from ballast.cli.generator import GenerateSpec, generate
+from ballast.contracts import contract_checks
 from ballast.definitions import build_defs
 from ballast.monitoring.sensors import ALERT_SENSOR
 from ballast.runs import instance, refresh
@@ -73,7 +74,7 @@ def strict_run(tmp_path_factory: pytest.TempPathFactory) -> StrictRun:
 
 
 def test_failed_contract_check_reports_its_metrics(strict_run: StrictRun) -> None:
-    [check] = [e for e in strict_run.result.get_asset_check_evaluations() if e.check_name == "contract_amount_invalid"]
+    [check] = [e for e in strict_run.result.get_asset_check_evaluations() if e.check_name == "amount_invalid"]
     assert check.asset_key == CLEAN and not check.passed
     assert check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["invalid_count"].value > 0
@@ -124,7 +125,7 @@ def test_the_failed_contract_is_alerted_though_the_run_succeeded(strict_run: Str
     finally:
         dagster_instance.dispose()
     keys = {json.loads(line)["key"] for line in settings.alert_log.read_text().splitlines()}
-    assert f"clean/transactions:contract_amount_invalid@{START} to {START + dt.timedelta(days=9)}" in keys
+    assert f"clean/transactions:amount_invalid@{START} to {START + dt.timedelta(days=9)}" in keys
 
 
 def _served_checks(settings: Settings) -> dict[tuple[str, str], dict | None]:
@@ -160,7 +161,7 @@ def test_the_catalogue_shows_the_blocking_check_failed_and_the_checks_it_stopped
     strict_run: StrictRun,
 ) -> None:
     served = _served_checks(strict_run.settings)
-    failed = served[(CLEAN.to_user_string(), "contract_amount_invalid")]
+    failed = served[(CLEAN.to_user_string(), "amount_invalid")]
     assert failed["status"] == "FAILED"
     assert failed["evaluation"]["success"] is False and failed["evaluation"]["severity"] == "ERROR"
     assert "valid_max=50" in failed["evaluation"]["description"]
@@ -169,7 +170,8 @@ def test_the_catalogue_shows_the_blocking_check_failed_and_the_checks_it_stopped
     # The features' checks never ran: the run succeeded, so Dagster resolves them as SKIPPED
     # ("Skipped" in the UI), with no result.
     stopped = {check: execution for (asset, check), execution in served.items() if asset == FEATURES.to_user_string()}
-    contract = {name: e for name, e in stopped.items() if name.startswith("contract_")}
+    declared = {c.name for c in contract_checks(CONTRACTS_DIR / "customer_daily_features.yml")}
+    contract = {name: e for name, e in stopped.items() if name in declared}
     assert len(contract) > 10
     assert {e["status"] for e in contract.values()} == {"SKIPPED"}
     assert all(e["evaluation"] is None for e in contract.values())
@@ -214,13 +216,13 @@ def test_the_next_run_verifies_the_blocked_days_again_until_they_pass(
     for name, value in (("HOME", settings.home), ("START_DATE", START), ("CONTRACTS_DIR", contracts)):
         monkeypatch.setenv(f"BALLAST_{name}", str(value))
     days = {(START + dt.timedelta(days=i)).isoformat() for i in range(10)}
-    named = "ballast: error: blocking check clean/transactions:contract_amount_invalid failed"
+    named = "ballast: error: blocking check clean/transactions:amount_invalid failed"
 
     for attempt in (1, 2):
         assert main(["run"]) == 1
         err = capsys.readouterr().err
         assert any(line.startswith(named) for line in err.splitlines()), err
-        assert _contract_runs(settings, "contract_amount_invalid") == ["FAILED"] * attempt
+        assert _contract_runs(settings, "amount_invalid") == ["FAILED"] * attempt
         assert _materialized_days(settings, CLEAN) == set() and _materialized_days(settings, FEATURES) == set()
 
     # The team relaxes the contract again: the next run verifies the same days, they pass, features follow.
@@ -228,5 +230,5 @@ def test_the_next_run_verifies_the_blocked_days_again_until_they_pass(
     main(["run"])
     err = capsys.readouterr().err
     assert "blocking check" not in err
-    assert _contract_runs(settings, "contract_amount_invalid") == ["FAILED", "FAILED", "SUCCEEDED"]
+    assert _contract_runs(settings, "amount_invalid") == ["FAILED", "FAILED", "SUCCEEDED"]
     assert _materialized_days(settings, CLEAN) == days and _materialized_days(settings, FEATURES) == days

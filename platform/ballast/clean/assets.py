@@ -11,6 +11,7 @@ from ballast.clean.quarantine import quarantine_shares, shares_markdown
 from ballast.clean.tables import CLEAN_LAYER, CLEAN_TRANSACTIONS_TABLE
 from ballast.common import code_version, lake
 from ballast.common.columns import Column
+from ballast.common.gates import gate_spec
 from ballast.common.metadata import (
     COLUMN_LINEAGE,
     NO_RETRY_REASON,
@@ -62,7 +63,7 @@ class QuarantineShareGate:
             f"Every partition day of the run has at most {self.limit:.1%} of its raw rows quarantined "
             "(BALLAST_MAX_QUARANTINE_SHARE); a broken delivery stops here instead of thinning the features."
         )
-        return (dg.AssetCheckSpec(QUARANTINE_SHARE_CHECK, asset=self.asset_key, description=description),)
+        return (gate_spec(QUARANTINE_SHARE_CHECK, self.asset_key, description),)
 
     def verify(self, run_tags: dict[str, str], warehouse: WarehouseResource) -> list[dg.AssetCheckResult]:
         limit = self.limit

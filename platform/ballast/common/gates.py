@@ -23,6 +23,16 @@ class Gate(Protocol):
     def verify(self, run_tags: dict[str, str], warehouse: Any) -> list[dg.AssetCheckResult]: ...
 
 
+def gate_spec(name: str, asset_key: dg.AssetKey, description: str) -> dg.AssetCheckSpec:
+    """A gate's check. Dagster's UI calls it "non-blocking" (it does not fail the run): its description says what it stops."""
+    return dg.AssetCheckSpec(
+        name,
+        asset=asset_key,
+        description=f"{description} Gate: when it fails, {asset_key.to_user_string()} is withheld"
+        " for the run's days and what depends on it is skipped.",
+    )
+
+
 def judge(asset_key: dg.AssetKey, results: Sequence[dg.AssetCheckResult]) -> tuple[bool, list[dg.AssetCheckResult]]:
     """Whether the results withhold `asset_key`, and the results with each failed one saying so."""
     blocked = any(not r.passed and r.severity == dg.AssetCheckSeverity.ERROR for r in results)

@@ -15,7 +15,7 @@ from ballast.lineage.columns import ColumnGraph, ServiceFeature, service_feature
 from ballast.raw.assets import RAW_TRANSACTIONS
 from ballast.settings import Settings
 
-LINEAGE_POLICY_CHECK = "features_have_documented_lineage"
+LINEAGE_POLICY_CHECK = "feature_lineage_documented"
 RAW_TABLE = ".".join(RAW_TRANSACTIONS.path)
 
 
@@ -80,7 +80,7 @@ def lineage_policy_check(graph: ColumnGraph, settings: Settings) -> dg.AssetChec
         description=f"Every feature of the feature service {FEATURE_SERVICE} has a description and a column lineage"
         f" path back to {RAW_TABLE} (and so to the landing columns).",
     )
-    def features_have_documented_lineage(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
+    def feature_lineage_documented(feature_store: FeatureStoreResource) -> dg.AssetCheckResult:
         """Every feature of the feature service has a description and a column lineage path back to raw."""
         verdicts = evaluate(graph, service_features(feature_store.definitions(), lake_dir))
         failing = [str(v.feature) for v in verdicts if not v.passed]
@@ -96,4 +96,4 @@ def lineage_policy_check(graph: ColumnGraph, settings: Settings) -> dg.AssetChec
             },
         )
 
-    return features_have_documented_lineage
+    return feature_lineage_documented

@@ -27,7 +27,7 @@ NO_RETRY = (
     "Trains or evaluates on the local warehouse and writes the on-disk model registry: deterministic (fixed row"
     f" order and seed), so a retry repeats the failure; a failed step leaves no half-written version. {LOCK_RETRY_NOTE}"
 )
-REGISTRY_CHECK = "registry_version_reproduces_holdout"
+REGISTRY_CHECK = "registry_reproduces_holdout"
 
 
 class CandidateConfig(dg.Config):

@@ -26,7 +26,7 @@ from ballast.resources import WarehouseResource
 from ballast.settings import WAREHOUSE_POOL, Settings
 
 CODE_VERSION = code_version.of_sources(Path(__file__), training, registry)
-REFERENCE_CHECK = "champion_has_reference_profiles"
+REFERENCE_CHECK = "reference_profiles_exist"
 SCORES_CHECK = "scores_are_probabilities"
 # A score reads every model feature of its customer's row; model_version names the champion.
 SCORES_LINEAGE = column_lineage(
