@@ -45,19 +45,6 @@ def dbt_layer_assets(
     """
     lineage = dbt_column_lineage(project, settings)
 
-    @dbt_assets(
-        manifest=project.manifest_path,
-        project=project,
-        select=f"path:models/{layer}",
-        name=f"{layer}_dbt_models",
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
-        dagster_dbt_translator=dbt_translator(),
-        pool=WAREHOUSE_POOL,
-    )
-    def _layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-        yield from build(context, dbt, warehouse)
-
     def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         window = partition_dates(context) if partitions_def else ()
         invoked_at = dt.datetime.now(dt.UTC)
@@ -108,14 +95,21 @@ def dbt_layer_assets(
                 raise warehouse.lock_retry() from failure
             raise failure
 
-    def _gated(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-        yield from build(context, dbt, warehouse)
-
     def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
         model = lineage.get(spec.key)
         known = {TRANSFORMATION: transformation(model), **lineage_metadata(model)} if model else {}
         return spec.merge_attributes(metadata={NO_RETRY_REASON: NO_RETRY, **known})
 
+    _layer = dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        select=f"path:models/{layer}",
+        name=f"{layer}_dbt_models",
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
+        dagster_dbt_translator=dbt_translator(),
+        pool=WAREHOUSE_POOL,
+    )(build)
     if gates:
         # dagster-dbt declares only dbt's own tests as checks: the same op, with the gates' checks added.
         _layer = dg.multi_asset(
@@ -127,7 +121,7 @@ def dbt_layer_assets(
             backfill_policy=_layer.backfill_policy,
             op_tags=_layer.op.tags,
             pool=WAREHOUSE_POOL,
-        )(_gated)
+        )(build)
     [described] = dg.map_asset_specs(describe, [_layer])
     return described
 

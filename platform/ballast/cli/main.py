@@ -341,10 +341,11 @@ def _check_result(result, log_path: Path, settings: Settings) -> None:
     # A candidate that fails a promotion gate is the platform working, not failing:
     # the data layers are built and the champion stays. The report says which gate.
     gates_only = bool(failures) and all(e.step_key == GATES_STEP for e in failures)
+    failed = not result.success and not gates_only
     withheld = withholding_checks(result)
     if withheld:
         print(BLOCKED_NOTE)
-    if not result.success and not gates_only:
+    if failed:
         for event in failures:
             reason = _failure_reason(event.step_failure_data)
             if _blocked_by_checks(event.step_failure_data):
@@ -353,7 +354,7 @@ def _check_result(result, log_path: Path, settings: Settings) -> None:
     # A run a blocking check stopped succeeds in Dagster (the check withheld its asset); not here.
     for e in withheld:
         print(f"ballast: error: {_describe_check(e)}", file=sys.stderr)
-    if not result.success and not gates_only:
+    if failed:
         steps = f"{len(failures)} failed step(s)" if failures else "no step failed; the run itself did"
         raise UserError(f"the run failed ({steps}); full log: {log_path}")
     if withheld:
